@@ -1,0 +1,53 @@
+# The README's two commands call these: `make run` and `make test`.
+# setup installs what is missing, build compiles the module (release) and installs the
+# python-shim next to it, run starts redis-server with the module, test runs every test.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3)
+# The real interpreter, not a pyenv shim: pyo3 links against its libpython.
+PYO3_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
+export PYO3_PYTHON
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+MODULE := target/release/libredisgears_rs.so
+SHIM_DIR := target/release/gears-python
+PORT ?= 6379
+
+.PHONY: setup build run test test-unit test-shim test-blackbox lint clean
+
+setup:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
+	dpkg -s libclang-dev >/dev/null 2>&1 || missing="$$missing libclang-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@$(PYTHON) -c 'import redis, pytest' 2>/dev/null || $(PYTHON) -m pip install -q -r tests/requirements.txt
+
+build: setup
+	cargo build --release -p redisgears-rs
+	@rm -rf $(SHIM_DIR) && mkdir -p $(SHIM_DIR)
+	cp -r python-shim/gears $(SHIM_DIR)/
+	$(PYTHON) -m pip install -q --no-deps --target $(SHIM_DIR) -r python-shim/requirements.txt
+
+run: build
+	redis-server --port $(PORT) --bind 127.0.0.1 --loadmodule $(CURDIR)/$(MODULE)
+
+test-unit:
+	cargo test --release -p redisgears-rs --lib
+
+test-shim:
+	cd python-shim && $(PYTHON) -m pytest -q tests
+
+test-blackbox:
+	GEARS_MODULE=$(CURDIR)/$(MODULE) $(PYTHON) -m pytest -q tests
+
+test: build test-unit test-shim test-blackbox
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --release -p redisgears-rs -- -D warnings
+
+clean:
+	cargo clean

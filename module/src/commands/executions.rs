@@ -1,0 +1,146 @@
+//! RG.GETEXECUTION, RG.GETRESULTS, RG.GETRESULTSBLOCKING, RG.DROPEXECUTION,
+//! RG.ABORTEXECUTION, RG.DUMPEXECUTIONS.
+
+use std::sync::Arc;
+
+use redis_module::{Context, RedisString};
+
+use super::{arity, ok, text, Answer};
+use crate::engine::execution::{ExecState, Execution};
+use crate::engine::registry::DropError;
+use crate::engine::value::Value;
+use crate::executions::results_reply;
+use crate::redis::blocked::BlockedClient;
+use crate::state::globals;
+
+const NOT_FOUND: &str = "execution plan does not exist";
+
+fn find(args: &[RedisString]) -> Result<Arc<Execution>, String> {
+    let id = text(&args[1])?;
+    globals()
+        .registry
+        .get(&id)
+        .ok_or_else(|| NOT_FOUND.to_string())
+}
+
+fn plan_reply(st: &ExecState) -> Value {
+    let s = |x: &str| Value::str(x);
+    let steps = st
+        .steps
+        .iter()
+        .map(|r| {
+            Value::List(vec![
+                s("type"),
+                s(&r.type_name),
+                s("duration"),
+                Value::Int((r.nanos / 1_000_000) as i64),
+                s("name"),
+                s(&r.name),
+                s("arg"),
+                s(&r.arg),
+            ])
+        })
+        .collect();
+    let python_entries = st
+        .entries
+        .iter()
+        .find(|(h, _)| *h == "python")
+        .map_or(0, |(_, n)| *n);
+    Value::List(vec![
+        s("status"),
+        s(st.status.as_str()),
+        s("shards_received"),
+        Value::Int(0),
+        s("shards_completed"),
+        Value::Int(0),
+        s("results"),
+        Value::Int(st.results.len() as i64),
+        s("errors"),
+        Value::List(st.errors.iter().map(|e| Value::str(e.as_str())).collect()),
+        s("total_duration"),
+        Value::Int(st.total_ms as i64),
+        s("read_duration"),
+        Value::Int(st.read_ms as i64),
+        s("steps"),
+        Value::List(steps),
+        s("python_entries"),
+        Value::Int(python_entries as i64),
+    ])
+}
+
+pub fn get_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 2, Some(3))?;
+    if let Some(scope) = args.get(2) {
+        let scope = text(scope)?.to_ascii_uppercase();
+        if scope != "SHARD" && scope != "CLUSTER" {
+            return Err(format!("ERR unknown option '{scope}' (SHARD or CLUSTER)"));
+        }
+    }
+    let exec = find(args)?;
+    let st = exec.state();
+    Ok(Answer::Reply(Value::List(vec![Value::List(vec![
+        Value::str("shard_id"),
+        Value::str(globals().shard_id.as_str()),
+        Value::str("execution_plan"),
+        plan_reply(&st),
+    ])])))
+}
+
+pub fn get_results(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 2, Some(2))?;
+    let exec = find(args)?;
+    let st = exec.state();
+    if !st.status.is_finished() {
+        return Err("ERR execution is still running".into());
+    }
+    Ok(Answer::Reply(results_reply(&st)))
+}
+
+pub fn get_results_blocking(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 2, Some(2))?;
+    let exec = find(args)?;
+    if exec.status().is_finished() {
+        return Ok(Answer::Reply(results_reply(&exec.state())));
+    }
+    let client = BlockedClient::block(ctx);
+    exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
+    Ok(Answer::Blocked)
+}
+
+pub fn drop_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 2, Some(2))?;
+    match globals().registry.drop_execution(&text(&args[1])?) {
+        Ok(()) => ok(),
+        Err(DropError::NotFound) => Err(NOT_FOUND.into()),
+        Err(DropError::Running) => {
+            Err("ERR can not drop a running execution, abort it first".into())
+        }
+    }
+}
+
+pub fn abort_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 2, Some(2))?;
+    let exec = find(args)?;
+    exec.request_abort();
+    ok()
+}
+
+pub fn dump_executions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 1, Some(1))?;
+    let list = globals()
+        .registry
+        .list()
+        .iter()
+        .map(|e| {
+            Value::List(vec![
+                Value::str("executionId"),
+                Value::str(e.id.as_str()),
+                Value::str("status"),
+                Value::str(e.status().as_str()),
+                Value::str("registered"),
+                Value::Int(e.registered as i64),
+            ])
+        })
+        .collect();
+    Ok(Answer::Reply(Value::List(list)))
+}

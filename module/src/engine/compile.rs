@@ -1,0 +1,209 @@
+//! Compiling a plan's steps into stages: cut where records move between shards, with
+//! consecutive host steps fused into one operator.
+
+use std::sync::Arc;
+
+use super::native;
+use super::operator::Operator;
+use super::plan::{Exchange, Host, HostStep, OutputForm, Step, StepKind};
+
+/// A part of an execution that runs on every shard without moving records.
+pub struct Stage {
+    pub ops: Vec<Box<dyn Operator>>,
+    /// For each operator, the indices of the plan steps it covers.
+    pub op_steps: Vec<Vec<usize>>,
+    /// How the stage's output moves on (None for the last stage).
+    pub exchange: Option<Exchange>,
+}
+
+/// The fused group of host steps ending before `end`, starting at `start`.
+struct Group {
+    start: usize,
+    steps: Vec<HostStep>,
+}
+
+/// What a host run must output, from the steps that follow it.
+fn output_form(steps: &[Step], after: usize) -> OutputForm {
+    let mut later_host = false;
+    let mut inspected = false;
+    for step in &steps[after..] {
+        match &step.kind {
+            StepKind::Host(_) => {
+                later_host = true;
+                break;
+            }
+            StepKind::Native(n) if n.inspects_records() => inspected = true,
+            StepKind::Exchange(Exchange::Repartition(None)) => inspected = true,
+            _ => {}
+        }
+    }
+    if inspected {
+        OutputForm::Values
+    } else if later_host {
+        OutputForm::Keep
+    } else {
+        OutputForm::Reply
+    }
+}
+
+pub fn compile(
+    steps: &[Step],
+    host: Option<&Arc<dyn Host>>,
+    profile: bool,
+    sync: bool,
+) -> anyhow::Result<Vec<Stage>> {
+    let mut stages = Vec::new();
+    let mut stage = Stage {
+        ops: Vec::new(),
+        op_steps: Vec::new(),
+        exchange: None,
+    };
+    let mut group: Option<Group> = None;
+
+    let flush = |group: &mut Option<Group>, stage: &mut Stage, end: usize| -> anyhow::Result<()> {
+        if let Some(g) = group.take() {
+            let host = host.ok_or_else(|| anyhow::anyhow!("a plan with user steps has no host"))?;
+            let op = host.fuse(&g.steps, output_form(steps, end), profile, sync)?;
+            stage.ops.push(op);
+            stage.op_steps.push((g.start..end).collect());
+        }
+        Ok(())
+    };
+
+    for (i, step) in steps.iter().enumerate() {
+        match &step.kind {
+            StepKind::Host(h) => group
+                .get_or_insert_with(|| Group {
+                    start: i,
+                    steps: Vec::new(),
+                })
+                .steps
+                .push(h.clone()),
+            StepKind::Native(n) => {
+                flush(&mut group, &mut stage, i)?;
+                stage.ops.push(native::operator(n));
+                stage.op_steps.push(vec![i]);
+            }
+            StepKind::Exchange(x) => {
+                flush(&mut group, &mut stage, i)?;
+                stage.exchange = Some(x.clone());
+                stage.op_steps.push(vec![i]);
+                stages.push(std::mem::replace(
+                    &mut stage,
+                    Stage {
+                        ops: Vec::new(),
+                        op_steps: Vec::new(),
+                        exchange: None,
+                    },
+                ));
+            }
+        }
+    }
+    flush(&mut group, &mut stage, steps.len())?;
+    stages.push(stage);
+    Ok(stages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::operator::{RunCtx, Stop};
+    use crate::engine::plan::NativeStep;
+    use crate::engine::value::Value;
+    use std::sync::Mutex;
+
+    /// A host that records the groups it was asked to fuse.
+    struct FakeHost(Mutex<Vec<(Vec<&'static str>, OutputForm)>>);
+    struct Nop;
+    impl Operator for Nop {
+        fn push(&mut self, _: &mut RunCtx, b: Vec<Value>) -> Result<Vec<Value>, Stop> {
+            Ok(b)
+        }
+        fn finish(&mut self, _: &mut RunCtx) -> Result<Vec<Value>, Stop> {
+            Ok(vec![])
+        }
+        fn step_nanos(&self) -> Vec<u64> {
+            vec![]
+        }
+    }
+    impl Host for FakeHost {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn fuse(
+            &self,
+            s: &[HostStep],
+            o: OutputForm,
+            _: bool,
+            _: bool,
+        ) -> anyhow::Result<Box<dyn Operator>> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((s.iter().map(|h| h.op).collect(), o));
+            Ok(Box::new(Nop))
+        }
+    }
+
+    fn host(op: &'static str) -> Step {
+        step(StepKind::Host(HostStep {
+            op,
+            payload: Arc::new(()),
+        }))
+    }
+    fn step(kind: StepKind) -> Step {
+        Step {
+            kind,
+            type_name: String::new(),
+            name: String::new(),
+            arg: String::new(),
+        }
+    }
+
+    #[test]
+    fn fuses_runs_and_cuts_at_exchanges() {
+        let steps = vec![
+            host("map"),
+            host("filter"),
+            host("flatmap"),
+            step(StepKind::Native(NativeStep::LocalCountBy)),
+            step(StepKind::Exchange(Exchange::Repartition(None))),
+            step(StepKind::Native(NativeStep::SumCountsBy)),
+            host("map"),
+            step(StepKind::Exchange(Exchange::Collect)),
+        ];
+        let fake = Arc::new(FakeHost(Mutex::new(vec![])));
+        let h: Arc<dyn Host> = fake.clone();
+        let stages = compile(&steps, Some(&h), false, false).unwrap();
+        assert_eq!(stages.len(), 3);
+        assert_eq!(stages[0].ops.len(), 2);
+        assert_eq!(stages[0].op_steps[0], vec![0, 1, 2]);
+        assert_eq!(stages[1].ops.len(), 2);
+        assert!(stages[2].ops.is_empty());
+        let groups = fake.0.lock().unwrap().clone();
+        assert_eq!(
+            groups,
+            vec![
+                (vec!["map", "filter", "flatmap"], OutputForm::Values),
+                (vec!["map"], OutputForm::Reply),
+            ]
+        );
+    }
+
+    #[test]
+    fn host_runs_keep_objects_across_a_limit() {
+        let steps = vec![
+            host("map"),
+            step(StepKind::Native(NativeStep::Limit {
+                offset: 0,
+                length: 1,
+            })),
+            host("map"),
+        ];
+        let fake = Arc::new(FakeHost(Mutex::new(vec![])));
+        let h: Arc<dyn Host> = fake.clone();
+        compile(&steps, Some(&h), false, false).unwrap();
+        let forms: Vec<_> = fake.0.lock().unwrap().iter().map(|g| g.1).collect();
+        assert_eq!(forms, vec![OutputForm::Keep, OutputForm::Reply]);
+    }
+}

@@ -1,0 +1,204 @@
+//! One run of a plan: its status, results and errors, and the clients waiting for it.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::value::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Done,
+    Aborted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Done => "done",
+            Status::Aborted => "aborted",
+        }
+    }
+    pub fn is_finished(self) -> bool {
+        matches!(self, Status::Done | Status::Aborted)
+    }
+}
+
+/// One step as RG.GETEXECUTION reports it.
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    pub type_name: String,
+    pub name: String,
+    pub arg: String,
+    pub nanos: u64,
+}
+
+/// Everything an execution reports.
+pub struct ExecState {
+    pub status: Status,
+    pub results: Vec<Value>,
+    pub errors: Vec<String>,
+    pub steps: Vec<StepReport>,
+    pub total_ms: u64,
+    pub read_ms: u64,
+    /// Entries into each language runtime, by host name.
+    pub entries: Vec<(&'static str, u64)>,
+}
+
+/// Called once when the execution finishes (e.g. to answer a blocked client).
+pub type Waiter = Box<dyn FnOnce(&ExecState) + Send>;
+
+pub struct Execution {
+    pub id: String,
+    pub seq: u64,
+    pub registered: bool,
+    state: Mutex<ExecState>,
+    waiters: Mutex<Vec<Waiter>>,
+    abort_requested: AtomicBool,
+    /// How to interrupt user code running right now (set by a host while it runs a step).
+    interrupt: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
+    /// Host resources that live as long as the execution runs (e.g. a Python session).
+    keep_alive: Mutex<Vec<Box<dyn Any + Send>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere was caught; the data is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Execution {
+    pub fn new(id: String, seq: u64, registered: bool, steps: Vec<StepReport>) -> Self {
+        Execution {
+            id,
+            seq,
+            registered,
+            state: Mutex::new(ExecState {
+                status: Status::Created,
+                results: Vec::new(),
+                errors: Vec::new(),
+                steps,
+                total_ms: 0,
+                read_ms: 0,
+                entries: Vec::new(),
+            }),
+            waiters: Mutex::new(Vec::new()),
+            abort_requested: AtomicBool::new(false),
+            interrupt: Mutex::new(None),
+            keep_alive: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, ExecState> {
+        lock(&self.state)
+    }
+
+    pub fn status(&self) -> Status {
+        self.state().status
+    }
+
+    /// Moves from created to running; false when it was aborted before it started.
+    pub fn start(&self) -> bool {
+        let mut st = self.state();
+        if st.status != Status::Created || self.abort_requested() {
+            return false;
+        }
+        st.status = Status::Running;
+        true
+    }
+
+    pub fn keep_alive(&self, resource: Box<dyn Any + Send>) {
+        lock(&self.keep_alive).push(resource);
+    }
+
+    pub fn abort_requested(&self) -> bool {
+        self.abort_requested.load(Ordering::Acquire)
+    }
+
+    /// Asks a created or running execution to stop. False when it already finished.
+    pub fn request_abort(&self) -> bool {
+        let status = self.status();
+        if status.is_finished() {
+            return false;
+        }
+        self.abort_requested.store(true, Ordering::Release);
+        {
+            // Held while interrupting, so a worker that clears the interrupt when it is
+            // done is never hit by one that arrives later.
+            let interrupt = lock(&self.interrupt);
+            if let Some(interrupt) = interrupt.as_ref() {
+                interrupt();
+            }
+        }
+        if status == Status::Created {
+            // Never started: it will not run, so it finishes here.
+            self.finish(
+                Vec::new(),
+                vec!["Execution was aborted".into()],
+                Status::Aborted,
+                0,
+                0,
+                Vec::new(),
+            );
+        }
+        true
+    }
+
+    pub fn set_interrupt(&self, interrupt: Option<Arc<dyn Fn() + Send + Sync>>) {
+        *lock(&self.interrupt) = interrupt;
+    }
+
+    /// Runs `waiter` when the execution finishes (at once if it already has).
+    pub fn on_finish(&self, waiter: Waiter) {
+        {
+            let st = self.state();
+            if !st.status.is_finished() {
+                lock(&self.waiters).push(waiter);
+                return;
+            }
+        }
+        waiter(&self.state());
+    }
+
+    /// Records the outcome, releases host resources and answers the waiters. Only the
+    /// first call counts.
+    pub fn finish(
+        &self,
+        results: Vec<Value>,
+        errors: Vec<String>,
+        status: Status,
+        total_ms: u64,
+        read_ms: u64,
+        step_nanos: Vec<u64>,
+    ) {
+        {
+            let mut st = self.state();
+            if st.status.is_finished() {
+                return;
+            }
+            st.status = status;
+            st.results = results;
+            st.errors = errors;
+            st.total_ms = total_ms;
+            st.read_ms = read_ms;
+            for (report, nanos) in st.steps.iter_mut().zip(step_nanos) {
+                report.nanos = nanos;
+            }
+        }
+        self.set_interrupt(None);
+        let resources = std::mem::take(&mut *lock(&self.keep_alive));
+        drop(resources);
+        let waiters = std::mem::take(&mut *lock(&self.waiters));
+        let st = self.state();
+        for waiter in waiters {
+            waiter(&st);
+        }
+    }
+
+    pub fn set_entries(&self, entries: Vec<(&'static str, u64)>) {
+        self.state().entries = entries;
+    }
+}

@@ -1,0 +1,13 @@
+//! The language-agnostic core: values, plans, stages, executions and the worker pool.
+//! Nothing here knows Python, Wasm or Redis.
+
+pub mod compile;
+pub mod execution;
+pub mod native;
+pub mod operator;
+pub mod plan;
+pub mod pool;
+pub mod reader;
+pub mod registry;
+pub mod run;
+pub mod value;

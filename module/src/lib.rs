@@ -1,0 +1,136 @@
+//! A Redis module that runs data pipelines next to the data: RedisGears 1.x compatible
+//! Python recipes (RG.PYEXECUTE), and the engine later issues plug Wasm guests, triggers
+//! and the cluster into. This file is the entry point only: commands and load.
+
+pub mod cluster;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod executions;
+pub mod python;
+pub mod readers;
+pub mod redis;
+pub mod state;
+
+use redis_module::{Context, RedisResult, RedisString, Status};
+
+use crate::commands::{config as config_cmds, executions as exec_cmds, guarded, python as py_cmds};
+
+/// Load-time arguments old RedisGears deployments pass that mean nothing here.
+const IGNORED_LOAD_ARGS: &[&str] = &[
+    "Plugin",
+    "CreateVenv",
+    "PythonInstallationDir",
+    "DownloadDeps",
+    "DependenciesUrl",
+    "DependenciesSha256",
+    "PythonInstallReqMaxIdleTime",
+];
+
+fn apply_load_args(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let name = &args[i];
+        let Some(value) = args.get(i + 1) else {
+            ctx.log_warning(&format!(
+                "gears: load argument '{name}' has no value; ignored"
+            ));
+            break;
+        };
+        if IGNORED_LOAD_ARGS
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
+        {
+            ctx.log_notice(&format!(
+                "gears: load argument '{name} {value}' is not used by this module; ignored"
+            ));
+        } else if let Err(e) = config::set_by_name(name, value, true) {
+            return Err(format!("bad load argument: {e}"));
+        }
+        i += 2;
+    }
+    Ok(())
+}
+
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    config::reset();
+    if let Err(e) = apply_load_args(ctx, args) {
+        ctx.log_warning(&format!("gears: {e}"));
+        return Status::Err;
+    }
+    redis::lock::init_main_thread(ctx);
+    redis::lock::set_slice_micros(config::get(config::Key::LockSliceMicros) as u64);
+    let python = config::get(config::Key::PythonEnabled) == 1;
+    if python {
+        if let Err(e) = python::runtime::init() {
+            ctx.log_warning(&format!("gears: {e:#}"));
+            return Status::Err;
+        }
+    }
+    let threads = config::get(config::Key::ExecutionThreads) as usize;
+    let pool = match engine::pool::Pool::new(threads, redis::lock::mark_worker) {
+        Ok(pool) => pool,
+        Err(e) => {
+            ctx.log_warning(&format!("gears: cannot start worker threads: {e}"));
+            return Status::Err;
+        }
+    };
+    let shard_id = "0".repeat(40);
+    state::init(state::Globals {
+        registry: engine::registry::Registry::new(shard_id.clone()),
+        shard_id,
+        pool,
+        python,
+    });
+    Status::Ok
+}
+
+/// MODULE UNLOAD would leave the interpreter and the worker threads behind: refuse it.
+fn deinit(ctx: &Context) -> Status {
+    ctx.log_warning("gears: this module can not be unloaded");
+    Status::Err
+}
+
+macro_rules! command {
+    ($name:ident, $handler:path) => {
+        fn $name(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+            guarded(ctx, args, $handler)
+        }
+    };
+}
+
+command!(rg_pyexecute, py_cmds::pyexecute);
+command!(rg_pystats, py_cmds::pystats);
+command!(rg_pydumpsessions, py_cmds::pydumpsessions);
+command!(rg_getexecution, exec_cmds::get_execution);
+command!(rg_getresults, exec_cmds::get_results);
+command!(rg_getresultsblocking, exec_cmds::get_results_blocking);
+command!(rg_dropexecution, exec_cmds::drop_execution);
+command!(rg_abortexecution, exec_cmds::abort_execution);
+command!(rg_dumpexecutions, exec_cmds::dump_executions);
+command!(rg_configget, config_cmds::config_get);
+command!(rg_configset, config_cmds::config_set);
+
+#[cfg(not(test))]
+redis_module::redis_module! {
+    name: "rg",
+    version: 1,
+    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [],
+    init: init,
+    deinit: deinit,
+    commands: [
+        ["rg.pyexecute", rg_pyexecute, "write deny-script", 0, 0, 0, ""],
+        ["rg.pystats", rg_pystats, "readonly", 0, 0, 0, ""],
+        ["rg.pydumpsessions", rg_pydumpsessions, "readonly", 0, 0, 0, ""],
+        ["rg.getexecution", rg_getexecution, "readonly", 0, 0, 0, ""],
+        ["rg.getresults", rg_getresults, "readonly", 0, 0, 0, ""],
+        ["rg.getresultsblocking", rg_getresultsblocking, "readonly", 0, 0, 0, ""],
+        ["rg.dropexecution", rg_dropexecution, "readonly", 0, 0, 0, ""],
+        ["rg.abortexecution", rg_abortexecution, "readonly", 0, 0, 0, ""],
+        ["rg.dumpexecutions", rg_dumpexecutions, "readonly", 0, 0, 0, ""],
+        ["rg.configget", rg_configget, "readonly", 0, 0, 0, ""],
+        ["rg.configset", rg_configset, "readonly", 0, 0, 0, ""],
+    ],
+}

@@ -1,0 +1,156 @@
+//! Values <-> Python objects.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PySet, PyString, PyTuple};
+
+use crate::engine::value::{format_float, HostObject, Value};
+
+/// A Python object travelling through the engine untouched.
+pub struct PyRecord(pub Py<PyAny>);
+
+impl fmt::Debug for PyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PyRecord")
+    }
+}
+
+impl HostObject for PyRecord {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+pub fn host(obj: Bound<'_, PyAny>) -> Value {
+    Value::Host(Arc::new(PyRecord(obj.unbind())))
+}
+
+pub fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Nil => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::Float(f) => PyFloat::new(py, *f).into_any(),
+        Value::Str(s) | Value::Status(s) | Value::Error(s) => PyString::new(py, s).into_any(),
+        Value::Bytes(b) => PyBytes::new(py, b).into_any(),
+        Value::List(items) => {
+            let list = PyList::empty(py);
+            for v in items {
+                list.append(to_py(py, v)?)?;
+            }
+            list.into_any()
+        }
+        Value::Map(pairs) => {
+            let dict = PyDict::new(py);
+            for (k, v) in pairs {
+                dict.set_item(to_py(py, k)?, to_py(py, v)?)?;
+            }
+            dict.into_any()
+        }
+        Value::Host(h) => match h.as_any().downcast_ref::<PyRecord>() {
+            Some(r) => r.0.bind(py).clone(),
+            None => PyString::new(py, "<foreign record>").into_any(),
+        },
+    })
+}
+
+/// Structural conversion: containers become lists and maps; other objects stay Python.
+pub fn to_value(obj: &Bound<'_, PyAny>) -> Value {
+    if obj.is_none() {
+        Value::Nil
+    } else if let Ok(b) = obj.cast::<PyBool>() {
+        Value::Bool(b.is_true())
+    } else if let Ok(i) = obj.cast::<PyInt>() {
+        match i.extract::<i64>() {
+            Ok(n) => Value::Int(n),
+            Err(_) => Value::Str(i.to_string()),
+        }
+    } else if let Ok(f) = obj.cast::<PyFloat>() {
+        Value::Float(f.value())
+    } else if let Ok(s) = obj.cast::<PyString>() {
+        Value::Str(s.to_string_lossy().into_owned())
+    } else if let Ok(b) = obj.cast::<PyBytes>() {
+        Value::Bytes(b.as_bytes().to_vec())
+    } else if let Ok(l) = obj.cast::<PyList>() {
+        Value::List(l.iter().map(|x| to_value(&x)).collect())
+    } else if let Ok(t) = obj.cast::<PyTuple>() {
+        Value::List(t.iter().map(|x| to_value(&x)).collect())
+    } else if let Ok(d) = obj.cast::<PyDict>() {
+        Value::Map(
+            d.iter()
+                .map(|(k, v)| (to_value(&k), to_value(&v)))
+                .collect(),
+        )
+    } else if let Ok(s) = obj.cast::<PySet>() {
+        Value::List(s.iter().map(|x| to_value(&x)).collect())
+    } else {
+        host(obj.clone())
+    }
+}
+
+/// The reply of a Python record when `convertToStr=False` (RedisGears 1.2's mapping):
+/// list -> array, int/bool -> integer, float -> bulk string, str -> bulk string (a leading
+/// '+' a status, '-' an error), bytes -> bulk, anything else -> "PY RECORD".
+pub fn to_reply(obj: &Bound<'_, PyAny>) -> Value {
+    if let Ok(s) = obj.cast::<PyString>() {
+        let s = s.to_string_lossy();
+        if let Some(status) = s.strip_prefix('+') {
+            Value::Status(status.to_string())
+        } else if let Some(err) = s.strip_prefix('-') {
+            Value::Error(err.to_string())
+        } else {
+            Value::Str(s.into_owned())
+        }
+    } else if let Ok(b) = obj.cast::<PyBool>() {
+        Value::Int(b.is_true() as i64)
+    } else if let Ok(i) = obj.cast::<PyInt>() {
+        match i.extract::<i64>() {
+            Ok(n) => Value::Int(n),
+            Err(_) => Value::Str(i.to_string()),
+        }
+    } else if let Ok(f) = obj.cast::<PyFloat>() {
+        Value::Str(format_float(f.value()))
+    } else if let Ok(b) = obj.cast::<PyBytes>() {
+        Value::Bytes(b.as_bytes().to_vec())
+    } else if let Ok(l) = obj.cast::<PyList>() {
+        Value::List(l.iter().map(|x| to_reply(&x)).collect())
+    } else {
+        Value::Str("PY RECORD".into())
+    }
+}
+
+/// A host record turned into its reply form (used when results leave an execution).
+pub fn value_to_reply(py: Python<'_>, value: Value) -> Value {
+    match value {
+        Value::Host(ref h) => match h.as_any().downcast_ref::<PyRecord>() {
+            Some(r) => to_reply(r.0.bind(py)),
+            None => value,
+        },
+        Value::List(items) => {
+            Value::List(items.into_iter().map(|v| value_to_reply(py, v)).collect())
+        }
+        other => other,
+    }
+}
+
+/// "Type: message" of a Python exception.
+pub fn describe_error(py: Python<'_>, err: &PyErr) -> String {
+    let type_name = err
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into());
+    let message = err
+        .value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    if message.is_empty() {
+        type_name
+    } else {
+        format!("{type_name}: {message}")
+    }
+}

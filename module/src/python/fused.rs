@@ -1,0 +1,153 @@
+//! The Python host: runs a fused run of consecutive Python steps, one GIL entry per batch.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use super::convert::{describe_error, host, to_py, to_reply, to_value};
+use super::native::ExecutionAborted;
+use super::runtime;
+use crate::engine::operator::{Operator, RunCtx, Stop};
+use crate::engine::plan::{Host, HostStep, OutputForm};
+use crate::engine::value::Value;
+
+/// The payload of a Python step: its arguments (callables and values).
+pub struct PyStepArgs(pub Py<PyTuple>);
+
+pub struct PythonHost {
+    pub traceback: bool,
+}
+
+impl Host for PythonHost {
+    fn name(&self) -> &'static str {
+        "python"
+    }
+
+    fn fuse(
+        &self,
+        steps: &[HostStep],
+        output: OutputForm,
+        profile: bool,
+        sync: bool,
+    ) -> anyhow::Result<Box<dyn Operator>> {
+        Python::attach(|py| {
+            let list = PyList::empty(py);
+            for step in steps {
+                let args = step
+                    .payload
+                    .downcast_ref::<PyStepArgs>()
+                    .ok_or_else(|| anyhow::anyhow!("a non-Python step in a Python run"))?;
+                list.append((step.op, args.0.bind(py)))?;
+            }
+            let options = PyDict::new(py);
+            options.set_item("profile", profile)?;
+            options.set_item("traceback", self.traceback)?;
+            options.set_item("sync", sync)?;
+            let run = runtime::fused_run_class(py)?.call1((list, options))?;
+            Ok(Box::new(FusedOp {
+                run: run.unbind(),
+                output,
+                steps: steps.len(),
+                needs_finish: false,
+                profile,
+            }) as Box<dyn Operator>)
+        })
+        .map_err(|e: anyhow::Error| e)
+    }
+}
+
+struct FusedOp {
+    run: Py<PyAny>,
+    output: OutputForm,
+    steps: usize,
+    needs_finish: bool,
+    profile: bool,
+}
+
+fn stop_of(py: Python<'_>, err: PyErr) -> Stop {
+    if err.is_instance_of::<ExecutionAborted>(py) {
+        Stop::Aborted
+    } else {
+        Stop::Failed(describe_error(py, &err))
+    }
+}
+
+impl FusedOp {
+    fn outputs(&self, cx: &mut RunCtx, reply: &Bound<'_, PyAny>) -> PyResult<(Vec<Value>, bool)> {
+        let tuple = reply.cast::<PyTuple>()?;
+        let outputs = tuple.get_item(0)?;
+        let errors = tuple.get_item(1)?;
+        let needs_finish = tuple.len() > 2 && tuple.get_item(2)?.is_truthy()?;
+        for e in errors.try_iter()? {
+            cx.errors.push(e?.str()?.to_string());
+        }
+        let mut out = Vec::new();
+        for obj in outputs.try_iter()? {
+            let obj = obj?;
+            out.push(match self.output {
+                OutputForm::Keep => host(obj),
+                OutputForm::Values => to_value(&obj),
+                OutputForm::Reply => to_reply(&obj),
+            });
+        }
+        Ok((out, needs_finish))
+    }
+}
+
+impl Operator for FusedOp {
+    fn push(&mut self, cx: &mut RunCtx, batch: Vec<Value>) -> Result<Vec<Value>, Stop> {
+        Python::attach(|py| {
+            cx.count_entry("python");
+            let list = PyList::empty(py);
+            for v in &batch {
+                list.append(to_py(py, v).map_err(|e| stop_of(py, e))?)
+                    .map_err(|e| stop_of(py, e))?;
+            }
+            drop(batch);
+            let reply = self
+                .run
+                .bind(py)
+                .call_method1("push", (list,))
+                .map_err(|e| stop_of(py, e))?;
+            let (out, needs_finish) = self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
+            self.needs_finish = needs_finish;
+            Ok(out)
+        })
+    }
+
+    fn finish(&mut self, cx: &mut RunCtx) -> Result<Vec<Value>, Stop> {
+        if !self.needs_finish {
+            return Ok(Vec::new());
+        }
+        Python::attach(|py| {
+            cx.count_entry("python");
+            let reply = self
+                .run
+                .bind(py)
+                .call_method0("finish")
+                .map_err(|e| stop_of(py, e))?;
+            let (out, _) = self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
+            self.needs_finish = false;
+            Ok(out)
+        })
+    }
+
+    fn step_nanos(&self) -> Vec<u64> {
+        if !self.profile {
+            return vec![0; self.steps];
+        }
+        Python::attach(|py| {
+            self.run
+                .bind(py)
+                .call_method0("timings")
+                .and_then(|t| t.extract::<Vec<u64>>())
+                .unwrap_or_else(|_| vec![0; self.steps])
+        })
+    }
+}
+
+/// The host shared by every Python plan.
+pub fn host_for_plans(traceback: bool) -> Arc<dyn Host> {
+    Arc::new(PythonHost { traceback })
+}

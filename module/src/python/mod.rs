@@ -1,0 +1,13 @@
+//! The Python host: the embedded interpreter, `_gears`, sessions, scripts, and the fused
+//! runs that plug Python steps into the engine.
+
+pub mod convert;
+pub mod fused;
+pub mod generator;
+pub mod interrupt;
+pub mod memory;
+pub mod native;
+pub mod plan;
+pub mod runtime;
+pub mod script;
+pub mod session;

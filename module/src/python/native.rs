@@ -1,0 +1,168 @@
+//! `_gears`: the native module the python-shim calls into.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::{create_exception, wrap_pyfunction};
+use redis_module::logging::{self, RedisLogLevel};
+
+use super::convert::to_py;
+use crate::engine::value::Value;
+use crate::redis::call::call;
+use crate::redis::lock as redis_lock;
+
+create_exception!(
+    _gears,
+    GearsError,
+    pyo3::exceptions::PyException,
+    "A Redis error reply."
+);
+create_exception!(
+    _gears,
+    ExecutionAborted,
+    pyo3::exceptions::PyBaseException,
+    "Raised inside a step when RG.ABORTEXECUTION stops its execution."
+);
+
+/// Runs `f` once this thread may touch Redis, never waiting for the Redis lock with
+/// the GIL held (the main thread could be waiting for the GIL while holding Redis).
+pub fn with_redis<R>(py: Python<'_>, f: impl FnOnce() -> R) -> R {
+    if redis_lock::needs_wait() {
+        py.detach(redis_lock::ensure_locked);
+    }
+    let r = f();
+    redis_lock::after_call();
+    r
+}
+
+fn arg_bytes(arg: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(s) = arg.cast::<PyString>() {
+        Ok(s.to_str()?.as_bytes().to_vec())
+    } else if let Ok(b) = arg.cast::<PyBytes>() {
+        Ok(b.as_bytes().to_vec())
+    } else if arg.cast::<PyBool>().is_ok() {
+        Err(pyo3::exceptions::PyTypeError::new_err(
+            "execute(): a bool is not a Redis argument",
+        ))
+    } else if arg.cast::<PyInt>().is_ok() || arg.cast::<PyFloat>().is_ok() {
+        Ok(arg.str()?.to_str()?.as_bytes().to_vec())
+    } else {
+        Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "execute(): arguments must be str, bytes, int or float, not {}",
+            arg.get_type().name()?
+        )))
+    }
+}
+
+fn reply_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    match v {
+        Value::Error(e) => Err(GearsError::new_err(e.clone())),
+        Value::List(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                // Error elements inside arrays (e.g. EXEC) stay values, not exceptions.
+                match item {
+                    Value::Error(e) => list.append(GearsError::new_err(e.clone()).value(py))?,
+                    other => list.append(reply_to_py(py, other)?)?,
+                }
+            }
+            Ok(list.into_any())
+        }
+        other => to_py(py, other),
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (command, *args))]
+fn execute<'py>(
+    py: Python<'py>,
+    command: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut argv = Vec::with_capacity(args.len() + 1);
+    argv.push(arg_bytes(command)?);
+    for a in args.iter() {
+        argv.push(arg_bytes(&a)?);
+    }
+    let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+    let reply = with_redis(py, || call(&redis_lock::context(), &refs));
+    reply_to_py(py, &reply)
+}
+
+#[pyfunction]
+fn lock(py: Python<'_>) {
+    py.detach(redis_lock::atomic_enter);
+}
+
+#[pyfunction]
+fn unlock() {
+    redis_lock::atomic_exit();
+}
+
+#[pyfunction]
+fn release_lock_slice() {
+    redis_lock::release_slice();
+}
+
+#[pyfunction]
+#[pyo3(signature = (msg, level = "notice"))]
+fn log(msg: &Bound<'_, PyAny>, level: &str) -> PyResult<()> {
+    let level = match level {
+        "debug" => RedisLogLevel::Debug,
+        "verbose" => RedisLogLevel::Verbose,
+        "notice" => RedisLogLevel::Notice,
+        "warning" => RedisLogLevel::Warning,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "log(): unknown level '{other}' (debug, verbose, notice or warning)"
+            )))
+        }
+    };
+    logging::log(level, format!("GEARS: {}", msg.str()?.to_str()?));
+    Ok(())
+}
+
+#[pyfunction]
+fn config_get(name: &str) -> Option<String> {
+    crate::config::get_by_name(name)
+}
+
+#[pyfunction]
+fn hashtag() -> String {
+    crate::cluster::slots::hashtag_of_slot(0)
+}
+
+#[pyfunction]
+fn is_async_allowed() -> bool {
+    !redis_lock::on_main_thread()
+}
+
+#[pyfunction]
+fn run(
+    py: Python<'_>,
+    reader: &str,
+    reader_args: &Bound<'_, PyDict>,
+    steps: &Bound<'_, PyList>,
+    options: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    super::script::on_run(py, reader, reader_args, steps, options)
+}
+
+/// Creates `_gears` and puts it in `sys.modules`.
+pub fn register(py: Python<'_>) -> PyResult<()> {
+    let m = PyModule::new(py, "_gears")?;
+    m.add_function(wrap_pyfunction!(execute, &m)?)?;
+    m.add_function(wrap_pyfunction!(lock, &m)?)?;
+    m.add_function(wrap_pyfunction!(unlock, &m)?)?;
+    m.add_function(wrap_pyfunction!(release_lock_slice, &m)?)?;
+    m.add_function(wrap_pyfunction!(log, &m)?)?;
+    m.add_function(wrap_pyfunction!(config_get, &m)?)?;
+    m.add_function(wrap_pyfunction!(hashtag, &m)?)?;
+    m.add_function(wrap_pyfunction!(is_async_allowed, &m)?)?;
+    m.add_function(wrap_pyfunction!(run, &m)?)?;
+    m.add("GearsError", py.get_type::<GearsError>())?;
+    m.add("ExecutionAborted", py.get_type::<ExecutionAborted>())?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("_gears", &m)?;
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! Starting the embedded interpreter and the handles into the python-shim it uses.
+
+use std::ffi::{c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use super::native;
+
+static GEARS: OnceLock<Py<PyModule>> = OnceLock::new();
+static FUSED_RUN: OnceLock<Py<PyAny>> = OnceLock::new();
+static GENERATOR_READER: OnceLock<Py<PyAny>> = OnceLock::new();
+
+/// The file a symbol was loaded from.
+fn file_of(symbol: *const c_void) -> Option<PathBuf> {
+    // SAFETY: dladdr only reads the loader's tables; dli_fname points into them and is
+    // copied before anything can unload the object.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(symbol, &mut info) == 0 || info.dli_fname.is_null() {
+            return None;
+        }
+        let name = CStr::from_ptr(info.dli_fname)
+            .to_string_lossy()
+            .into_owned();
+        Some(PathBuf::from(name))
+    }
+}
+
+/// Redis loads modules with RTLD_LOCAL, which hides libpython's symbols from the C
+/// extension modules Python loads later (math, json's scanner, decimal...). Re-open the
+/// already loaded libpython with RTLD_GLOBAL; it is never closed.
+fn reopen_libpython_global() {
+    let Some(path) = file_of(pyo3::ffi::Py_IsInitialized as *const c_void) else {
+        redis_module::logging::log_warning("gears: could not find libpython's path");
+        return;
+    };
+    let Ok(cpath) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: the library is already loaded (RTLD_NOLOAD); this only widens its symbol
+    // visibility. The handle is deliberately leaked.
+    let handle = unsafe {
+        libc::dlopen(
+            cpath.as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD,
+        )
+    };
+    if handle.is_null() {
+        redis_module::logging::log_warning(format!(
+            "gears: could not re-open {} globally",
+            path.display()
+        ));
+    }
+}
+
+/// The folder with the python-shim and its dependencies: `gears-python` next to the module.
+fn shim_dir() -> Option<PathBuf> {
+    let me = file_of(shim_dir as *const c_void)?;
+    Some(me.parent()?.join("gears-python"))
+}
+
+/// Starts CPython and imports the shim. Called once at module load.
+pub fn init() -> anyhow::Result<()> {
+    reopen_libpython_global();
+    super::memory::install();
+    Python::initialize();
+    let dir = shim_dir().ok_or_else(|| anyhow::anyhow!("cannot find the module's own path"))?;
+    if !Path::new(&dir).join("gears").is_dir() {
+        anyhow::bail!(
+            "the python-shim is missing: {} has no 'gears' package (run make build)",
+            dir.display()
+        );
+    }
+    Python::attach(|py| -> PyResult<()> {
+        let sys = py.import("sys")?;
+        sys.getattr("path")?
+            .cast::<PyList>()?
+            .insert(0, dir.to_string_lossy().as_ref())?;
+        native::register(py)?;
+        let gears = py.import("gears")?;
+        let fused = py.import("gears._fused")?;
+        let _ = FUSED_RUN.set(fused.getattr("FusedRun")?.unbind());
+        let _ = GENERATOR_READER.set(fused.getattr("GeneratorReader")?.unbind());
+        let _ = GEARS.set(gears.unbind());
+        Ok(())
+    })
+    .map_err(|e| anyhow::anyhow!("starting Python: {e}"))
+}
+
+fn handle<'py>(py: Python<'py>, cell: &OnceLock<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    cell.get()
+        .map(|h| h.bind(py).clone())
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("Python is not initialised"))
+}
+
+pub fn fused_run_class(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    handle(py, &FUSED_RUN)
+}
+
+pub fn generator_reader_class(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    handle(py, &GENERATOR_READER)
+}
+
+/// A new session's globals: builtins plus every name of `gears.__all__`.
+pub fn new_globals(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let globals = PyDict::new(py);
+    globals.set_item("__builtins__", py.import("builtins")?)?;
+    globals.set_item("__name__", "__main__")?;
+    let gears = GEARS
+        .get()
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("Python is not initialised"))?
+        .bind(py);
+    for name in gears.getattr("__all__")?.try_iter()? {
+        let name = name?;
+        globals.set_item(&name, gears.getattr(name.str()?)?)?;
+    }
+    Ok(globals)
+}

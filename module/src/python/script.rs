@@ -1,0 +1,192 @@
+//! Running an RG.PYEXECUTE script: a session's globals, and the `run()` it may call.
+
+use std::cell::RefCell;
+use std::ffi::CString;
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use super::convert::describe_error;
+use super::generator::{pattern_source, GeneratorReader};
+use super::session::SessionRef;
+use super::{fused, plan, runtime};
+use crate::config::{self, Key};
+use crate::engine::compile::{compile, Stage};
+use crate::engine::execution::{Execution, StepReport};
+use crate::engine::plan::{Mode, StepKind};
+use crate::engine::reader::Reader;
+use crate::readers::keys::{KeysReader, RecordShape};
+use crate::readers::{shards::ShardsIdReader, stream::StreamReader};
+use crate::state::globals;
+
+/// A run() the script asked for, started once the script has succeeded.
+pub struct ScriptRun {
+    pub exec: Arc<Execution>,
+    pub reader: Box<dyn Reader>,
+    pub stages: Vec<Stage>,
+    pub mode: Mode,
+}
+
+struct ScriptState {
+    session: SessionRef,
+    run: Option<ScriptRun>,
+}
+
+thread_local! {
+    static SCRIPT: RefCell<Option<ScriptState>> = const { RefCell::new(None) };
+}
+
+/// Runs `code` in a new globals dict of `session`. Returns the run() it asked for, if any;
+/// a failing script leaves nothing behind (its execution is forgotten).
+pub fn execute(code: &str, session: SessionRef) -> Result<Option<ScriptRun>, String> {
+    let code = CString::new(code).map_err(|_| "the script contains a NUL byte".to_string())?;
+    Python::attach(|py| {
+        SCRIPT.with(|s| *s.borrow_mut() = Some(ScriptState { session, run: None }));
+        let result =
+            runtime::new_globals(py).and_then(|globals| py.run(&code, Some(&globals), None));
+        let state = SCRIPT.with(|s| s.borrow_mut().take());
+        let run = state.and_then(|s| s.run);
+        match result {
+            Ok(()) => Ok(run),
+            Err(e) => {
+                if let Some(run) = run {
+                    globals().registry.forget(&run.exec);
+                }
+                Err(describe_error(py, &e))
+            }
+        }
+    })
+}
+
+fn get<'py, T: FromPyObjectOwned<'py>>(
+    args: &Bound<'py, PyDict>,
+    name: &str,
+    default: T,
+) -> PyResult<T> {
+    match args.get_item(name)? {
+        Some(v) if !v.is_none() => v.extract::<T>().map_err(|_| {
+            PyTypeError::new_err(format!("reader argument '{name}' has the wrong type"))
+        }),
+        _ => Ok(default),
+    }
+}
+
+fn build_reader(
+    py: Python<'_>,
+    name: &str,
+    args: &Bound<'_, PyDict>,
+    first_step_native: bool,
+) -> PyResult<Box<dyn Reader>> {
+    Ok(match name {
+        "KeysReader" => {
+            let shape = if get(args, "readValue", true)? {
+                RecordShape::WithValue
+            } else {
+                RecordShape::KeyAndEvent
+            };
+            Box::new(KeysReader::new(
+                get(args, "pattern", "*".to_string())?,
+                get(args, "noScan", false)?,
+                shape,
+                None,
+            ))
+        }
+        "KeysOnlyReader" => {
+            let no_scan = get(args, "noScan", false)?;
+            let count: usize = get(args, "count", 1000)?;
+            match args.get_item("patternGenerator")?.filter(|g| !g.is_none()) {
+                Some(g) if g.is_callable() => Box::new(KeysReader::with_generator(
+                    pattern_source(g.unbind()),
+                    no_scan,
+                    Some(count),
+                )),
+                Some(_) => return Err(PyTypeError::new_err("patternGenerator must be callable")),
+                None => Box::new(KeysReader::new(
+                    get(args, "pattern", "*".to_string())?,
+                    no_scan,
+                    RecordShape::Name,
+                    Some(count),
+                )),
+            }
+        }
+        "StreamReader" => Box::new(StreamReader::new(
+            get(args, "key", "*".to_string())?,
+            get(args, "fromId", "0-0".to_string())?,
+        )),
+        "ShardsIDReader" => Box::new(ShardsIdReader::new(globals().shard_id.clone())),
+        "PythonReader" => {
+            let generator = args
+                .get_item("generator")?
+                .filter(|g| g.is_callable())
+                .ok_or_else(|| PyTypeError::new_err("PythonReader needs a generator function"))?;
+            Box::new(GeneratorReader::new(py, &generator, first_step_native)?)
+        }
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "reader {other} does not support run()"
+            )))
+        }
+    })
+}
+
+/// `_gears.run()`: records the execution the script asks for.
+pub fn on_run(
+    py: Python<'_>,
+    reader: &str,
+    reader_args: &Bound<'_, PyDict>,
+    steps: &Bound<'_, PyList>,
+    options: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    let in_script = SCRIPT.with(|s| s.borrow().as_ref().map(|st| st.run.is_some()));
+    match in_script {
+        None => {
+            return Err(PyRuntimeError::new_err(
+                "run() can only be called by a script sent with RG.PYEXECUTE",
+            ))
+        }
+        Some(true) => {
+            return Err(PyRuntimeError::new_err(
+                "Can not run more then 1 executions in a single script",
+            ))
+        }
+        Some(false) => {}
+    }
+    let mode_text: String = get(options, "mode", "async".to_string())?;
+    let mode = Mode::parse(&mode_text).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown mode '{mode_text}' (sync, async or async_local)"
+        ))
+    })?;
+    let steps = plan::build(py, steps)?;
+    let first_step_native =
+        matches!(steps.first().map(|s| &s.kind), Some(StepKind::Native(n)) if n.inspects_records());
+    let reader = build_reader(py, reader, reader_args, first_step_native)?;
+    let profile = config::get(Key::ProfileExecutions) == 1;
+    let host = fused::host_for_plans(config::get(Key::PythonAttemptTraceback) == 1);
+    let stages = compile(&steps, Some(&host), profile, mode == Mode::Sync)
+        .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
+    let reports = steps
+        .iter()
+        .map(|s| StepReport {
+            type_name: s.type_name.clone(),
+            name: s.name.clone(),
+            arg: s.arg.clone(),
+            nanos: 0,
+        })
+        .collect();
+    let exec = globals().registry.create(false, reports);
+    SCRIPT.with(|s| {
+        if let Some(state) = s.borrow_mut().as_mut() {
+            exec.keep_alive(Box::new(state.session.clone()));
+            state.run = Some(ScriptRun {
+                exec,
+                reader,
+                stages,
+                mode,
+            });
+        }
+    });
+    Ok(())
+}

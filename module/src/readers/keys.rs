@@ -1,0 +1,179 @@
+//! KeysReader and KeysOnlyReader: the keyspace, by SCAN or one key name.
+
+use anyhow::{anyhow, Result};
+
+use super::redis_call;
+use crate::engine::reader::Reader;
+use crate::engine::value::Value;
+
+/// How the pattern is found (the KeysOnlyReader's patternGenerator runs on the shard).
+pub type PatternSource = Box<dyn FnOnce() -> Result<String> + Send>;
+
+pub struct KeysReader {
+    pattern: Option<String>,
+    source: Option<PatternSource>,
+    no_scan: bool,
+    /// KeysReader reads values; KeysOnlyReader gives key names.
+    records: RecordShape,
+    scan_count: Option<usize>,
+    cursor: Option<String>,
+    done: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum RecordShape {
+    /// KeysReader: `{'key', 'value', 'type', 'event'}`.
+    WithValue,
+    /// KeysReader with readValue=False: `{'key', 'event'}`.
+    KeyAndEvent,
+    /// KeysOnlyReader: the key name.
+    Name,
+}
+
+impl KeysReader {
+    pub fn new(
+        pattern: String,
+        no_scan: bool,
+        records: RecordShape,
+        scan_count: Option<usize>,
+    ) -> Self {
+        KeysReader {
+            pattern: Some(pattern),
+            source: None,
+            no_scan,
+            records,
+            scan_count,
+            cursor: None,
+            done: false,
+        }
+    }
+
+    pub fn with_generator(source: PatternSource, no_scan: bool, scan_count: Option<usize>) -> Self {
+        KeysReader {
+            pattern: None,
+            source: Some(source),
+            no_scan,
+            records: RecordShape::Name,
+            scan_count,
+            cursor: None,
+            done: false,
+        }
+    }
+
+    fn pattern(&mut self) -> Result<String> {
+        if let Some(source) = self.source.take() {
+            self.pattern = Some(source()?);
+        }
+        self.pattern.clone().ok_or_else(|| anyhow!("no pattern"))
+    }
+
+    fn record(&self, key: &str) -> Result<Option<Value>> {
+        let key_value = (Value::str("key"), Value::str(key));
+        let event = (Value::str("event"), Value::Nil);
+        Ok(Some(match self.records {
+            RecordShape::Name => Value::str(key),
+            RecordShape::KeyAndEvent => Value::Map(vec![key_value, event]),
+            RecordShape::WithValue => {
+                let Some((type_name, value)) = read_value(key)? else {
+                    return Ok(None);
+                };
+                Value::Map(vec![
+                    key_value,
+                    (Value::str("value"), value),
+                    (Value::str("type"), Value::str(type_name)),
+                    event,
+                ])
+            }
+        }))
+    }
+}
+
+/// The type and value of a key as the KeysReader shows them; None when it is gone.
+pub fn read_value(key: &str) -> Result<Option<(String, Value)>> {
+    let k = key.as_bytes();
+    let type_name = match redis_call(&[b"TYPE", k])? {
+        Value::Str(t) => t,
+        other => return Err(anyhow!("TYPE replied {other}")),
+    };
+    let value = match type_name.as_str() {
+        "none" => return Ok(None),
+        "string" => redis_call(&[b"GET", k])?,
+        "hash" => match redis_call(&[b"HGETALL", k])? {
+            Value::List(flat) => pairs(flat),
+            m @ Value::Map(_) => m,
+            other => other,
+        },
+        "list" => redis_call(&[b"LRANGE", k, b"0", b"-1"])?,
+        _ => Value::Nil,
+    };
+    Ok(Some((type_name, value)))
+}
+
+/// A flat `[k1, v1, k2, v2...]` reply as a map.
+pub fn pairs(flat: Vec<Value>) -> Value {
+    let mut it = flat.into_iter();
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    Value::Map(out)
+}
+
+impl Reader for KeysReader {
+    fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Value>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let pattern = self.pattern()?;
+        let mut out = Vec::new();
+        if self.no_scan {
+            self.done = true;
+            if let Some(r) = self.record(&pattern)? {
+                let exists = self.records == RecordShape::WithValue
+                    || matches!(redis_call(&[b"EXISTS", pattern.as_bytes()])?, Value::Int(1));
+                if exists {
+                    out.push(r);
+                }
+            }
+            return Ok(if out.is_empty() { None } else { Some(out) });
+        }
+        let count = self.scan_count.unwrap_or(max).max(1).to_string();
+        while out.len() < max && !self.done {
+            let cursor = self.cursor.clone().unwrap_or_else(|| "0".into());
+            let reply = redis_call(&[
+                b"SCAN",
+                cursor.as_bytes(),
+                b"MATCH",
+                pattern.as_bytes(),
+                b"COUNT",
+                count.as_bytes(),
+            ])?;
+            let Value::List(mut parts) = reply else {
+                return Err(anyhow!("SCAN replied {reply}"));
+            };
+            let (Some(Value::List(keys)), Some(Value::Str(next))) = (parts.pop(), parts.pop())
+            else {
+                return Err(anyhow!("SCAN replied an unexpected shape"));
+            };
+            if next == "0" {
+                self.done = true;
+            }
+            self.cursor = Some(next);
+            for key in keys {
+                let key = match key {
+                    Value::Str(s) => s,
+                    Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                    _ => continue,
+                };
+                if let Some(r) = self.record(&key)? {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(if out.is_empty() && self.done {
+            None
+        } else {
+            Some(out)
+        })
+    }
+}

@@ -1,0 +1,58 @@
+//! Calling Redis commands from module code and turning replies into Values.
+
+use redis_module::{CallOptionsBuilder, CallReply, CallResult, Context};
+
+use crate::engine::value::Value;
+
+/// Runs a command on `ctx` (which the caller may use: main thread or lock held).
+/// Writes are replicated; an error reply becomes `Value::Error`.
+pub fn call(context: &Context, args: &[&[u8]]) -> Value {
+    let Some((cmd, rest)) = args.split_first() else {
+        return Value::Error("ERR no command given".into());
+    };
+    let Ok(cmd) = std::str::from_utf8(cmd) else {
+        return Value::Error("ERR the command name is not UTF-8".into());
+    };
+    if cmd.contains('\0') {
+        return Value::Error("ERR the command name contains a NUL byte".into());
+    }
+    let options = CallOptionsBuilder::new()
+        .errors_as_replies()
+        .replicate()
+        .build();
+    let reply: CallResult = context.call_ext(cmd, &options, rest);
+    match reply {
+        Ok(reply) => to_value(&reply),
+        Err(e) => Value::Error(e.to_string()),
+    }
+}
+
+fn to_value(reply: &CallReply) -> Value {
+    match reply {
+        CallReply::I64(i) => Value::Int(i.to_i64()),
+        CallReply::String(s) => Value::from_redis_bytes(s.as_bytes()),
+        CallReply::Null(_) => Value::Nil,
+        CallReply::Bool(b) => Value::Bool(b.to_bool()),
+        CallReply::Double(d) => Value::Float(d.to_double()),
+        CallReply::BigNumber(n) => Value::Str(n.to_string().unwrap_or_default()),
+        CallReply::VerbatimString(v) => match v.as_parts() {
+            Some((_, bytes)) => Value::from_redis_bytes(bytes),
+            None => Value::Nil,
+        },
+        CallReply::Array(a) => Value::List(a.iter().map(|r| result_to_value(&r)).collect()),
+        CallReply::Set(s) => Value::List(s.iter().map(|r| result_to_value(&r)).collect()),
+        CallReply::Map(m) => Value::Map(
+            m.iter()
+                .map(|(k, v)| (result_to_value(&k), result_to_value(&v)))
+                .collect(),
+        ),
+        CallReply::Unknown => Value::Nil,
+    }
+}
+
+fn result_to_value(r: &CallResult) -> Value {
+    match r {
+        Ok(reply) => to_value(reply),
+        Err(e) => Value::Error(e.to_string()),
+    }
+}

@@ -1,0 +1,169 @@
+//! The Redis lock as seen from worker threads, held in time slices.
+//!
+//! Taking the Redis lock per `execute()` call is slow; holding it for a whole job freezes
+//! the server. A worker keeps the lock across consecutive calls and gives it back when
+//! its slice (LockSliceMicros) is over or its batch ends. The main thread always holds
+//! the lock while it runs module code, so it never takes it.
+
+use std::cell::RefCell;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::thread::ThreadId;
+use std::time::Instant;
+
+use redis_module::{raw, Context};
+
+static MAIN_THREAD: OnceLock<ThreadId> = OnceLock::new();
+/// A detached context the main thread uses for calls that have no command context.
+static MAIN_CTX: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(ptr::null_mut());
+static SLICE_MICROS: AtomicU64 = AtomicU64::new(1000);
+
+struct WorkerLock {
+    ctx: *mut raw::RedisModuleCtx,
+    held: bool,
+    since: Instant,
+    atomic_depth: u32,
+}
+
+thread_local! {
+    static WORKER: RefCell<Option<WorkerLock>> = const { RefCell::new(None) };
+}
+
+/// Called once at module load, on the main thread.
+pub fn init_main_thread(ctx: &Context) {
+    let _ = MAIN_THREAD.set(std::thread::current().id());
+    // SAFETY: called on the main thread at load with a valid module context; the detached
+    // context lives for the whole process.
+    let detached = unsafe { raw::RedisModule_GetDetachedThreadSafeContext.unwrap()(ctx.ctx) };
+    MAIN_CTX.store(detached, Ordering::Release);
+}
+
+pub fn set_slice_micros(micros: u64) {
+    SLICE_MICROS.store(micros, Ordering::Relaxed);
+}
+
+pub fn on_main_thread() -> bool {
+    MAIN_THREAD.get() == Some(&std::thread::current().id())
+}
+
+fn with_worker<R>(f: impl FnOnce(&mut WorkerLock) -> R) -> R {
+    WORKER.with(|w| {
+        let mut w = w.borrow_mut();
+        let w = w.get_or_insert_with(|| WorkerLock {
+            // SAFETY: a detached thread-safe context may be created from any thread.
+            ctx: unsafe { raw::RedisModule_GetThreadSafeContext.unwrap()(ptr::null_mut()) },
+            held: false,
+            since: Instant::now(),
+            atomic_depth: 0,
+        });
+        f(w)
+    })
+}
+
+fn lock_now(w: &mut WorkerLock) {
+    // SAFETY: the context is this thread's own thread-safe context; `held` tracks that we
+    // never lock twice or unlock what we do not hold.
+    unsafe { raw::RedisModule_ThreadSafeContextLock.unwrap()(w.ctx) };
+    w.held = true;
+    w.since = Instant::now();
+}
+
+fn unlock_now(w: &mut WorkerLock) {
+    // SAFETY: only called when this thread holds the lock (`held`).
+    unsafe { raw::RedisModule_ThreadSafeContextUnlock.unwrap()(w.ctx) };
+    w.held = false;
+}
+
+fn slice_over(w: &WorkerLock) -> bool {
+    w.atomic_depth == 0
+        && w.since.elapsed().as_micros() as u64 >= SLICE_MICROS.load(Ordering::Relaxed)
+}
+
+/// True when `ensure_locked` may wait for the lock (callers holding another global lock,
+/// such as Python's GIL, must release it around `ensure_locked`).
+pub fn needs_wait() -> bool {
+    !on_main_thread() && with_worker(|w| !w.held || slice_over(w))
+}
+
+/// Makes sure this thread may touch Redis: on a worker, takes the lock or, when its
+/// slice is over, gives it back to let the main thread in and takes it again.
+pub fn ensure_locked() {
+    if on_main_thread() {
+        return;
+    }
+    with_worker(|w| {
+        if w.held && slice_over(w) {
+            unlock_now(w);
+            std::thread::yield_now();
+        }
+        if !w.held {
+            lock_now(w);
+        }
+    })
+}
+
+/// Gives the lock back at the end of a batch (not inside an atomic block).
+pub fn release_slice() {
+    if on_main_thread() {
+        return;
+    }
+    with_worker(|w| {
+        if w.held && w.atomic_depth == 0 {
+            unlock_now(w);
+        }
+    })
+}
+
+/// A context to call Redis with: this worker's (locking it if needed) or the main one.
+pub fn context() -> Context {
+    if on_main_thread() {
+        return Context::new(MAIN_CTX.load(Ordering::Acquire));
+    }
+    with_worker(|w| {
+        if !w.held {
+            lock_now(w);
+        }
+        Context::new(w.ctx)
+    })
+}
+
+/// Enters an atomic block: the lock is held until the matching `atomic_exit`.
+pub fn atomic_enter() {
+    if on_main_thread() {
+        return;
+    }
+    ensure_locked();
+    with_worker(|w| w.atomic_depth += 1);
+}
+
+pub fn atomic_exit() {
+    if on_main_thread() {
+        return;
+    }
+    with_worker(|w| {
+        if w.atomic_depth > 0 {
+            w.atomic_depth -= 1;
+            if w.atomic_depth == 0 && w.held {
+                unlock_now(w);
+            }
+        }
+    })
+}
+
+thread_local! {
+    static IS_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as a pool worker: it keeps its lock slice until its batch
+/// ends. Other threads (user threads, the asyncio loop) give the lock back per call.
+pub fn mark_worker() {
+    IS_WORKER.with(|w| w.set(true));
+}
+
+/// After a Redis call: threads that are not workers do not keep the lock.
+pub fn after_call() {
+    if !on_main_thread() && !IS_WORKER.with(|w| w.get()) {
+        release_slice();
+    }
+}

@@ -1,0 +1,7 @@
+//! The thin Redis-facing layer shared by commands, readers and hosts: the Redis lock and
+//! its time slices, calling commands, writing replies, blocked clients.
+
+pub mod blocked;
+pub mod call;
+pub mod lock;
+pub mod reply;

@@ -1,0 +1,32 @@
+"""The `gears` package: what RedisGears-style recipes use.
+
+Every name in ``__all__`` is copied into the globals of each RG.PYEXECUTE session, so a
+recipe uses them without importing anything. ``gears._fused`` is the host's side (fused
+runs of steps, the PythonReader); it is not part of ``__all__``.
+"""
+
+from .builder import GearsBuilder, GB
+from .runtime import (execute, atomic, log, configGet, gearsConfigGet, hashtag,
+                      gearsFuture, isAsyncAllow)
+
+
+def _deprecated(old, new, target):
+    def method(*args, **kwargs):
+        log('%s is deprecated, use %s instead' % (old, new), level='warning')
+        return target(*args, **kwargs)
+    method.__name__ = old
+    method.__qualname__ = old
+    method.__doc__ = 'Deprecated alias of %s (kept for RedisGears 1.2 recipes).' % new
+    return method
+
+
+# Deprecated spellings that RedisGears 1.2 still offered (they log a warning).
+Log = _deprecated('Log', 'log', log)
+ConfigGet = _deprecated('ConfigGet', 'configGet', configGet)
+GearsConfigGet = _deprecated('GearsConfigGet', 'gearsConfigGet', gearsConfigGet)
+
+__all__ = [
+    'GearsBuilder', 'GB', 'execute', 'atomic', 'log', 'configGet', 'gearsConfigGet',
+    'hashtag', 'gearsFuture', 'isAsyncAllow',
+    'Log', 'ConfigGet', 'GearsConfigGet',
+]

@@ -1,0 +1,694 @@
+"""Fused runs: the Python side of the engine's hot path (see CONTRACT.md).
+
+The host turns every maximal run of consecutive Python steps into one ``FusedRun`` and
+hands it batches of records. Each record travels depth-first through all the steps (record
+1 leaves the last step before record 2 enters the first), as in RedisGears 1.2, so side
+effects of consecutive steps interleave per record.
+
+Implementation notes
+- At construction every step becomes a closure ``h(record)`` that calls its user function
+  and hands the result to the next step's closure; the last one appends to the output
+  list. No per-record lookup of the step kind, no timing calls unless profiling (then each
+  user function is wrapped by a timing wrapper).
+- A user function's exception (any BaseException except ``_gears.ExecutionAborted``) drops
+  that record only: other records of the batch, and siblings produced by a flatmap, go on.
+- Group keys: the extracted value is the dict key when it is hashable; an unhashable value
+  (list, dict, set, tuple holding a list...) is grouped by its ``repr()`` (two unhashable
+  keys with the same repr are one group; the first one seen is the reported key). With
+  ``KEYS_AS_STR = True`` keys are converted like RedisGears 1.2 did (str kept, anything
+  else replaced by its ``repr()``, also in the emitted ``{'key': k}``).
+"""
+
+import asyncio
+import copy
+import os
+import threading
+import traceback
+import types
+from collections import deque
+from itertools import islice
+from time import perf_counter_ns
+
+import _gears
+
+from . import runtime as _runtime
+from .runtime import GearsFuture
+
+__all__ = ['FusedRun', 'GeneratorReader', 'KEYS_AS_STR']
+
+_Aborted = _gears.ExecutionAborted
+
+# False: group by the extracted value itself (repr fallback for unhashable values).
+# True: RedisGears 1.2 behaviour, keys are str (non-str keys become their repr()).
+KEYS_AS_STR = False
+
+_CoroutineType = types.CoroutineType
+_PARK = frozenset((GearsFuture, _CoroutineType))
+_UNHASHABLE = object()  # tags repr-based keys so they never equal a user key
+
+_WAIT_SLICE = 0.1  # seconds: longest blocking wait before looking at aborts again
+
+
+# ---------------------------------------------------------------------------------------
+# error formatting
+
+_THIS_FILE = os.path.normcase(os.path.abspath(__file__))
+_RUNTIME_FILE = os.path.normcase(os.path.abspath(_runtime.__file__))
+_SKIP_DIRS = tuple(
+    os.path.normcase(os.path.dirname(os.path.abspath(m.__file__))) + os.sep
+    for m in (asyncio,)
+) + (os.path.normcase(os.path.dirname(os.path.abspath(threading.__file__))) +
+     os.sep + 'concurrent' + os.sep,)
+
+
+def _shim_frame(filename):
+    fn = os.path.normcase(os.path.abspath(filename)) if filename[:1] != '<' else filename
+    return fn == _THIS_FILE or fn == _RUNTIME_FILE or fn.startswith(_SKIP_DIRS)
+
+
+class _PlainError(Exception):
+    """A failure given as a non-exception value (continueFailed('text')): shown as is."""
+
+    def __init__(self, text):
+        Exception.__init__(self, text)
+        self.text = text
+
+
+def _format_error(e, with_tb):
+    """``Type: message``, plus ``\\n`` and the traceback (without the shim's own frames)
+    when with_tb and the exception has user frames."""
+    if type(e) is _PlainError:
+        return e.text
+    try:
+        msg = str(e)
+    except Exception:
+        msg = '<unprintable %s object>' % type(e).__name__
+    head = '%s: %s' % (type(e).__name__, msg)
+    if with_tb:
+        tb = e.__traceback__
+        while tb is not None and _shim_frame(tb.tb_frame.f_code.co_filename):
+            tb = tb.tb_next
+        if tb is not None:
+            try:
+                text = ''.join(traceback.format_exception(type(e), e, tb)).rstrip('\n')
+            except Exception:
+                text = None
+            if text:
+                return head + '\n' + text
+    return head
+
+
+def _failure_exception(value):
+    if isinstance(value, BaseException):
+        return value
+    return _PlainError(str(value))
+
+
+# ---------------------------------------------------------------------------------------
+# the asyncio loop thread for `async def` steps
+
+_loop = None
+_loop_lock = threading.Lock()
+
+
+def _get_loop():
+    global _loop
+    loop = _loop
+    if loop is None:
+        with _loop_lock:
+            loop = _loop
+            if loop is None:
+                loop = asyncio.new_event_loop()
+                started = threading.Event()
+
+                def run():
+                    _runtime._loop_thread_ident[0] = threading.get_ident()
+                    asyncio.set_event_loop(loop)
+                    started.set()
+                    loop.run_forever()
+
+                t = threading.Thread(target=run, name='gears-asyncio', daemon=True)
+                t.start()
+                started.wait()
+                _loop = loop
+    return loop
+
+
+class _CoroFuture(GearsFuture):
+    """The GearsFuture standing for a coroutine scheduled on the loop thread."""
+
+    __slots__ = ('_cf',)
+
+
+def _submit(coro):
+    """Schedule ``coro`` on the loop thread; returns a GearsFuture resolved with its
+    outcome."""
+    fut = _CoroFuture()
+
+    def done(cf):
+        try:
+            if cf.cancelled():
+                fut._resolve(False, asyncio.CancelledError('coroutine was cancelled'))
+                return
+            exc = cf.exception()
+            if exc is not None:
+                fut._resolve(False, exc)
+            else:
+                fut._resolve(True, cf.result())
+        except BaseException as e:  # never leave the waiter hanging
+            if not fut._resolved:
+                fut._resolve(False, e)
+
+    cf = asyncio.run_coroutine_threadsafe(coro, _get_loop())
+    fut._cf = cf
+    cf.add_done_callback(done)
+    return fut
+
+
+def _wait(fut):
+    """Block until a GearsFuture is resolved, in slices so an abort is seen."""
+    ev = fut._event
+    if not ev.is_set():
+        _gears.release_lock_slice()
+        wait = ev.wait
+        while not wait(_WAIT_SLICE):
+            pass
+
+
+# ---------------------------------------------------------------------------------------
+# per-step closure factories: f(ctx, i, args, nxt) -> (handler, flush or None)
+# ctx: the FusedRun (for on_error / park / sync)
+
+def _mk_map(run, i, args, nxt):
+    f, = args
+    on_error = run._on_error
+    park = run._park
+    PARK = _PARK
+
+    def post(r, v):
+        nxt(v)
+
+    def h(r):
+        try:
+            v = f(r)
+        except _Aborted:
+            raise
+        except BaseException as e:
+            on_error(e)
+            return
+        if type(v) in PARK:
+            park(v, post, r, i)
+            return
+        nxt(v)
+
+    return h, None
+
+
+def _mk_flatmap(run, i, args, nxt):
+    f, = args
+    on_error = run._on_error
+    park = run._park
+    PARK = _PARK
+
+    def post(r, v):
+        if isinstance(v, (list, tuple)):
+            for x in v:
+                nxt(x)
+        else:
+            nxt(v)
+
+    def h(r):
+        try:
+            v = f(r)
+        except _Aborted:
+            raise
+        except BaseException as e:
+            on_error(e)
+            return
+        if isinstance(v, (list, tuple)):
+            for x in v:
+                nxt(x)
+        elif type(v) in PARK:
+            park(v, post, r, i)
+        else:
+            nxt(v)
+
+    return h, None
+
+
+def _mk_filter(run, i, args, nxt):
+    f, = args
+    on_error = run._on_error
+    park = run._park
+    PARK = _PARK
+
+    def post(r, v):
+        try:
+            if not v:
+                return
+        except _Aborted:
+            raise
+        except BaseException as e:
+            on_error(e)
+            return
+        nxt(r)
+
+    def h(r):
+        try:
+            v = f(r)
+            if type(v) in PARK:
+                park(v, post, r, i)
+                return
+            if not v:
+                return
+        except _Aborted:
+            raise
+        except BaseException as e:
+            on_error(e)
+            return
+        nxt(r)
+
+    return h, None
+
+
+def _mk_foreach(run, i, args, nxt):
+    f, = args
+    on_error = run._on_error
+    park = run._park
+    PARK = _PARK
+
+    def post(r, v):
+        nxt(r)
+
+    def h(r):
+        try:
+            v = f(r)
+        except _Aborted:
+            raise
+        except BaseException as e:
+            on_error(e)
+            return
+        if type(v) in PARK:
+            park(v, post, r, i)
+            return
+        nxt(r)
+
+    return h, None
+
+
+def _mk_accumulate(run, i, args, nxt, zero=None, has_zero=False):
+    f = args[-1]
+    on_error = run._on_error
+    resolve = run._resolve_inline
+    PARK = _PARK
+    a = None
+    seen = False
+
+    def h(r):
+        nonlocal a, seen
+        try:
+            cur = a
+            if not seen and has_zero:
+                cur = copy.deepcopy(zero)
+            v = f(cur, r)
+            if type(v) in PARK:
+                v = resolve(v, i)
+        except _Aborted:
+            raise
+        except BaseException as e:
+            on_error(e)
+            return
+        a = v
+        seen = True
+
+    def flush():
+        nonlocal a, seen
+        if seen:
+            v = a
+            a = None
+            seen = False
+            nxt(v)
+
+    return h, flush
+
+
+def _mk_aggregate_local(run, i, args, nxt):
+    zero, f = args
+    return _mk_accumulate(run, i, (f,), nxt, zero=zero, has_zero=True)
+
+
+def _unhashable_key(k):
+    """The dict key of an unhashable group key: its repr, tagged so it never equals a
+    user key."""
+    return (_UNHASHABLE, repr(k))
+
+
+def _emit_groups(groups, nxt):
+    items = list(groups.values())
+    groups.clear()
+    for k, a in items:
+        nxt({'key': k, 'value': a})
+
+
+def _mk_localgroupby(run, i, args, nxt, zero=None, has_zero=False, by_value=False):
+    """localgroupby(extract, reduce): a = reduce(k, a, r), a starts None.
+    aggregateby_local(extract, zero, seq): same with a starting as deepcopy(zero).
+    aggregateby_global(zero, comb): records {'key': k, 'value': v}; a = comb(k, a, v)."""
+    if by_value:
+        extract = None
+        f = args[-1]
+    else:
+        extract = args[0]
+        f = args[-1]
+    on_error = run._on_error
+    resolve = run._resolve_inline
+    as_str = KEYS_AS_STR
+    PARK = _PARK
+    groups = {}  # dict key -> [reported key, accumulator]
+    get = groups.get
+
+    def h(r):
+        try:
+            if by_value:
+                k = r['key']
+                val = r['value']
+            else:
+                k = extract(r)
+                val = r
+                if type(k) in PARK:
+                    k = resolve(k, i)
+            if as_str and type(k) is not str:
+                k = repr(k)
+            dk = k
+            try:
+                ent = get(dk)
+            except TypeError:
+                dk = _unhashable_key(k)
+                ent = get(dk)
+            if ent is None:
+                cur = copy.deepcopy(zero) if has_zero else None
+            else:
+                cur = ent[1]
+            v = f(k, cur, val)
+            if type(v) in PARK:
+                v = resolve(v, i)
+        except _Aborted:
+            raise
+        except BaseException as e:
+            on_error(e)
+            return
+        if ent is None:
+            groups[dk] = [k, v]
+        else:
+            ent[1] = v
+
+    def flush():
+        _emit_groups(groups, nxt)
+
+    return h, flush
+
+
+def _mk_aggregateby_local(run, i, args, nxt):
+    extract, zero, seq = args
+    return _mk_localgroupby(run, i, (extract, seq), nxt, zero=zero, has_zero=True)
+
+
+def _mk_aggregateby_global(run, i, args, nxt):
+    zero, comb = args
+    return _mk_localgroupby(run, i, (comb,), nxt, zero=zero, has_zero=True, by_value=True)
+
+
+def _mk_batchgroupby_local(run, i, args, nxt):
+    extract, reduce = args
+    on_error = run._on_error
+    resolve = run._resolve_inline
+    as_str = KEYS_AS_STR
+    PARK = _PARK
+    groups = {}  # dict key -> [reported key, [records]]
+    get = groups.get
+
+    def h(r):
+        try:
+            k = extract(r)
+            if type(k) in PARK:
+                k = resolve(k, i)
+            if as_str and type(k) is not str:
+                k = repr(k)
+            dk = k
+            try:
+                ent = get(dk)
+            except TypeError:
+                dk = _unhashable_key(k)
+                ent = get(dk)
+        except _Aborted:
+            raise
+        except BaseException as e:
+            on_error(e)
+            return
+        if ent is None:
+            groups[dk] = [k, [r]]
+        else:
+            ent[1].append(r)
+
+    def flush():
+        items = list(groups.values())
+        groups.clear()
+        for k, records in items:
+            try:
+                v = reduce(k, records)
+                if type(v) in PARK:
+                    v = resolve(v, i)
+            except _Aborted:
+                raise
+            except BaseException as e:
+                on_error(e)
+                continue
+            nxt({'key': k, 'value': v})
+
+    return h, flush
+
+
+# op -> (factory, positions of the user functions in args, positions that may be None)
+_OPS = {
+    'map': (_mk_map, (0,)),
+    'flatmap': (_mk_flatmap, (0,)),
+    'filter': (_mk_filter, (0,)),
+    'foreach': (_mk_foreach, (0,)),
+    'accumulate': (_mk_accumulate, (0,)),
+    'aggregate_local': (_mk_aggregate_local, (1,)),
+    'localgroupby': (_mk_localgroupby, (0, 1)),
+    'batchgroupby_local': (_mk_batchgroupby_local, (0, 1)),
+    'aggregateby_local': (_mk_aggregateby_local, (0, 2)),
+    'aggregateby_global': (_mk_aggregateby_global, (1,)),
+}
+_NARGS = {
+    'map': 1, 'flatmap': 1, 'filter': 1, 'foreach': 1, 'accumulate': 1,
+    'aggregate_local': 2, 'localgroupby': 2, 'batchgroupby_local': 2,
+    'aggregateby_local': 3, 'aggregateby_global': 2,
+}
+
+
+def _timed(f, times, i):
+    def timed(*args):
+        t0 = perf_counter_ns()
+        try:
+            return f(*args)
+        finally:
+            times[i] += perf_counter_ns() - t0
+    return timed
+
+
+class FusedRun(object):
+    """One run of consecutive Python steps over batches of records (see CONTRACT.md)."""
+
+    __slots__ = ('_profile', '_tb', '_sync', '_times', '_out', '_errors', '_pending',
+                 '_flushers', '_entry', '_on_error', '__weakref__')
+
+    def __init__(self, steps, options=None):
+        options = options or {}
+        self._profile = profile = bool(options.get('profile'))
+        self._tb = tb = bool(options.get('traceback'))
+        self._sync = bool(options.get('sync'))
+        steps = list(steps)
+        n = len(steps)
+        self._times = times = [0] * n
+        self._out = out = []
+        self._errors = errors = []
+        self._pending = deque()
+
+        def on_error(e):
+            errors.append(_format_error(e, tb))
+        self._on_error = on_error
+
+        flushers = [None] * n
+        nxt = out.append
+        for i in range(n - 1, -1, -1):
+            step = steps[i]
+            try:
+                op, args = step
+            except (TypeError, ValueError):
+                raise TypeError('step %d: expected an (op, args) tuple, got %r' % (i, step))
+            spec = _OPS.get(op)
+            if spec is None:
+                raise ValueError('step %d: unknown fused step %r' % (i, op))
+            factory, fpos = spec
+            args = list(args)
+            if len(args) != _NARGS[op]:
+                raise TypeError('step %d: %s takes %d argument(s), got %d'
+                                % (i, op, _NARGS[op], len(args)))
+            for p in fpos:
+                if not callable(args[p]):
+                    raise TypeError('step %d: %s argument %d must be callable, got %s'
+                                    % (i, op, p + 1, type(args[p]).__name__))
+                if profile:
+                    args[p] = _timed(args[p], times, i)
+            h, flush = factory(self, i, tuple(args), nxt)
+            flushers[i] = flush
+            nxt = h
+        self._entry = nxt
+        self._flushers = [f for f in flushers if f is not None]
+
+    # -- helpers used by the step closures (rare paths) --
+
+    def _park(self, v, post, r, i):
+        """A step returned a gearsFuture or a coroutine: park the record."""
+        if type(v) is _CoroutineType:
+            if self._sync or not _gears.is_async_allowed():
+                v.close()
+                self._on_error(_gears.GearsError(
+                    'Coroutine is not allowed on sync execution'))
+                return
+            v = _submit(v)
+        elif self._sync:
+            self._on_error(_gears.GearsError('Future object is not allowed on sync execution'))
+            return
+        self._pending.append((v, post, r, i))
+
+    def _resolve_inline(self, v, i):
+        """A stateful step's function returned a future/coroutine: wait for it here
+        (its next record depends on it). Raises the failure."""
+        while type(v) in _PARK:
+            if type(v) is _CoroutineType:
+                if self._sync or not _gears.is_async_allowed():
+                    v.close()
+                    raise _gears.GearsError('Coroutine is not allowed on sync execution')
+                v = _submit(v)
+            elif self._sync:
+                raise _gears.GearsError('Future object is not allowed on sync execution')
+            try:
+                if self._profile:
+                    t0 = perf_counter_ns()
+                    _wait(v)
+                    self._times[i] += perf_counter_ns() - t0
+                else:
+                    _wait(v)
+            except _Aborted:
+                if type(v) is _CoroFuture:
+                    v._cf.cancel()
+                raise
+            if not v._ok:
+                raise _failure_exception(v._value)
+            v = v._value
+        return v
+
+    def _drain(self):
+        pending = self._pending
+        profile = self._profile
+        times = self._times
+        on_error = self._on_error
+        try:
+            while pending:
+                fut, post, r, i = pending[0]  # stays queued while waiting (abort cancels)
+                if profile:
+                    t0 = perf_counter_ns()
+                    _wait(fut)
+                    times[i] += perf_counter_ns() - t0
+                else:
+                    _wait(fut)
+                pending.popleft()
+                if fut._ok:
+                    v = fut._value
+                    if type(v) in _PARK:
+                        self._park(v, post, r, i)
+                    else:
+                        post(r, v)
+                else:
+                    on_error(_failure_exception(fut._value))
+        except _Aborted:
+            self._cancel_pending()
+            raise
+
+    def _cancel_pending(self):
+        """On abort: cancel the coroutines still running for this run, drop the rest."""
+        pending = self._pending
+        while pending:
+            fut = pending.popleft()[0]
+            if type(fut) is _CoroFuture and not fut._event.is_set():
+                fut._cf.cancel()
+
+    # -- the host's API --
+
+    def push(self, records):
+        tls = _runtime._tls
+        prev = getattr(tls, 'run', None)
+        tls.run = self
+        try:
+            entry = self._entry
+            for r in records:
+                entry(r)
+        finally:
+            tls.run = prev
+        out = self._out
+        errors = self._errors
+        res = (out[:], errors[:], bool(self._flushers) or bool(self._pending))
+        del out[:]
+        del errors[:]
+        return res
+
+    def finish(self):
+        tls = _runtime._tls
+        prev = getattr(tls, 'run', None)
+        tls.run = self
+        try:
+            self._drain()
+            for flush in self._flushers:
+                flush()
+                self._drain()
+        finally:
+            tls.run = prev
+        out = self._out
+        errors = self._errors
+        res = (out[:], errors[:])
+        del out[:]
+        del errors[:]
+        return res
+
+    def timings(self):
+        return list(self._times)
+
+
+class GeneratorReader(object):
+    """The PythonReader: ``next(n)`` returns up to n items of ``generator_function()``;
+    an empty list means the end. Exceptions propagate."""
+
+    __slots__ = ('_fn', '_it', '_done')
+
+    def __init__(self, generator_function):
+        if not callable(generator_function):
+            raise TypeError('PythonReader expects a generator function, got %s'
+                            % type(generator_function).__name__)
+        self._fn = generator_function
+        self._it = None
+        self._done = False
+
+    def next(self, n):
+        it = self._it
+        if it is None:
+            if self._done:
+                return []
+            it = self._it = iter(self._fn())
+        items = list(islice(it, n))
+        if not items and n > 0:
+            self._it = None
+            self._done = True
+        return items

@@ -1,0 +1,227 @@
+"""GearsBuilder / GB: records a plan and hands it to the host (see CONTRACT.md)."""
+
+import _gears
+
+__all__ = ['GearsBuilder', 'GB', 'READERS', 'MODES']
+
+READERS = ('KeysReader', 'KeysOnlyReader', 'StreamReader', 'ShardsIDReader',
+           'PythonReader', 'CommandReader', 'TimeReader')
+# Readers that only register (no batch run()).
+_REGISTER_ONLY = ('CommandReader', 'TimeReader')
+MODES = ('async', 'async_local', 'sync')
+
+# run() keyword arguments accepted per reader (besides arg, convertToStr, collect).
+_RUN_KWARGS = {
+    'KeysReader': ('noScan', 'readValue', 'mode'),
+    'KeysOnlyReader': ('count', 'noScan', 'patternGenerator', 'mode'),
+    'StreamReader': ('fromId', 'mode'),
+    'ShardsIDReader': ('mode',),
+    'PythonReader': ('mode',),
+}
+
+
+def _check_callable(method, name, f):
+    if not callable(f):
+        raise TypeError('%s(): %s must be callable, got %s'
+                        % (method, name, type(f).__name__))
+
+
+def _check_bool(method, name, v):
+    # bool, or an int used as one (0/1), like RedisGears 1.2 accepted
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return bool(v)
+    raise TypeError('%s(): %s must be a bool, got %s' % (method, name, type(v).__name__))
+
+
+def _check_str(method, name, v):
+    if not isinstance(v, str):
+        raise TypeError('%s(): %s must be a str, got %s' % (method, name, type(v).__name__))
+    return v
+
+
+def _check_count(method, name, v, minimum):
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError('%s(): %s must be an int, got %s'
+                        % (method, name, type(v).__name__))
+    if v < minimum:
+        if minimum == 0:
+            raise ValueError('%s(): %s must be a non-negative int, got %d' % (method, name, v))
+        raise ValueError('%s(): %s must be an int >= %d, got %d' % (method, name, minimum, v))
+    return v
+
+
+class GearsBuilder(object):
+    """Builds a Gears plan: ``GB(reader='KeysReader', defaultArg='*', desc=None)``.
+
+    Every operation records a step and returns the builder; ``run()`` ends the chain.
+    """
+
+    def __init__(self, reader='KeysReader', defaultArg='*', desc=None):
+        if not isinstance(reader, str):
+            raise TypeError('GearsBuilder(): reader must be a str, got %s'
+                            % type(reader).__name__)
+        if reader not in READERS:
+            raise ValueError('GearsBuilder(): unknown reader %r (expected one of %s)'
+                             % (reader, ', '.join(READERS)))
+        if desc is not None and not isinstance(desc, str):
+            raise TypeError('GearsBuilder(): desc must be a str or None, got %s'
+                            % type(desc).__name__)
+        self.reader = reader
+        self.defaultArg = defaultArg
+        self.desc = desc
+        self.steps = []
+
+    def __repr__(self):
+        return 'GearsBuilder(%r, steps=%s)' % (self.reader, [s[0] for s in self.steps])
+
+    def _add(self, op, args):
+        self.steps.append((op, args))
+        return self
+
+    # -- local operations --
+
+    def map(self, f):
+        _check_callable('map', 'f', f)
+        return self._add('map', (f,))
+
+    def flatmap(self, f):
+        _check_callable('flatmap', 'f', f)
+        return self._add('flatmap', (f,))
+
+    def foreach(self, f):
+        _check_callable('foreach', 'f', f)
+        return self._add('foreach', (f,))
+
+    def filter(self, f):
+        _check_callable('filter', 'f', f)
+        return self._add('filter', (f,))
+
+    def accumulate(self, f):
+        _check_callable('accumulate', 'f', f)
+        return self._add('accumulate', (f,))
+
+    def localgroupby(self, extract, reduce):
+        _check_callable('localgroupby', 'extract', extract)
+        _check_callable('localgroupby', 'reduce', reduce)
+        return self._add('localgroupby', (extract, reduce))
+
+    def limit(self, length, offset=0):
+        _check_count('limit', 'length', length, 0)
+        _check_count('limit', 'offset', offset, 0)
+        return self._add('limit', (length, offset))
+
+    # -- operations that move records between shards --
+
+    def collect(self):
+        return self._add('collect', ())
+
+    def repartition(self, extract):
+        _check_callable('repartition', 'extract', extract)
+        return self._add('repartition', (extract,))
+
+    def groupby(self, extract, reduce):
+        _check_callable('groupby', 'extract', extract)
+        _check_callable('groupby', 'reduce', reduce)
+        return self._add('groupby', (extract, reduce))
+
+    def batchgroupby(self, extract, reduce):
+        _check_callable('batchgroupby', 'extract', extract)
+        _check_callable('batchgroupby', 'reduce', reduce)
+        return self._add('batchgroupby', (extract, reduce))
+
+    def aggregate(self, zero, seq, comb):
+        _check_callable('aggregate', 'seq', seq)
+        _check_callable('aggregate', 'comb', comb)
+        return self._add('aggregate', (zero, seq, comb))
+
+    def aggregateby(self, extract, zero, seq, comb):
+        _check_callable('aggregateby', 'extract', extract)
+        _check_callable('aggregateby', 'seq', seq)
+        _check_callable('aggregateby', 'comb', comb)
+        return self._add('aggregateby', (extract, zero, seq, comb))
+
+    def count(self):
+        return self._add('count', ())
+
+    def countby(self, extract=None):
+        if extract is not None:
+            _check_callable('countby', 'extract', extract)
+        return self._add('countby', (extract,))
+
+    def distinct(self):
+        return self._add('distinct', ())
+
+    def avg(self, extract=None):
+        if extract is not None:
+            _check_callable('avg', 'extract', extract)
+        return self._add('avg', (extract,))
+
+    def sort(self, reverse=False):
+        reverse = _check_bool('sort', 'reverse', reverse)
+        return self._add('sort', (reverse,))
+
+    # -- ending the chain --
+
+    def run(self, arg=None, convertToStr=True, collect=True, **kwargs):
+        """Run the plan once as a batch. ``arg`` (default: defaultArg) is the key pattern
+        (KeysReader, KeysOnlyReader), the stream key (StreamReader) or the generator
+        function (PythonReader)."""
+        reader = self.reader
+        if reader in _REGISTER_ONLY:
+            raise ValueError('reader do not support run')
+        allowed = _RUN_KWARGS[reader]
+        unknown = [k for k in kwargs if k not in allowed]
+        if unknown:
+            raise TypeError('Unknown arguments were given: %s' % ', '.join(unknown))
+
+        mode = kwargs.get('mode', 'async')
+        if mode not in MODES:
+            raise ValueError('run(): mode must be one of %s, got %r' % (', '.join(MODES), mode))
+
+        # like RedisGears 1.2: any falsy arg (None, '') means defaultArg
+        if not arg:
+            arg = self.defaultArg
+
+        if reader == 'KeysReader':
+            reader_args = {
+                'pattern': _check_str('run', 'pattern', arg),
+                'noScan': _check_bool('run', 'noScan', kwargs.get('noScan', False)),
+                'readValue': _check_bool('run', 'readValue', kwargs.get('readValue', True)),
+            }
+        elif reader == 'KeysOnlyReader':
+            pg = kwargs.get('patternGenerator', None)
+            if pg is not None:
+                _check_callable('run', 'patternGenerator', pg)
+            reader_args = {
+                'pattern': _check_str('run', 'pattern', arg),
+                'count': _check_count('run', 'count', kwargs.get('count', 1000), 1),
+                'noScan': _check_bool('run', 'noScan', kwargs.get('noScan', False)),
+                'patternGenerator': pg,
+            }
+        elif reader == 'StreamReader':
+            reader_args = {
+                'key': _check_str('run', 'key', arg),
+                'fromId': _check_str('run', 'fromId', kwargs.get('fromId', '0-0')),
+            }
+        elif reader == 'ShardsIDReader':
+            reader_args = {}
+        else:  # PythonReader
+            if not callable(arg):
+                raise TypeError('run(): PythonReader needs a generator function as its '
+                                'argument, got %s' % type(arg).__name__)
+            reader_args = {'generator': arg}
+
+        steps = list(self.steps)
+        if convertToStr:
+            steps.append(('map', (str,)))
+        if collect:
+            steps.append(('collect', ()))
+        return _gears.run(reader, reader_args, steps, {'mode': mode, 'desc': self.desc})
+
+    def register(self, *args, **kwargs):
+        raise NotImplementedError('register() arrives with triggers')
+
+
+GB = GearsBuilder

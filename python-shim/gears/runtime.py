@@ -1,0 +1,132 @@
+"""Runtime API available to recipes (execute, atomic, log, config, futures).
+
+Everything here is a thin layer over the native module ``_gears`` (see CONTRACT.md).
+"""
+
+import threading
+
+import _gears
+
+__all__ = [
+    'execute', 'atomic', 'log', 'configGet', 'gearsConfigGet', 'hashtag',
+    'gearsFuture', 'isAsyncAllow', 'GearsFuture',
+]
+
+# `execute` is the hottest call of most recipes: bind the native function directly so a
+# call costs no extra Python frame.
+execute = _gears.execute
+
+# Per-thread stack of the fused runs currently executing (a step may call execute(), which
+# can start a nested sync execution on the same thread). gearsFuture() looks at the top.
+_tls = threading.local()
+
+
+def _current_run():
+    return getattr(_tls, 'run', None)
+
+
+class atomic(object):
+    """Context manager holding the Redis lock across a block::
+
+        with atomic():
+            execute('incr', 'a')
+            execute('incr', 'b')
+
+    Nesting is counted by the host. The lock is released on every exit, exceptions included.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self):
+        _gears.lock()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _gears.unlock()
+        return False
+
+
+def log(msg, level='notice'):
+    """Write ``msg`` to the Redis log. level: debug, verbose, notice or warning."""
+    if not isinstance(msg, str):
+        msg = str(msg)
+    _gears.log(msg, level)
+
+
+def configGet(name):
+    """The module configuration value ``name`` (case-insensitive) as str, None when unknown."""
+    return _gears.config_get(name)
+
+
+def gearsConfigGet(name, default=None):
+    """Like configGet, but returns ``default`` when the value is unknown."""
+    val = _gears.config_get(name)
+    return default if val is None else val
+
+
+def hashtag():
+    """A string ``{...}`` whose hash slot belongs to this shard."""
+    return _gears.hashtag()
+
+
+def isAsyncAllow():
+    """True when the current step may return a gearsFuture() or be an ``async def``."""
+    run = _current_run()
+    if run is not None and run._sync:
+        return False
+    return bool(_gears.is_async_allowed())
+
+
+class GearsFuture(object):
+    """A record whose value is given later, from any thread.
+
+    Returned by a map/flatmap/filter/foreach step, it parks the record until
+    ``continueRun(value)`` (the record continues with ``value`` as that step's result) or
+    ``continueFailed(error)`` (the record is dropped and ``error`` becomes an error entry:
+    an exception is shown as ``Type: message``, anything else as ``str(error)``).
+    A future can be resolved once; a second call raises GearsError.
+    """
+
+    __slots__ = ('_event', '_lock', '_resolved', '_ok', '_value')
+
+    def __init__(self):
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._resolved = False
+        self._ok = False
+        self._value = None
+
+    def _resolve(self, ok, value):
+        with self._lock:
+            if self._resolved:
+                raise _gears.GearsError('Future was already resolved')
+            self._resolved = True
+            self._ok = ok
+            self._value = value
+        self._event.set()
+
+    def continueRun(self, record):
+        self._resolve(True, record)
+
+    def continueFailed(self, error):
+        self._resolve(False, error)
+
+    def __repr__(self):
+        state = 'pending'
+        if self._resolved:
+            state = 'done' if self._ok else 'failed'
+        return '<gearsFuture %s>' % state
+
+
+# The shim's asyncio loop thread (set by gears._fused when it starts the loop): async def
+# steps run there and may create futures too.
+_loop_thread_ident = [None]
+
+
+def gearsFuture():
+    """Create a future to return from a step (async executions only)."""
+    if threading.get_ident() != _loop_thread_ident[0]:
+        run = _current_run()
+        if (run is not None and run._sync) or not _gears.is_async_allowed():
+            raise _gears.GearsError('Future object is not allowed on sync execution')
+    return GearsFuture()

@@ -1,0 +1,106 @@
+"""Installs a fake `_gears` native module (recording its calls) before `gears` is imported."""
+
+import os
+import sys
+import types
+
+import pytest
+
+SHIM = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if SHIM not in sys.path:
+    sys.path.insert(0, SHIM)
+
+
+class GearsError(Exception):
+    pass
+
+
+class ExecutionAborted(BaseException):
+    pass
+
+
+_LEVELS = ('debug', 'verbose', 'notice', 'warning')
+
+
+def _make_fake():
+    m = types.ModuleType('_gears')
+    m.GearsError = GearsError
+    m.ExecutionAborted = ExecutionAborted
+    m.calls = []
+    m.state = {}
+
+    def reset():
+        del m.calls[:]
+        m.state.clear()
+        m.state.update({
+            'async_allowed': True,
+            'config': {'executionthreads': '3', 'batchsize': '512'},
+            'execute': None,          # optional callable(cmd, *args) -> reply
+            'release_hook': None,     # optional callable() run by release_lock_slice
+            'lock_depth': 0,
+        })
+    m.reset = reset
+
+    def execute(cmd, *args):
+        m.calls.append(('execute', (cmd,) + args))
+        h = m.state['execute']
+        if h is not None:
+            return h(cmd, *args)
+        return 'OK'
+
+    def lock():
+        m.state['lock_depth'] += 1
+        m.calls.append(('lock', ()))
+
+    def unlock():
+        m.state['lock_depth'] -= 1
+        m.calls.append(('unlock', ()))
+
+    def release_lock_slice():
+        m.calls.append(('release_lock_slice', ()))
+        h = m.state['release_hook']
+        if h is not None:
+            h()
+
+    def log(msg, level):
+        if level not in _LEVELS:
+            raise ValueError('unknown log level %r' % (level,))
+        m.calls.append(('log', (msg, level)))
+
+    def config_get(name):
+        m.calls.append(('config_get', (name,)))
+        return m.state['config'].get(name.lower())
+
+    def hashtag():
+        m.calls.append(('hashtag', ()))
+        return '{06S}'
+
+    def is_async_allowed():
+        return m.state['async_allowed']
+
+    def run(reader, reader_args, steps, options):
+        m.calls.append(('run', (reader, reader_args, steps, options)))
+        return None
+
+    for f in (execute, lock, unlock, release_lock_slice, log, config_get, hashtag,
+              is_async_allowed, run):
+        setattr(m, f.__name__, f)
+    reset()
+    return m
+
+
+FAKE = sys.modules.get('_gears')
+if FAKE is None or not hasattr(FAKE, 'reset'):
+    FAKE = _make_fake()
+    sys.modules['_gears'] = FAKE
+
+
+@pytest.fixture(autouse=True)
+def fake():
+    FAKE.reset()
+    yield FAKE
+    FAKE.reset()
+
+
+def calls_of(name):
+    return [args for (n, args) in FAKE.calls if n == name]

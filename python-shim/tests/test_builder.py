@@ -1,0 +1,190 @@
+import pytest
+
+import gears
+from gears import GB, GearsBuilder
+
+
+def last_run(fake):
+    runs = [a for (n, a) in fake.calls if n == 'run']
+    assert len(runs) == 1
+    return runs[0]
+
+
+TAIL = [('map', (str,)), ('collect', ())]
+
+
+def test_all_names():
+    assert set(gears.__all__) >= {'GearsBuilder', 'GB', 'execute', 'atomic', 'log',
+                                  'configGet', 'gearsConfigGet', 'hashtag', 'gearsFuture',
+                                  'isAsyncAllow'}
+    for name in gears.__all__:
+        assert hasattr(gears, name), name
+    assert GB is GearsBuilder
+
+
+def test_methods_record_steps_and_return_self():
+    f = lambda x: x            # noqa: E731
+    g = lambda k, a, r: a      # noqa: E731
+    b = GB()
+    assert b.map(f) is b
+    b.flatmap(f).foreach(f).filter(f).accumulate(g).localgroupby(f, g).limit(10)
+    b.limit(5, 2).collect().repartition(f).groupby(f, g).batchgroupby(f, g)
+    b.aggregate(0, g, g).aggregateby(f, [], g, g).count().countby().countby(f)
+    b.distinct().avg().avg(f).sort().sort(True)
+    assert b.steps == [
+        ('map', (f,)), ('flatmap', (f,)), ('foreach', (f,)), ('filter', (f,)),
+        ('accumulate', (g,)), ('localgroupby', (f, g)), ('limit', (10, 0)),
+        ('limit', (5, 2)), ('collect', ()), ('repartition', (f,)), ('groupby', (f, g)),
+        ('batchgroupby', (f, g)), ('aggregate', (0, g, g)), ('aggregateby', (f, [], g, g)),
+        ('count', ()), ('countby', (None,)), ('countby', (f,)), ('distinct', ()),
+        ('avg', (None,)), ('avg', (f,)), ('sort', (False,)), ('sort', (True,)),
+    ]
+
+
+@pytest.mark.parametrize('call', [
+    lambda b: b.map(1), lambda b: b.flatmap('x'), lambda b: b.foreach(None),
+    lambda b: b.filter(3), lambda b: b.accumulate(None), lambda b: b.localgroupby(len, 1),
+    lambda b: b.repartition(None), lambda b: b.groupby(1, len), lambda b: b.batchgroupby(len, 2),
+    lambda b: b.aggregate(0, len, None), lambda b: b.aggregateby(len, 0, 1, len),
+    lambda b: b.countby(3), lambda b: b.avg('x'), lambda b: b.limit('1'),
+    lambda b: b.limit(1.5), lambda b: b.limit(True), lambda b: b.limit(1, None),
+    lambda b: b.sort('yes'),
+])
+def test_bad_arguments_type_error(call):
+    with pytest.raises(TypeError):
+        call(GB())
+
+
+def test_limit_negative_value_error():
+    with pytest.raises(ValueError, match='non-negative'):
+        GB().limit(-1)
+    with pytest.raises(ValueError, match='non-negative'):
+        GB().limit(1, -2)
+
+
+def test_unknown_reader():
+    with pytest.raises(ValueError, match='NoSuchReader'):
+        GB('NoSuchReader')
+    with pytest.raises(TypeError):
+        GB(3)
+    with pytest.raises(TypeError):
+        GB('KeysReader', desc=3)
+
+
+def test_keys_reader_run_defaults(fake):
+    f = lambda x: x  # noqa: E731
+    assert GB().map(f).run() is None
+    assert last_run(fake) == (
+        'KeysReader', {'pattern': '*', 'noScan': False, 'readValue': True},
+        [('map', (f,))] + TAIL, {'mode': 'async', 'desc': None})
+
+
+def test_keys_reader_run_args(fake):
+    GB('KeysReader', desc='my desc').run('user:*', noScan=True, readValue=False, mode='sync',
+                                        convertToStr=False, collect=False)
+    assert last_run(fake) == (
+        'KeysReader', {'pattern': 'user:*', 'noScan': True, 'readValue': False},
+        [], {'mode': 'sync', 'desc': 'my desc'})
+
+
+def test_default_arg_used_for_missing_or_empty_arg(fake):
+    GB('KeysReader', 'k:*').run('', collect=False)
+    assert last_run(fake)[1]['pattern'] == 'k:*'
+    assert last_run(fake)[2] == [('map', (str,))]
+
+
+def test_keys_only_reader_run(fake):
+    pg = lambda: ('x', True)  # noqa: E731
+    GB('KeysOnlyReader').run('movie:*', count=50, noScan=False, patternGenerator=pg,
+                             mode='async_local')
+    assert last_run(fake) == (
+        'KeysOnlyReader',
+        {'pattern': 'movie:*', 'count': 50, 'noScan': False, 'patternGenerator': pg},
+        TAIL, {'mode': 'async_local', 'desc': None})
+    fake.reset()
+    GB('KeysOnlyReader').run()
+    assert last_run(fake)[1] == {'pattern': '*', 'count': 1000, 'noScan': False,
+                                 'patternGenerator': None}
+
+
+def test_keys_only_reader_bad_args():
+    with pytest.raises(ValueError):
+        GB('KeysOnlyReader').run(count=0)
+    with pytest.raises(TypeError):
+        GB('KeysOnlyReader').run(count='10')
+    with pytest.raises(TypeError):
+        GB('KeysOnlyReader').run(patternGenerator='x')
+
+
+def test_stream_reader_run(fake):
+    GB('StreamReader').run('s1', fromId='1-0')
+    assert last_run(fake) == ('StreamReader', {'key': 's1', 'fromId': '1-0'}, TAIL,
+                              {'mode': 'async', 'desc': None})
+    fake.reset()
+    GB('StreamReader').run('s2')
+    assert last_run(fake)[1] == {'key': 's2', 'fromId': '0-0'}
+
+
+def test_shards_id_reader_run(fake):
+    GB('ShardsIDReader').count().run(mode='sync')
+    assert last_run(fake) == ('ShardsIDReader', {}, [('count', ())] + TAIL,
+                              {'mode': 'sync', 'desc': None})
+
+
+def test_python_reader_run(fake):
+    def gen():
+        yield 1
+    GB('PythonReader').run(gen)
+    assert last_run(fake) == ('PythonReader', {'generator': gen}, TAIL,
+                              {'mode': 'async', 'desc': None})
+    with pytest.raises(TypeError, match='generator function'):
+        GB('PythonReader').run()
+
+
+@pytest.mark.parametrize('reader, kwargs, text', [
+    ('KeysReader', {'foo': 1}, 'Unknown arguments were given: foo'),
+    ('KeysReader', {'foo': 1, 'count': 2, 'mode': 'sync'},
+     'Unknown arguments were given: foo, count'),
+    ('KeysOnlyReader', {'readValue': False}, 'Unknown arguments were given: readValue'),
+    ('StreamReader', {'noScan': True, 'batch': 2}, 'Unknown arguments were given: noScan, batch'),
+    ('ShardsIDReader', {'fromId': '0-0'}, 'Unknown arguments were given: fromId'),
+    ('PythonReader', {'generator': len}, 'Unknown arguments were given: generator'),
+])
+def test_unknown_kwargs_exact_text(fake, reader, kwargs, text):
+    arg = (lambda: iter(())) if reader == 'PythonReader' else None
+    with pytest.raises(TypeError) as ei:
+        GB(reader).run(arg, **kwargs)
+    assert str(ei.value) == text
+    assert not [c for c in fake.calls if c[0] == 'run']
+
+
+def test_bad_mode():
+    with pytest.raises(ValueError, match='mode'):
+        GB().run(mode='fast')
+
+
+def test_bad_reader_arg_types():
+    with pytest.raises(TypeError):
+        GB().run(3)
+    with pytest.raises(TypeError):
+        GB().run(noScan='yes')
+    with pytest.raises(TypeError):
+        GB('StreamReader').run('s', fromId=0)
+
+
+@pytest.mark.parametrize('reader', ['CommandReader', 'TimeReader'])
+def test_register_only_readers_do_not_run(reader):
+    with pytest.raises(ValueError) as ei:
+        GB(reader).run()
+    assert str(ei.value) == 'reader do not support run'
+
+
+def test_run_does_not_mutate_builder(fake):
+    b = GB().map(str)
+    b.run()
+    assert b.steps == [('map', (str,))]
+
+
+def test_register_not_yet():
+    with pytest.raises(NotImplementedError, match='register\\(\\) arrives with triggers'):
+        GB().register(prefix='x')

@@ -1,0 +1,145 @@
+"""Fixtures that start real redis-server processes with the module loaded.
+
+Every server gets a free port and a temporary directory, and is shut down after the test
+(module or function scope). The module path comes from GEARS_MODULE (the Makefile sets it)
+or defaults to the release build of this checkout.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODULE = os.environ.get(
+    "GEARS_MODULE", os.path.join(ROOT, "target", "release", "libredisgears_rs.so")
+)
+REDIS_SERVER = os.environ.get("REDIS_SERVER", shutil.which("redis-server") or "/usr/bin/redis-server")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
+    """Poll predicate() until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """One redis-server process with the module loaded."""
+
+    def __init__(self, module_args=(), extra_args=(), load_module=True):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="gears-test-")
+        self.module_args = list(module_args)
+        self.extra_args = list(extra_args)
+        self.load_module = load_module
+        self.proc = None
+        self.logfile = os.path.join(self.dir, "redis.log")
+
+    def start(self):
+        cmd = [
+            REDIS_SERVER,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", self.dir,
+            "--logfile", self.logfile,
+            "--save", "",
+            "--appendonly", "no",
+        ]
+        if self.load_module:
+            cmd += ["--loadmodule", MODULE] + [str(a) for a in self.module_args]
+        cmd += [str(a) for a in self.extra_args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, decode_responses=True)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("redis-server exited at start:\n" + self.log())
+            try:
+                return client.ping()
+            except redis.exceptions.ConnectionError:
+                return False
+            except redis.exceptions.BusyLoadingError:
+                return False
+
+        wait_until(up, timeout=20, what="redis-server to accept connections")
+        return self
+
+    def client(self, **kwargs):
+        kwargs.setdefault("decode_responses", True)
+        return redis.Redis(port=self.port, **kwargs)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        try:
+            with open(self.logfile) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A server shared by the tests of one file (flush between tests with the `r` fixture)."""
+    s = RedisServer().start()
+    yield s
+    alive = s.alive()
+    log = s.log()
+    s.stop()
+    assert alive, "redis-server died during the tests:\n" + log[-5000:]
+
+
+@pytest.fixture
+def r(server):
+    """A client of the shared server, with an empty keyspace."""
+    c = server.client()
+    c.flushall()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def fresh_server():
+    """A server of this test alone (for tests that change configuration or kill things)."""
+    servers = []
+
+    def make(**kwargs):
+        s = RedisServer(**kwargs).start()
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+def pyexecute(client, code, *args):
+    """RG.PYEXECUTE code [args...] with the reply as redis-py gives it."""
+    return client.execute_command("RG.PYEXECUTE", code, *args)
