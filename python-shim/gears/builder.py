@@ -218,7 +218,8 @@ class GearsBuilder(object):
             steps.append(('map', (str,)))
         if collect:
             steps.append(('collect', ()))
-        return _gears.run(reader, reader_args, steps, {'mode': mode, 'desc': self.desc})
+        options = {'mode': mode, 'desc': self.desc, 'convertToStr': bool(convertToStr)}
+        return _gears.run(reader, reader_args, steps, options)
 
     def register(self, *args, **kwargs):
         raise NotImplementedError('register() arrives with triggers')

@@ -123,7 +123,7 @@ pub fn run(exec: &Execution, reader: Box<dyn Reader>, mut stages: Vec<Stage>, en
     let read_ms = read_nanos / 1_000_000;
     match outcome {
         Ok(results) => exec.finish(
-            results,
+            replies(results),
             cx.errors,
             Status::Done,
             total_ms,
@@ -155,6 +155,20 @@ pub fn run(exec: &Execution, reader: Box<dyn Reader>, mut stages: Vec<Stage>, en
             )
         }
     }
+}
+
+/// Host objects left in the results become replies by their host's rules.
+fn replies(results: Vec<Value>) -> Vec<Value> {
+    if !results.iter().any(|v| matches!(v, Value::Host(_))) {
+        return results;
+    }
+    results
+        .into_iter()
+        .map(|v| match v {
+            Value::Host(h) => h.to_reply(),
+            other => other,
+        })
+        .collect()
 }
 
 #[cfg(test)]

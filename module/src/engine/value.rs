@@ -10,6 +10,11 @@ use std::sync::Arc;
 /// engine carries between that host's steps without looking inside.
 pub trait HostObject: Send + Sync + fmt::Debug {
     fn as_any(&self) -> &dyn Any;
+    /// A plain stand-in that native steps hash, compare and sort by (e.g. a Python tuple's
+    /// items), or None to compare by identity.
+    fn key(&self) -> Option<&Value>;
+    /// The object as a reply, by its host's rules.
+    fn to_reply(&self) -> Value;
 }
 
 /// A record or a reply element.
@@ -97,9 +102,11 @@ impl Value {
                 b.iter().flat_map(|(k, v)| [k, v]),
             ),
             (Error(a), Error(b)) => a.cmp(b),
-            (Host(a), Host(b)) => {
-                (Arc::as_ptr(a) as *const () as usize).cmp(&(Arc::as_ptr(b) as *const () as usize))
-            }
+            (Host(a), Host(b)) => match (a.key(), b.key()) {
+                (Some(x), Some(y)) => x.total_cmp(y),
+                _ => (Arc::as_ptr(a) as *const () as usize)
+                    .cmp(&(Arc::as_ptr(b) as *const () as usize)),
+            },
             _ if self.type_rank() == 1 && other.type_rank() == 1 => {
                 let (a, b) = (self.as_f64().unwrap_or(0.0), other.as_f64().unwrap_or(0.0));
                 a.total_cmp(&b)
@@ -166,7 +173,10 @@ impl Hash for Value {
                 });
             }
             Value::Error(e) => e.hash(state),
-            Value::Host(h) => (Arc::as_ptr(h) as *const () as usize).hash(state),
+            Value::Host(h) => match h.key() {
+                Some(key) => key.hash(state),
+                None => (Arc::as_ptr(h) as *const () as usize).hash(state),
+            },
         }
     }
 }

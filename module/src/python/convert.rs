@@ -9,8 +9,9 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PySet, PyStri
 
 use crate::engine::value::{format_float, HostObject, Value};
 
-/// A Python object travelling through the engine untouched.
-pub struct PyRecord(pub Py<PyAny>);
+/// A Python object travelling through the engine untouched, with the plain value native
+/// steps compare it by when it has one (a tuple's items).
+pub struct PyRecord(pub Py<PyAny>, pub Option<Value>);
 
 impl fmt::Debug for PyRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -22,10 +23,18 @@ impl HostObject for PyRecord {
     fn as_any(&self) -> &dyn Any {
         self
     }
+
+    fn key(&self) -> Option<&Value> {
+        self.1.as_ref()
+    }
+
+    fn to_reply(&self) -> Value {
+        Python::attach(|py| to_reply(self.0.bind(py), true))
+    }
 }
 
 pub fn host(obj: Bound<'_, PyAny>) -> Value {
-    Value::Host(Arc::new(PyRecord(obj.unbind())))
+    Value::Host(Arc::new(PyRecord(obj.unbind(), None)))
 }
 
 pub fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
@@ -77,7 +86,9 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> Value {
     } else if let Ok(l) = obj.cast::<PyList>() {
         Value::List(l.iter().map(|x| to_value(&x)).collect())
     } else if let Ok(t) = obj.cast::<PyTuple>() {
-        Value::List(t.iter().map(|x| to_value(&x)).collect())
+        // Stays a tuple for Python steps and replies; native steps compare its items.
+        let items = Value::List(t.iter().map(|x| to_value(&x)).collect());
+        Value::Host(Arc::new(PyRecord(obj.clone().unbind(), Some(items))))
     } else if let Ok(d) = obj.cast::<PyDict>() {
         Value::Map(
             d.iter()
@@ -94,10 +105,13 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> Value {
 /// The reply of a Python record when `convertToStr=False` (RedisGears 1.2's mapping):
 /// list -> array, int/bool -> integer, float -> bulk string, str -> bulk string (a leading
 /// '+' a status, '-' an error), bytes -> bulk, anything else -> "PY RECORD".
-pub fn to_reply(obj: &Bound<'_, PyAny>) -> Value {
+/// With `status_prefixes` false (convertToStr), strings are always plain bulk strings.
+pub fn to_reply(obj: &Bound<'_, PyAny>, status_prefixes: bool) -> Value {
     if let Ok(s) = obj.cast::<PyString>() {
         let s = s.to_string_lossy();
-        if let Some(status) = s.strip_prefix('+') {
+        if !status_prefixes {
+            Value::Str(s.into_owned())
+        } else if let Some(status) = s.strip_prefix('+') {
             Value::Status(status.to_string())
         } else if let Some(err) = s.strip_prefix('-') {
             Value::Error(err.to_string())
@@ -116,23 +130,9 @@ pub fn to_reply(obj: &Bound<'_, PyAny>) -> Value {
     } else if let Ok(b) = obj.cast::<PyBytes>() {
         Value::Bytes(b.as_bytes().to_vec())
     } else if let Ok(l) = obj.cast::<PyList>() {
-        Value::List(l.iter().map(|x| to_reply(&x)).collect())
+        Value::List(l.iter().map(|x| to_reply(&x, status_prefixes)).collect())
     } else {
         Value::Str("PY RECORD".into())
-    }
-}
-
-/// A host record turned into its reply form (used when results leave an execution).
-pub fn value_to_reply(py: Python<'_>, value: Value) -> Value {
-    match value {
-        Value::Host(ref h) => match h.as_any().downcast_ref::<PyRecord>() {
-            Some(r) => to_reply(r.0.bind(py)),
-            None => value,
-        },
-        Value::List(items) => {
-            Value::List(items.into_iter().map(|v| value_to_reply(py, v)).collect())
-        }
-        other => other,
     }
 }
 

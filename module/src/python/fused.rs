@@ -17,6 +17,8 @@ pub struct PyStepArgs(pub Py<PyTuple>);
 
 pub struct PythonHost {
     pub traceback: bool,
+    /// convertToStr: final strings are plain bulk replies, never status or error replies.
+    pub plain_strings: bool,
 }
 
 impl Host for PythonHost {
@@ -51,6 +53,7 @@ impl Host for PythonHost {
                 steps: steps.len(),
                 needs_finish: false,
                 profile,
+                plain_strings: self.plain_strings,
             }) as Box<dyn Operator>)
         })
         .map_err(|e: anyhow::Error| e)
@@ -63,6 +66,7 @@ struct FusedOp {
     steps: usize,
     needs_finish: bool,
     profile: bool,
+    plain_strings: bool,
 }
 
 fn stop_of(py: Python<'_>, err: PyErr) -> Stop {
@@ -88,7 +92,7 @@ impl FusedOp {
             out.push(match self.output {
                 OutputForm::Keep => host(obj),
                 OutputForm::Values => to_value(&obj),
-                OutputForm::Reply => to_reply(&obj),
+                OutputForm::Reply => to_reply(&obj, !self.plain_strings),
             });
         }
         Ok((out, needs_finish))
@@ -148,6 +152,9 @@ impl Operator for FusedOp {
 }
 
 /// The host shared by every Python plan.
-pub fn host_for_plans(traceback: bool) -> Arc<dyn Host> {
-    Arc::new(PythonHost { traceback })
+pub fn host_for_plans(traceback: bool, plain_strings: bool) -> Arc<dyn Host> {
+    Arc::new(PythonHost {
+        traceback,
+        plain_strings,
+    })
 }

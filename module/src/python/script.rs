@@ -164,7 +164,11 @@ pub fn on_run(
         matches!(steps.first().map(|s| &s.kind), Some(StepKind::Native(n)) if n.inspects_records());
     let reader = build_reader(py, reader, reader_args, first_step_native)?;
     let profile = config::get(Key::ProfileExecutions) == 1;
-    let host = fused::host_for_plans(config::get(Key::PythonAttemptTraceback) == 1);
+    let convert_to_str = get(options, "convertToStr", false)?;
+    let host = fused::host_for_plans(
+        config::get(Key::PythonAttemptTraceback) == 1,
+        convert_to_str,
+    );
     let stages = compile(&steps, Some(&host), profile, mode == Mode::Sync)
         .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
     let reports = steps

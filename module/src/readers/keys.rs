@@ -1,5 +1,7 @@
 //! KeysReader and KeysOnlyReader: the keyspace, by SCAN or one key name.
 
+use std::collections::VecDeque;
+
 use anyhow::{anyhow, Result};
 
 use super::redis_call;
@@ -18,6 +20,8 @@ pub struct KeysReader {
     scan_count: Option<usize>,
     cursor: Option<String>,
     done: bool,
+    /// Keys SCAN returned that did not fit the last batch.
+    pending: VecDeque<String>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -45,6 +49,7 @@ impl KeysReader {
             scan_count,
             cursor: None,
             done: false,
+            pending: VecDeque::new(),
         }
     }
 
@@ -57,6 +62,7 @@ impl KeysReader {
             scan_count,
             cursor: None,
             done: false,
+            pending: VecDeque::new(),
         }
     }
 
@@ -121,7 +127,7 @@ pub fn pairs(flat: Vec<Value>) -> Value {
 
 impl Reader for KeysReader {
     fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Value>>> {
-        if self.done {
+        if self.done && self.pending.is_empty() {
             return Ok(None);
         }
         let pattern = self.pattern()?;
@@ -138,7 +144,16 @@ impl Reader for KeysReader {
             return Ok(if out.is_empty() { None } else { Some(out) });
         }
         let count = self.scan_count.unwrap_or(max).max(1).to_string();
-        while out.len() < max && !self.done {
+        while out.len() < max {
+            if let Some(key) = self.pending.pop_front() {
+                if let Some(r) = self.record(&key)? {
+                    out.push(r);
+                }
+                continue;
+            }
+            if self.done {
+                break;
+            }
             let cursor = self.cursor.clone().unwrap_or_else(|| "0".into());
             let reply = redis_call(&[
                 b"SCAN",
@@ -159,18 +174,14 @@ impl Reader for KeysReader {
                 self.done = true;
             }
             self.cursor = Some(next);
-            for key in keys {
-                let key = match key {
-                    Value::Str(s) => s,
-                    Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
-                    _ => continue,
-                };
-                if let Some(r) = self.record(&key)? {
-                    out.push(r);
-                }
-            }
+            self.pending
+                .extend(keys.into_iter().filter_map(|key| match key {
+                    Value::Str(s) => Some(s),
+                    Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                    _ => None,
+                }));
         }
-        Ok(if out.is_empty() && self.done {
+        Ok(if out.is_empty() && self.done && self.pending.is_empty() {
             None
         } else {
             Some(out)
