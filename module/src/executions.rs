@@ -17,6 +17,7 @@ fn env() -> RunEnv<'static> {
         batch_size: config::get(Key::BatchSize).max(1) as usize,
         profile: config::get(Key::ProfileExecutions) == 1,
         end_batch: &lock::release_slice,
+        after_record: &trim,
     }
 }
 
@@ -29,7 +30,6 @@ fn trim() {
 /// Runs an execution here, on the main thread (sync mode).
 pub fn run_here(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>) {
     run(exec, reader, stages, &env());
-    trim();
 }
 
 /// Runs an execution on the worker pool.
@@ -44,7 +44,6 @@ pub fn submit(exec: Arc<Execution>, reader: Box<dyn Reader>, stages: Vec<Stage>,
             exec.set_interrupt(None);
             interrupt::clear_current_thread();
         }
-        trim();
     });
 }
 

@@ -165,6 +165,7 @@ impl Execution {
 
     /// Records the outcome, releases host resources and answers the waiters. Only the
     /// first call counts.
+    #[allow(clippy::too_many_arguments)]
     pub fn finish(
         &self,
         results: Vec<Value>,
@@ -174,10 +175,25 @@ impl Execution {
         read_ms: u64,
         step_nanos: Vec<u64>,
     ) {
+        if self.record(results, errors, status, total_ms, read_ms, step_nanos) {
+            self.answer_waiters();
+        }
+    }
+
+    /// Records the outcome and releases host resources; false if already finished.
+    pub fn record(
+        &self,
+        results: Vec<Value>,
+        errors: Vec<String>,
+        status: Status,
+        total_ms: u64,
+        read_ms: u64,
+        step_nanos: Vec<u64>,
+    ) -> bool {
         {
             let mut st = self.state();
             if st.status.is_finished() {
-                return;
+                return false;
             }
             st.status = status;
             st.results = results;
@@ -191,6 +207,11 @@ impl Execution {
         self.set_interrupt(None);
         let resources = std::mem::take(&mut *lock(&self.keep_alive));
         drop(resources);
+        true
+    }
+
+    /// Answers everything waiting for the (recorded) outcome.
+    pub fn answer_waiters(&self) {
         let waiters = std::mem::take(&mut *lock(&self.waiters));
         let st = self.state();
         for waiter in waiters {

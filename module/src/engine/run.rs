@@ -14,6 +14,9 @@ pub struct RunEnv<'a> {
     pub profile: bool,
     /// Called after every batch (the Redis shell gives back its lock slice there).
     pub end_batch: &'a dyn Fn(),
+    /// Called once the outcome is recorded, before waiting clients are answered (the
+    /// registry is trimmed there, so clients never see more than MaxExecutions).
+    pub after_record: &'a dyn Fn(),
 }
 
 /// Pushes one batch through `ops[from..]`.
@@ -121,39 +124,21 @@ pub fn run(exec: &Execution, reader: Box<dyn Reader>, mut stages: Vec<Stage>, en
     exec.set_entries(cx.entries.clone());
     let total_ms = started.elapsed().as_millis() as u64;
     let read_ms = read_nanos / 1_000_000;
-    match outcome {
-        Ok(results) => exec.finish(
-            replies(results),
-            cx.errors,
-            Status::Done,
-            total_ms,
-            read_ms,
-            step_nanos,
-        ),
-        Err(Stop::Aborted) => {
-            let mut errors = cx.errors;
-            errors.push("Execution was aborted".into());
-            exec.finish(
-                Vec::new(),
-                errors,
-                Status::Aborted,
-                total_ms,
-                read_ms,
-                step_nanos,
-            )
-        }
+    let (results, mut errors, status) = match outcome {
+        Ok(results) => (replies(results), cx.errors, Status::Done),
+        Err(Stop::Aborted) => (Vec::new(), cx.errors, Status::Aborted),
         Err(Stop::Failed(msg)) => {
             let mut errors = cx.errors;
             errors.push(msg);
-            exec.finish(
-                Vec::new(),
-                errors,
-                Status::Done,
-                total_ms,
-                read_ms,
-                step_nanos,
-            )
+            (Vec::new(), errors, Status::Done)
         }
+    };
+    if status == Status::Aborted {
+        errors.push("Execution was aborted".into());
+    }
+    if exec.record(results, errors, status, total_ms, read_ms, step_nanos) {
+        (env.after_record)();
+        exec.answer_waiters();
     }
 }
 
@@ -204,6 +189,7 @@ mod tests {
             batch_size: 64,
             profile: true,
             end_batch: &|| {},
+            after_record: &|| {},
         };
         run(&exec, Box::new(VecReader::new(records)), stages, &env);
         let st = exec.state();
@@ -219,6 +205,7 @@ mod tests {
             batch_size: 64,
             profile: false,
             end_batch: &|| {},
+            after_record: &|| {},
         };
         run(
             &exec,
