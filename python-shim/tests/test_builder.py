@@ -76,7 +76,7 @@ def test_keys_reader_run_defaults(fake):
     assert GB().map(f).run() is None
     assert last_run(fake) == (
         'KeysReader', {'pattern': '*', 'noScan': False, 'readValue': True},
-        [('map', (f,))] + TAIL, {'mode': 'async', 'desc': None})
+        [('map', (f,))] + TAIL, {'mode': 'async', 'desc': None, 'convertToStr': True})
 
 
 def test_keys_reader_run_args(fake):
@@ -84,7 +84,7 @@ def test_keys_reader_run_args(fake):
                                         convertToStr=False, collect=False)
     assert last_run(fake) == (
         'KeysReader', {'pattern': 'user:*', 'noScan': True, 'readValue': False},
-        [], {'mode': 'sync', 'desc': 'my desc'})
+        [], {'mode': 'sync', 'desc': 'my desc', 'convertToStr': False})
 
 
 def test_default_arg_used_for_missing_or_empty_arg(fake):
@@ -100,7 +100,7 @@ def test_keys_only_reader_run(fake):
     assert last_run(fake) == (
         'KeysOnlyReader',
         {'pattern': 'movie:*', 'count': 50, 'noScan': False, 'patternGenerator': pg},
-        TAIL, {'mode': 'async_local', 'desc': None})
+        TAIL, {'mode': 'async_local', 'desc': None, 'convertToStr': True})
     fake.reset()
     GB('KeysOnlyReader').run()
     assert last_run(fake)[1] == {'pattern': '*', 'count': 1000, 'noScan': False,
@@ -119,7 +119,7 @@ def test_keys_only_reader_bad_args():
 def test_stream_reader_run(fake):
     GB('StreamReader').run('s1', fromId='1-0')
     assert last_run(fake) == ('StreamReader', {'key': 's1', 'fromId': '1-0'}, TAIL,
-                              {'mode': 'async', 'desc': None})
+                              {'mode': 'async', 'desc': None, 'convertToStr': True})
     fake.reset()
     GB('StreamReader').run('s2')
     assert last_run(fake)[1] == {'key': 's2', 'fromId': '0-0'}
@@ -128,7 +128,7 @@ def test_stream_reader_run(fake):
 def test_shards_id_reader_run(fake):
     GB('ShardsIDReader').count().run(mode='sync')
     assert last_run(fake) == ('ShardsIDReader', {}, [('count', ())] + TAIL,
-                              {'mode': 'sync', 'desc': None})
+                              {'mode': 'sync', 'desc': None, 'convertToStr': True})
 
 
 def test_python_reader_run(fake):
@@ -136,7 +136,7 @@ def test_python_reader_run(fake):
         yield 1
     GB('PythonReader').run(gen)
     assert last_run(fake) == ('PythonReader', {'generator': gen}, TAIL,
-                              {'mode': 'async', 'desc': None})
+                              {'mode': 'async', 'desc': None, 'convertToStr': True})
     with pytest.raises(TypeError, match='generator function'):
         GB('PythonReader').run()
 
