@@ -17,11 +17,16 @@ Implementation notes
   keys with the same repr are one group; the first one seen is the reported key). With
   ``KEYS_AS_STR = True`` keys are converted like RedisGears 1.2 did (str kept, anything
   else replaced by its ``repr()``, also in the emitted ``{'key': k}``).
+- ``async def`` steps: the coroutine is parked unstarted; finish() runs the parked ones
+  together on an event loop owned by the run, on the calling (worker) thread, so the
+  host's asynchronous ExecutionAborted reaches them (``FusedRun._settle``). There is no
+  shared loop thread: a coroutine that never awaits only blocks its own execution.
 """
 
 import asyncio
 import copy
 import os
+import selectors
 import threading
 import traceback
 import types
@@ -105,64 +110,34 @@ def _failure_exception(value):
 
 
 # ---------------------------------------------------------------------------------------
-# the asyncio loop thread for `async def` steps
+# `async def` steps: their coroutines run on the thread calling push()/finish(), on an
+# event loop owned by the FusedRun (see FusedRun._settle)
 
-_loop = None
-_loop_lock = threading.Lock()
+class _Selector(selectors.DefaultSelector):
+    """The loop's selector: gives the Redis lock slice back before every blocking poll (a
+    coroutine may have called execute() just before awaiting something slow)."""
 
-
-def _get_loop():
-    global _loop
-    loop = _loop
-    if loop is None:
-        with _loop_lock:
-            loop = _loop
-            if loop is None:
-                loop = asyncio.new_event_loop()
-                started = threading.Event()
-
-                def run():
-                    _runtime._loop_thread_ident[0] = threading.get_ident()
-                    asyncio.set_event_loop(loop)
-                    started.set()
-                    loop.run_forever()
-
-                t = threading.Thread(target=run, name='gears-asyncio', daemon=True)
-                t.start()
-                started.wait()
-                _loop = loop
-    return loop
+    def select(self, timeout=None):
+        if timeout is None or timeout > 0:
+            _gears.release_lock_slice()
+        return selectors.DefaultSelector.select(self, timeout)
 
 
-class _CoroFuture(GearsFuture):
-    """The GearsFuture standing for a coroutine scheduled on the loop thread."""
+class _Done(object):
+    """A settled coroutine in the pending queue (same fields as a resolved GearsFuture)."""
 
-    __slots__ = ('_cf',)
+    __slots__ = ('_ok', '_value')
+
+    def __init__(self, ok, value):
+        self._ok = ok
+        self._value = value
 
 
-def _submit(coro):
-    """Schedule ``coro`` on the loop thread; returns a GearsFuture resolved with its
-    outcome."""
-    fut = _CoroFuture()
-
-    def done(cf):
-        try:
-            if cf.cancelled():
-                fut._resolve(False, asyncio.CancelledError('coroutine was cancelled'))
-                return
-            exc = cf.exception()
-            if exc is not None:
-                fut._resolve(False, exc)
-            else:
-                fut._resolve(True, cf.result())
-        except BaseException as e:  # never leave the waiter hanging
-            if not fut._resolved:
-                fut._resolve(False, e)
-
-    cf = asyncio.run_coroutine_threadsafe(coro, _get_loop())
-    fut._cf = cf
-    cf.add_done_callback(done)
-    return fut
+def _close_quietly(coro):
+    try:
+        coro.close()
+    except BaseException:
+        pass
 
 
 def _wait(fut):
@@ -502,7 +477,8 @@ class FusedRun(object):
     """One run of consecutive Python steps over batches of records (see CONTRACT.md)."""
 
     __slots__ = ('_profile', '_tb', '_sync', '_times', '_out', '_errors', '_pending',
-                 '_flushers', '_entry', '_on_error', '__weakref__')
+                 '_ncoro', '_loop', '_aborted', '_flushers', '_entry', '_on_error',
+                 '__weakref__')
 
     def __init__(self, steps, options=None):
         options = options or {}
@@ -514,7 +490,10 @@ class FusedRun(object):
         self._times = times = [0] * n
         self._out = out = []
         self._errors = errors = []
-        self._pending = deque()
+        self._pending = deque()  # (GearsFuture | coroutine | _Done, post, record, step)
+        self._ncoro = 0          # coroutines in _pending (not started yet)
+        self._loop = None        # this run's event loop, created on first coroutine
+        self._aborted = None     # ExecutionAborted caught by the loop's machinery
 
         def on_error(e):
             errors.append(_format_error(e, tb))
@@ -551,14 +530,15 @@ class FusedRun(object):
     # -- helpers used by the step closures (rare paths) --
 
     def _park(self, v, post, r, i):
-        """A step returned a gearsFuture or a coroutine: park the record."""
+        """A step returned a gearsFuture or a coroutine: park the record. A coroutine is
+        kept as is (not started) until finish() drives it."""
         if type(v) is _CoroutineType:
             if self._sync or not _gears.is_async_allowed():
                 v.close()
                 self._on_error(_gears.GearsError(
                     'Coroutine is not allowed on sync execution'))
                 return
-            v = _submit(v)
+            self._ncoro += 1
         elif self._sync:
             self._on_error(_gears.GearsError('Future object is not allowed on sync execution'))
             return
@@ -572,59 +552,220 @@ class FusedRun(object):
                 if self._sync or not _gears.is_async_allowed():
                     v.close()
                     raise _gears.GearsError('Coroutine is not allowed on sync execution')
-                v = _submit(v)
-            elif self._sync:
-                raise _gears.GearsError('Future object is not allowed on sync execution')
-            try:
                 if self._profile:
                     t0 = perf_counter_ns()
-                    _wait(v)
+                    (ok, v, _), = self._settle([v])
                     self._times[i] += perf_counter_ns() - t0
                 else:
-                    _wait(v)
-            except _Aborted:
-                if type(v) is _CoroFuture:
-                    v._cf.cancel()
-                raise
+                    (ok, v, _), = self._settle([v])
+                if not ok:
+                    raise v
+                continue
+            if self._sync:
+                raise _gears.GearsError('Future object is not allowed on sync execution')
+            if self._profile:
+                t0 = perf_counter_ns()
+                _wait(v)
+                self._times[i] += perf_counter_ns() - t0
+            else:
+                _wait(v)
             if not v._ok:
                 raise _failure_exception(v._value)
             v = v._value
         return v
 
     def _drain(self):
+        """Settles the pending records in order and continues each through the rest of
+        the steps (which may park it again). Coroutines are run together, concurrently:
+        when one is at the head of the queue, or before blocking on a gearsFuture."""
         pending = self._pending
         profile = self._profile
         times = self._times
         on_error = self._on_error
-        try:
-            while pending:
-                fut, post, r, i = pending[0]  # stays queued while waiting (abort cancels)
+        while pending:
+            fut, post, r, i = pending[0]
+            t = type(fut)
+            if t is not _Done:
+                if t is _CoroutineType or (self._ncoro and not fut._event.is_set()):
+                    self._settle_pending()
+                    continue
                 if profile:
                     t0 = perf_counter_ns()
                     _wait(fut)
                     times[i] += perf_counter_ns() - t0
                 else:
                     _wait(fut)
-                pending.popleft()
-                if fut._ok:
-                    v = fut._value
-                    if type(v) in _PARK:
-                        self._park(v, post, r, i)
-                    else:
-                        post(r, v)
+            pending.popleft()
+            if fut._ok:
+                v = fut._value
+                if type(v) in _PARK:
+                    self._park(v, post, r, i)
                 else:
-                    on_error(_failure_exception(fut._value))
-        except _Aborted:
-            self._cancel_pending()
+                    post(r, v)
+            else:
+                on_error(_failure_exception(fut._value))
+
+    def _settle_pending(self):
+        """Runs every coroutine of the pending queue; each entry becomes a _Done in place.
+        When profiling, each step is charged the time a FIFO wait would have taken."""
+        pending = self._pending
+        entries = list(pending)
+        ks = [k for k, e in enumerate(entries) if type(e[0]) is _CoroutineType]
+        self._ncoro = 0
+        last = perf_counter_ns() if self._profile else 0
+        results = self._settle([entries[k][0] for k in ks])
+        times = self._times
+        for k, (ok, v, t) in zip(ks, results):
+            _, post, r, i = entries[k]
+            entries[k] = (_Done(ok, v), post, r, i)
+            if t > last:
+                times[i] += t - last
+                last = t
+        pending.clear()
+        pending.extend(entries)
+
+    def _settle(self, coros):
+        """Runs the coroutines concurrently on this run's event loop, on the calling
+        thread, until all are done. Returns one ``(ok, value, done_ns)`` per coroutine
+        (value: the result, or the exception it raised; done_ns only when profiling).
+
+        ``_gears.ExecutionAborted`` raised in this thread meanwhile propagates, wherever it
+        lands: in a coroutine (a Task would keep it as its result), in a loop callback (the
+        loop would log it), or in the loop itself. The coroutines still running are then
+        cancelled (one loop iteration lets them see CancelledError) and closed."""
+        n = len(coros)
+        if asyncio._get_running_loop() is not None:
+            for c in coros:
+                c.close()
+            e = _gears.GearsError('Coroutine cannot run inside a running event loop')
+            return [(False, e, 0)] * n
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.SelectorEventLoop(_Selector())
+            loop.set_exception_handler(self._loop_error)
+        profile = self._profile
+        results = [None] * n
+        left = [n]
+        tasks = []
+        hb = None
+        self._aborted = None
+
+        async def one(k, coro):
+            try:
+                v = await coro
+            except _Aborted:
+                raise
+            except BaseException as e:
+                results[k] = (False, e, perf_counter_ns() if profile else 0)
+            else:
+                results[k] = (True, v, perf_counter_ns() if profile else 0)
+
+        def done(task):
+            left[0] -= 1
+            if not task.cancelled():
+                e = task.exception()
+                if e is not None and isinstance(e, _Aborted):
+                    if self._aborted is None:
+                        self._aborted = e
+                    loop.stop()
+                    return
+            if not left[0]:
+                loop.stop()
+
+        def tick():
+            # wakes the loop up at least every _WAIT_SLICE so an abort is seen
+            nonlocal hb
+            hb = loop.call_later(_WAIT_SLICE, tick)
+
+        try:
+            _gears.release_lock_slice()
+            for k, c in enumerate(coros):
+                task = loop.create_task(one(k, c))
+                tasks.append(task)
+                task.add_done_callback(done)
+            hb = loop.call_later(_WAIT_SLICE, tick)
+            while left[0] and self._aborted is None:
+                loop.run_forever()
+            e = self._aborted
+            if e is not None:
+                self._aborted = None
+                raise e
+        except BaseException:
+            if hb is not None:
+                hb.cancel()
+                hb = None
+            self._kill(tasks, coros)
             raise
+        finally:
+            if hb is not None:
+                hb.cancel()
+        for k in range(n):
+            if results[k] is None:  # cancelled by the coroutine's own code
+                results[k] = (False, asyncio.CancelledError('coroutine was cancelled'), 0)
+        return results
+
+    def _loop_error(self, loop, context):
+        """The loop's exception handler: an abort that hit a loop callback stops the loop
+        and is re-raised by _settle; anything else is logged as asyncio does."""
+        e = context.get('exception')
+        if isinstance(e, _Aborted) and loop.is_running():
+            if self._aborted is None:
+                self._aborted = e
+            loop.stop()
+        else:
+            loop.default_exception_handler(context)
+
+    def _kill(self, tasks, coros):
+        """After an abort: cancel the unfinished tasks, let them see it for one loop
+        iteration, then close whatever is left so nothing keeps running."""
+        loop = self._loop
+        try:
+            live = [t for t in tasks if not t.done()]
+            if live:
+                for t in live:
+                    t.cancel()
+                loop.stop()  # run_forever() then runs one iteration
+                loop.run_forever()
+        except BaseException:
+            pass
+        finally:
+            for t in tasks:
+                if t.done():
+                    if not t.cancelled():
+                        t.exception()  # retrieved: no "never retrieved" log
+                else:
+                    t._log_destroy_pending = False
+                    _close_quietly(t.get_coro())
+            for c in coros:
+                _close_quietly(c)
 
     def _cancel_pending(self):
-        """On abort: cancel the coroutines still running for this run, drop the rest."""
+        """Drops the pending records, closing the coroutines not started yet."""
         pending = self._pending
         while pending:
-            fut = pending.popleft()[0]
-            if type(fut) is _CoroFuture and not fut._event.is_set():
-                fut._cf.cancel()
+            v = pending.popleft()[0]
+            if type(v) is _CoroutineType:
+                _close_quietly(v)
+        self._ncoro = 0
+
+    def _close_loop(self):
+        """End of finish(): finalize the async generators left open, close the loop."""
+        loop = self._loop
+        if getattr(loop, '_asyncgens', True):
+            self._settle([loop.shutdown_asyncgens()])
+        self._loop = None
+        loop.close()
+
+    def _discard(self):
+        """push()/finish() is failing (abort): drop all pending work and the loop."""
+        self._cancel_pending()
+        loop = self._loop
+        if loop is not None:
+            self._loop = None
+            try:
+                loop.close()
+            except BaseException:
+                pass
 
     # -- the host's API --
 
@@ -636,6 +777,9 @@ class FusedRun(object):
             entry = self._entry
             for r in records:
                 entry(r)
+        except BaseException:
+            self._discard()
+            raise
         finally:
             tls.run = prev
         out = self._out
@@ -654,6 +798,11 @@ class FusedRun(object):
             for flush in self._flushers:
                 flush()
                 self._drain()
+            if self._loop is not None:
+                self._close_loop()
+        except BaseException:
+            self._discard()
+            raise
         finally:
             tls.run = prev
         out = self._out

@@ -118,15 +118,10 @@ class GearsFuture(object):
         return '<gearsFuture %s>' % state
 
 
-# The shim's asyncio loop thread (set by gears._fused when it starts the loop): async def
-# steps run there and may create futures too.
-_loop_thread_ident = [None]
-
-
 def gearsFuture():
-    """Create a future to return from a step (async executions only)."""
-    if threading.get_ident() != _loop_thread_ident[0]:
-        run = _current_run()
-        if (run is not None and run._sync) or not _gears.is_async_allowed():
-            raise _gears.GearsError('Future object is not allowed on sync execution')
+    """Create a future to return from a step (async executions only). ``async def`` steps
+    run on the worker, inside their run, so they may create futures too."""
+    run = _current_run()
+    if (run is not None and run._sync) or not _gears.is_async_allowed():
+        raise _gears.GearsError('Future object is not allowed on sync execution')
     return GearsFuture()

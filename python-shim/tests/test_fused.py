@@ -1,4 +1,7 @@
+import asyncio
+import ctypes
 import gc
+import inspect
 import threading
 import time
 import warnings
@@ -381,8 +384,20 @@ def test_sync_execution_refuses_coroutines(fake):
     assert not [x for x in w if 'never awaited' in str(x.message)]
 
 
+def _abort_thread_later(ident, delay):
+    """Raises ExecutionAborted asynchronously in thread ``ident`` after ``delay`` seconds,
+    as the host does on RG.ABORTEXECUTION."""
+    def fire():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(ident), ctypes.py_object(_gears.ExecutionAborted))
+    t = threading.Timer(delay, fire)
+    t.start()
+    return t
+
+
 def test_abort_while_waiting_for_futures(fake):
-    import asyncio
+    """An abort while the loop waits (blocked polling, a coroutine sleeping) is seen within
+    a wait slice; the sleeping coroutine is cancelled."""
     started = threading.Event()
     cancelled = threading.Event()
 
@@ -396,14 +411,170 @@ def test_abort_while_waiting_for_futures(fake):
 
     run = FusedRun([('map', (forever,))], NOTB)
     assert run.push([1]) == ([], [], True)
-    started.wait(5)
+    assert not started.is_set()  # coroutines only run in finish()
+    timer = _abort_thread_later(threading.get_ident(), 0.2)
+    t0 = time.monotonic()
+    with pytest.raises(_gears.ExecutionAborted):
+        run.finish()
+    timer.join()
+    assert started.is_set() and cancelled.is_set()
+    assert time.monotonic() - t0 < 5
+
+
+def test_abort_before_the_loop_runs_closes_the_coroutines(fake):
+    ran = []
+
+    async def step(x):
+        ran.append(x)
 
     def abort():
         raise _gears.ExecutionAborted('abort')
-    fake.state['release_hook'] = abort
+
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        run = FusedRun([('map', (step,))], NOTB)
+        run.push([1, 2])
+        fake.state['release_hook'] = abort
+        with pytest.raises(_gears.ExecutionAborted):
+            run.finish()
+        gc.collect()
+    assert ran == []
+    assert not [x for x in w if 'never awaited' in str(x.message)]
+
+
+def test_abort_stops_a_spinning_async_step_and_later_runs_work(fake):
+    """An `async def` step that never awaits runs on the thread calling finish(), so the
+    host's abort stops it; nothing keeps running and later async steps still run."""
+    coros = []
+    cancelled = threading.Event()
+    deadline = time.monotonic() + 10  # never hang the test suite
+
+    async def spin(x):
+        while time.monotonic() < deadline:
+            pass
+        return 'not stopped'
+
+    async def sleeper(x):
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def step(x):
+        c = spin(x) if x == 1 else sleeper(x)
+        coros.append(c)
+        return c
+
+    run = FusedRun([('map', (step,))], NOTB)
+    assert run.push([1, 2]) == ([], [], True)
+    timer = _abort_thread_later(threading.get_ident(), 0.2)
+    t0 = time.monotonic()
     with pytest.raises(_gears.ExecutionAborted):
         run.finish()
-    assert cancelled.wait(5)
+    timer.join()
+    assert time.monotonic() - t0 < 5
+    assert cancelled.is_set()
+    assert [inspect.getcoroutinestate(c) for c in coros] == ['CORO_CLOSED', 'CORO_CLOSED']
+    assert asyncio._get_running_loop() is None
+
+    async def double(x):
+        await asyncio.sleep(0)
+        return x * 2
+    assert run_all([('map', (double,))], [[1, 2]]) == ([2, 4], [])
+
+
+def test_abort_landing_in_a_loop_callback_still_escapes(fake):
+    """A loop callback's exception is normally logged by asyncio: an abort must not be."""
+    cancelled = threading.Event()
+
+    def boom():
+        raise _gears.ExecutionAborted('abort')
+
+    async def step(x):
+        asyncio.get_running_loop().call_soon(boom)
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    run = FusedRun([('map', (step,))], NOTB)
+    run.push([1])
+    t0 = time.monotonic()
+    with pytest.raises(_gears.ExecutionAborted):
+        run.finish()
+    assert time.monotonic() - t0 < 5 and cancelled.is_set()
+
+
+def test_abort_while_a_stateful_step_awaits_inline(fake):
+    async def seq(a, r):
+        while True:
+            await asyncio.sleep(0.01)
+
+    run = FusedRun([('aggregate_local', (0, seq))], NOTB)
+    timer = _abort_thread_later(threading.get_ident(), 0.2)
+    with pytest.raises(_gears.ExecutionAborted):
+        run.push([1])
+    timer.join()
+    assert run_all([('aggregate_local', (0, lambda a, r: a + r))], [[1, 2]]) == ([3], [])
+
+
+def test_async_steps_run_concurrently_on_the_calling_thread(fake):
+    idents = []
+
+    async def slow(x):
+        idents.append(threading.get_ident())
+        await asyncio.sleep(0.2)
+        return x
+
+    async def slower(x):
+        await asyncio.sleep(0.2)
+        return x + 10
+
+    t0 = time.monotonic()
+    out, errs = run_all([('map', (slow,)), ('map', (slower,))], [[1, 2, 3], [4]])
+    assert (out, errs) == ([11, 12, 13, 14], [])
+    assert time.monotonic() - t0 < 0.8  # 4 records x 2 steps x 0.2 s if run one by one
+    assert set(idents) == {threading.get_ident()}
+
+
+def test_async_step_releases_the_lock_slice_before_blocking(fake):
+    async def step(x):
+        _gears.execute('set', 'k', x)
+        await asyncio.sleep(0.05)
+        return x
+
+    assert run_all([('map', (step,))], [[1]]) == ([1], [])
+    names = [c[0] for c in fake.calls]
+    k = names.index('execute')
+    assert 'release_lock_slice' in names[k:]
+
+
+def test_futures_and_coroutines_mixed(fake):
+    def fut(x):
+        f = gearsFuture()
+        threading.Timer(0.05, f.continueRun, (x * 10,)).start()
+        return f
+
+    async def coro(x):
+        await asyncio.sleep(0.01)
+        return x + 1
+
+    steps = [('map', (lambda x: fut(x) if x % 2 else coro(x),)),
+             ('map', (lambda x: coro(x) if x > 5 else fut(x),))]
+    assert run_all(steps, [[1, 2, 3, 4]]) == ([11, 30, 31, 50], [])
+
+
+def test_async_timings_with_profile():
+    async def slow(x):
+        await asyncio.sleep(0.05)
+        return x
+    run = FusedRun([('map', (slow,)), ('map', (lambda x: x,))], PROF)
+    run.push([1, 2])
+    assert run.finish() == ([1, 2], [])
+    t = run.timings()
+    assert 40_000_000 <= t[0] < 1_000_000_000
 
 
 def test_wait_is_sliced(fake, monkeypatch):
