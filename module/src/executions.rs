@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::{self, Key};
 use crate::engine::compile::Stage;
-use crate::engine::execution::{ExecState, Execution};
+use crate::engine::execution::{ExecState, Execution, Status};
 use crate::engine::reader::Reader;
 use crate::engine::run::{run, RunEnv};
 use crate::engine::value::Value;
@@ -21,10 +21,14 @@ fn env() -> RunEnv<'static> {
     }
 }
 
-fn trim() {
-    globals()
-        .registry
-        .trim(config::get(Key::MaxExecutions).max(1) as usize);
+/// Keeps the registry within MaxExecutions / MaxExecutionsPerRegistration once `exec`
+/// has finished.
+pub fn trim(exec: &Execution) {
+    globals().registry.finished(
+        exec,
+        config::get(Key::MaxExecutions).max(1) as usize,
+        config::get(Key::MaxExecutionsPerRegistration).max(0) as usize,
+    );
 }
 
 /// Runs an execution here, on the main thread (sync mode).
@@ -34,17 +38,42 @@ pub fn run_here(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>) {
 
 /// Runs an execution on the worker pool.
 pub fn submit(exec: Arc<Execution>, reader: Box<dyn Reader>, stages: Vec<Stage>, python: bool) {
-    globals().pool.submit(move || {
-        if python {
-            exec.set_interrupt(Some(interrupt::for_current_thread()));
-        }
-        run(&exec, reader, stages, &env());
-        lock::release_slice();
-        if python {
-            exec.set_interrupt(None);
-            interrupt::clear_current_thread();
-        }
+    globals()
+        .pool
+        .submit(move || run_on_worker(&exec, reader, stages, python));
+}
+
+/// Runs an execution on the worker pool, compiling its stages there (compiling a Python
+/// plan takes the GIL, which the main thread must not wait for).
+pub fn submit_compiled(
+    exec: Arc<Execution>,
+    reader: Box<dyn Reader>,
+    python: bool,
+    stages: impl FnOnce() -> anyhow::Result<Vec<Stage>> + Send + 'static,
+) {
+    globals().pool.submit(move || match stages() {
+        Ok(stages) => run_on_worker(&exec, reader, stages, python),
+        Err(e) => exec.finish(
+            Vec::new(),
+            vec![format!("{e:#}")],
+            Status::Done,
+            0,
+            0,
+            Vec::new(),
+        ),
     });
+}
+
+fn run_on_worker(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>, python: bool) {
+    if python {
+        exec.set_interrupt(Some(interrupt::for_current_thread()));
+    }
+    run(exec, reader, stages, &env());
+    lock::release_slice();
+    if python {
+        exec.set_interrupt(None);
+        interrupt::clear_current_thread();
+    }
 }
 
 /// `[[results...], [errors...]]`.

@@ -11,10 +11,16 @@ pub mod python;
 pub mod readers;
 pub mod redis;
 pub mod state;
+pub mod triggers;
 
 use redis_module::{Context, RedisResult, RedisString, Status};
 
-use crate::commands::{config as config_cmds, executions as exec_cmds, guarded, python as py_cmds};
+use redis_module::NotifyEvent;
+
+use crate::commands::{
+    config as config_cmds, executions as exec_cmds, guarded, python as py_cmds,
+    registrations as reg_cmds,
+};
 
 /// Load-time arguments old RedisGears deployments pass that mean nothing here.
 const IGNORED_LOAD_ARGS: &[&str] = &[
@@ -79,6 +85,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     let shard_id = "0".repeat(40);
     state::init(state::Globals {
         registry: engine::registry::Registry::new(shard_id.clone()),
+        registrations: Default::default(),
         shard_id,
         pool,
         python,
@@ -111,6 +118,21 @@ command!(rg_abortexecution, exec_cmds::abort_execution);
 command!(rg_dumpexecutions, exec_cmds::dump_executions);
 command!(rg_configget, config_cmds::config_get);
 command!(rg_configset, config_cmds::config_set);
+command!(rg_dumpregistrations, reg_cmds::dump_registrations);
+command!(rg_unregister, reg_cmds::unregister);
+command!(rg_clearregistrationsstats, reg_cmds::clear_stats);
+command!(rg_pauseregistrations, reg_cmds::pause);
+command!(rg_unpauseregistrations, reg_cmds::unpause);
+
+/// Keyspace notifications: a panic must not cross into Redis.
+fn on_keyspace_event(ctx: &Context, kind: NotifyEvent, event: &str, key: &[u8]) {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        triggers::keys::on_event(ctx, kind, event, key)
+    }));
+    if caught.is_err() {
+        ctx.log_warning("gears: a keyspace event handler panicked; the event was skipped");
+    }
+}
 
 #[cfg(not(test))]
 redis_module::redis_module! {
@@ -132,5 +154,13 @@ redis_module::redis_module! {
         ["rg.dumpexecutions", rg_dumpexecutions, "readonly", 0, 0, 0, ""],
         ["rg.configget", rg_configget, "readonly", 0, 0, 0, ""],
         ["rg.configset", rg_configset, "readonly", 0, 0, 0, ""],
+        ["rg.dumpregistrations", rg_dumpregistrations, "readonly", 0, 0, 0, ""],
+        ["rg.unregister", rg_unregister, "write", 0, 0, 0, ""],
+        ["rg.clearregistrationsstats", rg_clearregistrationsstats, "readonly", 0, 0, 0, ""],
+        ["rg.pauseregistrations", rg_pauseregistrations, "write", 0, 0, 0, ""],
+        ["rg.unpauseregistrations", rg_unpauseregistrations, "write", 0, 0, 0, ""],
+    ],
+    event_handlers: [
+        [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MODULE @MISSED: on_keyspace_event],
     ],
 }

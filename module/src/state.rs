@@ -3,12 +3,14 @@
 use std::sync::OnceLock;
 
 use crate::engine::pool::Pool;
+use crate::engine::registration::Registrations;
 use crate::engine::registry::Registry;
 
 pub struct Globals {
     /// The 40-hex id of this shard (all zeros on a standalone Redis).
     pub shard_id: String,
     pub registry: Registry,
+    pub registrations: Registrations,
     pub pool: Pool,
     /// Whether the Python host started (PythonEnabled 1 and a working interpreter).
     pub python: bool,

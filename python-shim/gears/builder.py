@@ -10,6 +10,11 @@ READERS = ('KeysReader', 'KeysOnlyReader', 'StreamReader', 'ShardsIDReader',
 _REGISTER_ONLY = ('CommandReader', 'TimeReader')
 MODES = ('async', 'async_local', 'sync')
 
+# register() keyword arguments accepted per reader (besides prefix, convertToStr, collect).
+_REGISTER_KWARGS = {
+    'KeysReader': ('eventTypes', 'keyTypes', 'commands', 'readValue', 'mode', 'onRegistered'),
+}
+
 # run() keyword arguments accepted per reader (besides arg, convertToStr, collect).
 _RUN_KWARGS = {
     'KeysReader': ('noScan', 'readValue', 'mode'),
@@ -33,6 +38,14 @@ def _check_bool(method, name, v):
     if isinstance(v, int):
         return bool(v)
     raise TypeError('%s(): %s must be a bool, got %s' % (method, name, type(v).__name__))
+
+
+def _check_str_list(method, name, v):
+    if v is None:
+        return None
+    if isinstance(v, str) or not all(isinstance(x, str) for x in v):
+        raise TypeError('%s(): %s must be a list of str' % (method, name))
+    return list(v)
 
 
 def _check_str(method, name, v):
@@ -221,8 +234,39 @@ class GearsBuilder(object):
         options = {'mode': mode, 'desc': self.desc, 'convertToStr': bool(convertToStr)}
         return _gears.run(reader, reader_args, steps, options)
 
-    def register(self, *args, **kwargs):
-        raise NotImplementedError('register() arrives with triggers')
+    def register(self, prefix='*', convertToStr=True, collect=True, **kwargs):
+        """Bind the plan to events; returns the registration id. ``prefix`` (KeysReader)
+        is a key prefix ending in '*', or one exact key name."""
+        reader = self.reader
+        allowed = _REGISTER_KWARGS.get(reader)
+        if allowed is None:
+            raise NotImplementedError('register() of %s is not available yet' % reader)
+        unknown = [k for k in kwargs if k not in allowed]
+        if unknown:
+            raise TypeError('Unknown arguments were given: %s' % ', '.join(unknown))
+        mode = kwargs.get('mode', 'async')
+        if mode not in MODES:
+            raise ValueError('register(): mode must be one of %s, got %r' % (', '.join(MODES), mode))
+        on_registered = kwargs.get('onRegistered', None)
+        if on_registered is not None:
+            _check_callable('register', 'onRegistered', on_registered)
+        if reader == 'KeysReader':
+            if kwargs.get('commands') is not None:
+                raise NotImplementedError('register(commands=...) is not available yet')
+            reader_args = {
+                'prefix': _check_str('register', 'prefix', prefix or '*'),
+                'eventTypes': _check_str_list('register', 'eventTypes', kwargs.get('eventTypes')),
+                'keyTypes': _check_str_list('register', 'keyTypes', kwargs.get('keyTypes')),
+                'readValue': _check_bool('register', 'readValue', kwargs.get('readValue', True)),
+            }
+        steps = list(self.steps)
+        if convertToStr:
+            steps.append(('map', (str,)))
+        if collect:
+            steps.append(('collect', ()))
+        options = {'mode': mode, 'desc': self.desc, 'convertToStr': bool(convertToStr),
+                   'onRegistered': on_registered}
+        return _gears.register(reader, reader_args, steps, options)
 
 
 GB = GearsBuilder

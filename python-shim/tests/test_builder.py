@@ -185,6 +185,12 @@ def test_run_does_not_mutate_builder(fake):
     assert b.steps == [('map', (str,))]
 
 
-def test_register_not_yet():
-    with pytest.raises(NotImplementedError, match='register\\(\\) arrives with triggers'):
-        GB().register(prefix='x')
+def test_register_validates_arguments():
+    with pytest.raises(TypeError, match='Unknown arguments were given: nope'):
+        GB().register(prefix='x', nope=1)
+    with pytest.raises(TypeError, match='eventTypes'):
+        GB().register(eventTypes='set')
+    with pytest.raises(ValueError, match='mode'):
+        GB().register(mode='later')
+    with pytest.raises(TypeError, match='onRegistered'):
+        GB().register(onRegistered=3)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use redis_module::{Context, RedisString};
 
 use super::{arity, ok, text, Answer};
-use crate::engine::execution::{ExecState, Execution};
+use crate::engine::execution::{Abort, ExecState, Execution};
 use crate::engine::registry::DropError;
 use crate::engine::value::Value;
 use crate::executions::results_reply;
@@ -121,7 +121,10 @@ pub fn drop_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, St
 pub fn abort_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 2, Some(2))?;
     let exec = find(args)?;
-    exec.request_abort();
+    if exec.request_abort() == Abort::FinishedHere {
+        // Aborted before it started: no worker will note that it finished.
+        crate::executions::trim(&exec);
+    }
     ok()
 }
 
@@ -138,7 +141,7 @@ pub fn dump_executions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, S
                 Value::str("status"),
                 Value::str(e.status().as_str()),
                 Value::str("registered"),
-                Value::Int(e.registered as i64),
+                Value::Int(e.registration.is_some() as i64),
             ])
         })
         .collect();

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod executions;
 pub mod python;
+pub mod registrations;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -107,9 +107,15 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
 
 pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 1, Some(1))?;
+    let registrations = globals().registrations.list();
     let list = session::dump()
         .into_iter()
         .map(|(id, desc, refs)| {
+            let owned = registrations
+                .iter()
+                .filter(|r| r.session.as_deref() == Some(id.as_str()))
+                .map(|r| Value::str(r.id.as_str()))
+                .collect();
             Value::List(vec![
                 Value::str("ID"),
                 Value::Str(id),
@@ -126,7 +132,7 @@ pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, St
                 Value::str("requirements"),
                 strs([]),
                 Value::str("registrations"),
-                strs([]),
+                Value::List(owned),
             ])
         })
         .collect();

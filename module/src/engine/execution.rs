@@ -49,13 +49,24 @@ pub struct ExecState {
     pub entries: Vec<(&'static str, u64)>,
 }
 
+/// What RG.ABORTEXECUTION did.
+#[derive(Debug, PartialEq)]
+pub enum Abort {
+    AlreadyFinished,
+    /// It had not started: it is finished now.
+    FinishedHere,
+    /// It runs and will stop at its next check.
+    Stopping,
+}
+
 /// Called once when the execution finishes (e.g. to answer a blocked client).
 pub type Waiter = Box<dyn FnOnce(&ExecState) + Send>;
 
 pub struct Execution {
     pub id: String,
     pub seq: u64,
-    pub registered: bool,
+    /// The registration whose event started it, if any.
+    pub registration: Option<String>,
     state: Mutex<ExecState>,
     waiters: Mutex<Vec<Waiter>>,
     abort_requested: AtomicBool,
@@ -71,11 +82,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Execution {
-    pub fn new(id: String, seq: u64, registered: bool, steps: Vec<StepReport>) -> Self {
+    pub fn new(id: String, seq: u64, registration: Option<String>, steps: Vec<StepReport>) -> Self {
         Execution {
             id,
             seq,
-            registered,
+            registration,
             state: Mutex::new(ExecState {
                 status: Status::Created,
                 results: Vec::new(),
@@ -118,11 +129,11 @@ impl Execution {
         self.abort_requested.load(Ordering::Acquire)
     }
 
-    /// Asks a created or running execution to stop. False when it already finished.
-    pub fn request_abort(&self) -> bool {
+    /// Asks a created or running execution to stop.
+    pub fn request_abort(&self) -> Abort {
         let status = self.status();
         if status.is_finished() {
-            return false;
+            return Abort::AlreadyFinished;
         }
         self.abort_requested.store(true, Ordering::Release);
         {
@@ -143,8 +154,9 @@ impl Execution {
                 0,
                 Vec::new(),
             );
+            return Abort::FinishedHere;
         }
-        true
+        Abort::Stopping
     }
 
     pub fn set_interrupt(&self, interrupt: Option<Arc<dyn Fn() + Send + Sync>>) {

@@ -8,6 +8,7 @@ pub mod operator;
 pub mod plan;
 pub mod pool;
 pub mod reader;
+pub mod registration;
 pub mod registry;
 pub mod run;
 pub mod value;

@@ -1,15 +1,24 @@
 //! The bounded registry of executions that every RG.* execution command reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::execution::{Execution, StepReport};
 
+#[derive(Default)]
+struct Inner {
+    executions: BTreeMap<u64, Arc<Execution>>,
+    /// Finished executions in the order they finished (some may be dropped already).
+    finished: VecDeque<u64>,
+    /// The same per registration.
+    finished_by_registration: HashMap<String, VecDeque<u64>>,
+}
+
 pub struct Registry {
     shard_id: String,
     next_seq: AtomicU64,
-    executions: Mutex<BTreeMap<u64, Arc<Execution>>>,
+    inner: Mutex<Inner>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -23,20 +32,26 @@ impl Registry {
         Registry {
             shard_id,
             next_seq: AtomicU64::new(1),
-            executions: Mutex::new(BTreeMap::new()),
+            inner: Mutex::new(Inner::default()),
         }
     }
 
-    fn map(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<Execution>>> {
-        self.executions.lock().unwrap_or_else(|e| e.into_inner())
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next id of the shared sequence (registrations take theirs from it too).
+    pub fn next_id(&self) -> String {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{}", self.shard_id, seq)
     }
 
     /// A new execution with the next id, kept until dropped or trimmed.
-    pub fn create(&self, registered: bool, steps: Vec<StepReport>) -> Arc<Execution> {
+    pub fn create(&self, registration: Option<String>, steps: Vec<StepReport>) -> Arc<Execution> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{}", self.shard_id, seq);
-        let exec = Arc::new(Execution::new(id, seq, registered, steps));
-        self.map().insert(seq, exec.clone());
+        let exec = Arc::new(Execution::new(id, seq, registration, steps));
+        self.inner().executions.insert(seq, exec.clone());
         exec
     }
 
@@ -50,43 +65,67 @@ impl Registry {
 
     pub fn get(&self, id: &str) -> Option<Arc<Execution>> {
         let seq = self.seq_of(id)?;
-        self.map().get(&seq).cloned()
+        self.inner().executions.get(&seq).cloned()
     }
 
     /// Forgets an execution that never ran (e.g. its script failed after run()).
     pub fn forget(&self, exec: &Execution) {
-        self.map().remove(&exec.seq);
+        self.inner().executions.remove(&exec.seq);
     }
 
     /// RG.DROPEXECUTION: only finished executions can be dropped.
     pub fn drop_execution(&self, id: &str) -> Result<(), DropError> {
         let seq = self.seq_of(id).ok_or(DropError::NotFound)?;
-        let mut map = self.map();
-        let exec = map.get(&seq).ok_or(DropError::NotFound)?;
+        let mut inner = self.inner();
+        let exec = inner.executions.get(&seq).ok_or(DropError::NotFound)?;
         if !exec.status().is_finished() {
             return Err(DropError::Running);
         }
-        map.remove(&seq);
+        inner.executions.remove(&seq);
         Ok(())
     }
 
     /// Every execution, oldest first.
     pub fn list(&self) -> Vec<Arc<Execution>> {
-        self.map().values().cloned().collect()
+        self.inner().executions.values().cloned().collect()
     }
 
-    /// Drops the oldest finished executions until at most `max` finished ones remain.
-    pub fn trim(&self, max: usize) {
-        let mut map = self.map();
-        let finished: Vec<u64> = map
-            .iter()
-            .filter(|(_, e)| e.status().is_finished())
-            .map(|(s, _)| *s)
-            .collect();
-        if finished.len() > max {
-            for seq in &finished[..finished.len() - max] {
-                map.remove(seq);
+    /// Notes that `exec` finished, then drops the oldest finished executions beyond `max`
+    /// in all and beyond `per_registration` of its registration.
+    pub fn finished(&self, exec: &Execution, max: usize, per_registration: usize) {
+        let mut inner = self.inner();
+        let inner = &mut *inner;
+        if !inner.executions.contains_key(&exec.seq) {
+            return;
+        }
+        inner.finished.push_back(exec.seq);
+        if let Some(reg) = &exec.registration {
+            let queue = inner
+                .finished_by_registration
+                .entry(reg.clone())
+                .or_default();
+            queue.push_back(exec.seq);
+            while queue.len() > per_registration {
+                if let Some(seq) = queue.pop_front() {
+                    inner.executions.remove(&seq);
+                }
             }
+            if queue.is_empty() {
+                inner.finished_by_registration.remove(reg);
+            }
+        }
+        // Dropped entries linger in `finished` until they reach its front.
+        while inner.finished.len() > max {
+            let Some(seq) = inner.finished.pop_front() else {
+                break;
+            };
+            inner.executions.remove(&seq);
+        }
+        while let Some(seq) = inner.finished.front() {
+            if inner.executions.contains_key(seq) {
+                break;
+            }
+            inner.finished.pop_front();
         }
     }
 }
@@ -96,19 +135,23 @@ mod tests {
     use super::*;
     use crate::engine::execution::Status;
 
+    fn done(reg: &Registry, e: &Execution, max: usize, per: usize) {
+        e.finish(vec![], vec![], Status::Done, 0, 0, vec![]);
+        reg.finished(e, max, per);
+    }
+
     #[test]
     fn ids_drop_and_trim() {
         let reg = Registry::new("0".repeat(40));
-        let a = reg.create(false, vec![]);
-        let b = reg.create(false, vec![]);
+        let a = reg.create(None, vec![]);
+        let b = reg.create(None, vec![]);
         assert_eq!(a.id, format!("{}-1", "0".repeat(40)));
         assert!(reg.get(&b.id).is_some());
         assert!(reg.get("nope").is_none());
         assert_eq!(reg.drop_execution(&a.id), Err(DropError::Running));
-        a.finish(vec![], vec![], Status::Done, 0, 0, vec![]);
-        b.finish(vec![], vec![], Status::Done, 0, 0, vec![]);
-        let c = reg.create(false, vec![]);
-        reg.trim(1);
+        done(&reg, &a, 1, 100);
+        let c = reg.create(None, vec![]);
+        done(&reg, &b, 1, 100);
         assert!(reg.get(&a.id).is_none());
         assert!(reg.get(&b.id).is_some());
         assert!(
@@ -117,5 +160,21 @@ mod tests {
         );
         assert_eq!(reg.drop_execution(&b.id), Ok(()));
         assert_eq!(reg.drop_execution(&b.id), Err(DropError::NotFound));
+    }
+
+    #[test]
+    fn per_registration_bound() {
+        let reg = Registry::new("0".repeat(40));
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            let e = reg.create(Some("r1".into()), vec![]);
+            done(&reg, &e, 1000, 2);
+            ids.push(e.id.clone());
+        }
+        let other = reg.create(None, vec![]);
+        done(&reg, &other, 1000, 2);
+        let kept: Vec<_> = ids.iter().filter(|id| reg.get(id).is_some()).collect();
+        assert_eq!(kept, vec![&ids[3], &ids[4]]);
+        assert!(reg.get(&other.id).is_some());
     }
 }

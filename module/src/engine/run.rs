@@ -16,7 +16,7 @@ pub struct RunEnv<'a> {
     pub end_batch: &'a dyn Fn(),
     /// Called once the outcome is recorded, before waiting clients are answered (the
     /// registry is trimmed there, so clients never see more than MaxExecutions).
-    pub after_record: &'a dyn Fn(),
+    pub after_record: &'a dyn Fn(&Execution),
 }
 
 /// Pushes one batch through `ops[from..]`.
@@ -137,7 +137,7 @@ pub fn run(exec: &Execution, reader: Box<dyn Reader>, mut stages: Vec<Stage>, en
         errors.push("Execution was aborted".into());
     }
     if exec.record(results, errors, status, total_ms, read_ms, step_nanos) {
-        (env.after_record)();
+        (env.after_record)(exec);
         exec.answer_waiters();
     }
 }
@@ -183,13 +183,13 @@ mod tests {
             step(StepKind::Native(NativeStep::SumCounts)),
         ];
         let stages = compile(&steps, None, true, false).unwrap();
-        let exec = Execution::new("x-1".into(), 1, false, vec![]);
+        let exec = Execution::new("x-1".into(), 1, None, vec![]);
         let records = (0..1500).map(Value::Int).collect();
         let env = RunEnv {
             batch_size: 64,
             profile: true,
             end_batch: &|| {},
-            after_record: &|| {},
+            after_record: &|_| {},
         };
         run(&exec, Box::new(VecReader::new(records)), stages, &env);
         let st = exec.state();
@@ -199,13 +199,16 @@ mod tests {
 
     #[test]
     fn aborted_before_start_never_runs() {
-        let exec = Execution::new("x-1".into(), 1, false, vec![]);
-        assert!(exec.request_abort());
+        let exec = Execution::new("x-1".into(), 1, None, vec![]);
+        assert_eq!(
+            exec.request_abort(),
+            crate::engine::execution::Abort::FinishedHere
+        );
         let env = RunEnv {
             batch_size: 64,
             profile: false,
             end_batch: &|| {},
-            after_record: &|| {},
+            after_record: &|_| {},
         };
         run(
             &exec,

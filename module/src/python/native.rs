@@ -147,6 +147,17 @@ fn run(
     super::script::on_run(py, reader, reader_args, steps, options)
 }
 
+#[pyfunction(name = "register")]
+fn register_plan(
+    py: Python<'_>,
+    reader: &str,
+    reader_args: &Bound<'_, PyDict>,
+    steps: &Bound<'_, PyList>,
+    options: &Bound<'_, PyDict>,
+) -> PyResult<String> {
+    super::script::on_register(py, reader, reader_args, steps, options)
+}
+
 /// Creates `_gears` and puts it in `sys.modules`.
 pub fn register(py: Python<'_>) -> PyResult<()> {
     let m = PyModule::new(py, "_gears")?;
@@ -159,6 +170,7 @@ pub fn register(py: Python<'_>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hashtag, &m)?)?;
     m.add_function(wrap_pyfunction!(is_async_allowed, &m)?)?;
     m.add_function(wrap_pyfunction!(run, &m)?)?;
+    m.add_function(wrap_pyfunction!(register_plan, &m)?)?;
     m.add("GearsError", py.get_type::<GearsError>())?;
     m.add("ExecutionAborted", py.get_type::<ExecutionAborted>())?;
     py.import("sys")?

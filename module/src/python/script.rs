@@ -17,9 +17,11 @@ use crate::engine::compile::{compile, Stage};
 use crate::engine::execution::{Execution, StepReport};
 use crate::engine::plan::{Mode, StepKind};
 use crate::engine::reader::Reader;
+use crate::engine::registration::{Registration, Trigger};
 use crate::readers::keys::{KeysReader, RecordShape};
 use crate::readers::{shards::ShardsIdReader, stream::StreamReader};
 use crate::state::globals;
+use crate::triggers::keys::KeysTrigger;
 
 /// A run() the script asked for, started once the script has succeeded.
 pub struct ScriptRun {
@@ -180,7 +182,7 @@ pub fn on_run(
             nanos: 0,
         })
         .collect();
-    let exec = globals().registry.create(false, reports);
+    let exec = globals().registry.create(None, reports);
     SCRIPT.with(|s| {
         if let Some(state) = s.borrow_mut().as_mut() {
             exec.keep_alive(Box::new(state.session.clone()));
@@ -193,4 +195,78 @@ pub fn on_run(
         }
     });
     Ok(())
+}
+
+fn str_list(args: &Bound<'_, PyDict>, name: &str) -> PyResult<Option<Vec<String>>> {
+    get(args, name, None::<Vec<String>>)
+}
+
+/// `_gears.register()`: binds the plan to events; returns the registration id.
+pub fn on_register(
+    py: Python<'_>,
+    reader: &str,
+    reader_args: &Bound<'_, PyDict>,
+    steps: &Bound<'_, PyList>,
+    options: &Bound<'_, PyDict>,
+) -> PyResult<String> {
+    let session = SCRIPT
+        .with(|s| s.borrow().as_ref().map(|st| st.session.clone()))
+        .ok_or_else(|| {
+            PyRuntimeError::new_err(
+                "register() can only be called by a script sent with RG.PYEXECUTE",
+            )
+        })?;
+    let mode_text: String = get(options, "mode", "async".to_string())?;
+    let mode = Mode::parse(&mode_text).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown mode '{mode_text}' (sync, async or async_local)"
+        ))
+    })?;
+    let trigger: Box<dyn Trigger> = match reader {
+        "KeysReader" => Box::new(KeysTrigger {
+            prefix: get(reader_args, "prefix", "*".to_string())?,
+            event_types: str_list(reader_args, "eventTypes")?,
+            key_types: str_list(reader_args, "keyTypes")?,
+            read_value: get(reader_args, "readValue", true)?,
+        }),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "register() of {other} is not available yet"
+            )))
+        }
+    };
+    let steps = plan::build(py, steps)?;
+    let convert_to_str = get(options, "convertToStr", false)?;
+    let host = fused::host_for_plans(
+        config::get(Key::PythonAttemptTraceback) == 1,
+        convert_to_str,
+    );
+    // Compiling once here reports a bad plan to the script instead of on every event.
+    compile(&steps, Some(&host), false, mode == Mode::Sync)
+        .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
+    let id = globals().registry.next_id();
+    let plan_text = steps
+        .iter()
+        .map(|s| s.type_name.as_str())
+        .collect::<Vec<_>>()
+        .join(" -> ");
+    let desc: Option<String> = get(options, "desc", None)?;
+    let registration = Arc::new(Registration {
+        id: id.clone(),
+        desc,
+        mode,
+        trigger,
+        steps,
+        host: Some(host),
+        plan_text,
+        session: Some(session.id().to_string()),
+        stats: Default::default(),
+        paused: Default::default(),
+        keep_alive: std::sync::Mutex::new(vec![Box::new(session)]),
+    });
+    globals().registrations.add(registration);
+    if let Some(callback) = options.get_item("onRegistered")?.filter(|c| !c.is_none()) {
+        callback.call0()?;
+    }
+    Ok(id)
 }

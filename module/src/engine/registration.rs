@@ -1,0 +1,112 @@
+//! Registrations: plans bound to events. Each event starts an execution of the plan in
+//! the registration's mode; statistics are kept per registration.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::plan::{Host, Mode, Step};
+use super::value::Value;
+
+/// RG.DUMPREGISTRATIONS statistics.
+#[derive(Default, Clone, Debug)]
+pub struct Stats {
+    pub triggered: u64,
+    pub success: u64,
+    pub failures: u64,
+    pub aborted: u64,
+    pub last_run_ms: u64,
+    pub total_run_ms: u64,
+    pub last_error: Option<String>,
+    /// Async events that found the queue full and ran inline.
+    pub overflows: u64,
+}
+
+/// What a registration reacts to, with its reader arguments.
+pub trait Trigger: Send + Sync {
+    /// The reader's name ("KeysReader").
+    fn reader(&self) -> &'static str;
+    /// Reader arguments as RG.DUMPREGISTRATIONS shows them (name, value pairs).
+    fn args(&self) -> Vec<(String, Value)>;
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+pub struct Registration {
+    pub id: String,
+    pub desc: Option<String>,
+    pub mode: Mode,
+    pub trigger: Box<dyn Trigger>,
+    pub steps: Vec<Step>,
+    pub host: Option<Arc<dyn Host>>,
+    /// Plan text (RG.DUMPREGISTRATIONS 'PD').
+    pub plan_text: String,
+    /// Owner (the Python session id), if any.
+    pub session: Option<String>,
+    pub stats: Mutex<Stats>,
+    pub paused: AtomicBool,
+    /// Host resources the registration keeps alive (the Python session).
+    pub keep_alive: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
+}
+
+impl Registration {
+    pub fn stats(&self) -> MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release)
+    }
+
+    /// Records the outcome of one triggered execution.
+    pub fn record_run(&self, millis: u64, errors: &[String], aborted: bool) {
+        let mut st = self.stats();
+        st.last_run_ms = millis;
+        st.total_run_ms += millis;
+        if aborted {
+            st.aborted += 1;
+        } else if let Some(e) = errors.first() {
+            st.failures += 1;
+            st.last_error = Some(e.clone());
+        } else {
+            st.success += 1;
+        }
+    }
+}
+
+/// Every registration of this shard, by id.
+#[derive(Default)]
+pub struct Registrations {
+    map: Mutex<BTreeMap<String, Arc<Registration>>>,
+}
+
+impl Registrations {
+    fn map(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Registration>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn add(&self, r: Arc<Registration>) {
+        self.map().insert(r.id.clone(), r);
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Registration>> {
+        self.map().remove(id)
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Registration>> {
+        self.map().get(id).cloned()
+    }
+
+    /// All registrations, in id order.
+    pub fn list(&self) -> Vec<Arc<Registration>> {
+        self.map().values().cloned().collect()
+    }
+
+    /// Removes every registration (e.g. before loading a snapshot).
+    pub fn clear(&self) -> Vec<Arc<Registration>> {
+        std::mem::take(&mut *self.map()).into_values().collect()
+    }
+}

@@ -1,0 +1,127 @@
+//! KeysReader registrations: keyspace events, subscribed internally (users never set
+//! notify-keyspace-events).
+
+use std::any::Any;
+
+use redis_module::{Context, ContextFlags, NotifyEvent};
+
+use crate::engine::reader::Reader;
+use crate::engine::registration::Trigger;
+use crate::engine::value::Value;
+use crate::readers::keys::read_value;
+use crate::state::globals;
+
+pub struct KeysTrigger {
+    /// A prefix when it ends with '*', else the exact key name.
+    pub prefix: String,
+    pub event_types: Option<Vec<String>>,
+    pub key_types: Option<Vec<String>>,
+    pub read_value: bool,
+}
+
+impl KeysTrigger {
+    fn matches_key(&self, key: &[u8]) -> bool {
+        match self.prefix.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix.as_bytes()),
+            None => key == self.prefix.as_bytes(),
+        }
+    }
+
+    fn matches_event(&self, event: &str) -> bool {
+        self.event_types
+            .as_ref()
+            .is_none_or(|types| types.iter().any(|t| t.eq_ignore_ascii_case(event)))
+    }
+}
+
+fn list(items: &Option<Vec<String>>) -> Value {
+    match items {
+        Some(items) => Value::List(items.iter().map(|s| Value::str(s.as_str())).collect()),
+        None => Value::Nil,
+    }
+}
+
+impl Trigger for KeysTrigger {
+    fn reader(&self) -> &'static str {
+        "KeysReader"
+    }
+
+    fn args(&self) -> Vec<(String, Value)> {
+        vec![
+            ("regex".into(), Value::str(self.prefix.as_str())),
+            ("eventTypes".into(), list(&self.event_types)),
+            ("keyTypes".into(), list(&self.key_types)),
+            ("readValue".into(), Value::Int(self.read_value as i64)),
+        ]
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The one record of a keyspace event, read when the execution starts.
+struct EventReader {
+    key: Option<String>,
+    event: String,
+    read_value: bool,
+}
+
+impl Reader for EventReader {
+    fn next_batch(&mut self, _max: usize) -> anyhow::Result<Option<Vec<Value>>> {
+        let Some(key) = self.key.take() else {
+            return Ok(None);
+        };
+        let key_value = (Value::str("key"), Value::str(key.as_str()));
+        let event = (Value::str("event"), Value::str(self.event.as_str()));
+        if !self.read_value {
+            return Ok(Some(vec![Value::Map(vec![key_value, event])]));
+        }
+        let (type_name, value) = read_value(&key)?.unwrap_or_else(|| ("empty".into(), Value::Nil));
+        Ok(Some(vec![Value::Map(vec![
+            key_value,
+            (Value::str("value"), value),
+            (Value::str("type"), Value::Str(type_name)),
+            event,
+        ])]))
+    }
+}
+
+/// The type of a key as TYPE names it ("none" when missing).
+fn key_type(key: &str) -> String {
+    match crate::readers::redis_call(&[b"TYPE", key.as_bytes()]) {
+        Ok(Value::Str(t)) => t,
+        _ => "none".into(),
+    }
+}
+
+/// Keyspace notification handler (main thread).
+pub fn on_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
+    let flags = ctx.get_flags();
+    if flags.contains(ContextFlags::LOADING) || !flags.contains(ContextFlags::MASTER) {
+        return;
+    }
+    let registrations = globals().registrations.list();
+    let key_text = String::from_utf8_lossy(key);
+    let mut type_of_key: Option<String> = None;
+    for reg in registrations {
+        let Some(trigger) = reg.trigger.as_any().downcast_ref::<KeysTrigger>() else {
+            continue;
+        };
+        if reg.is_paused() || !trigger.matches_key(key) || !trigger.matches_event(event) {
+            continue;
+        }
+        if let Some(types) = &trigger.key_types {
+            let t = type_of_key.get_or_insert_with(|| key_type(&key_text));
+            if !types.iter().any(|k| k.eq_ignore_ascii_case(t)) {
+                continue;
+            }
+        }
+        let reader = EventReader {
+            key: Some(key_text.to_string()),
+            event: event.to_string(),
+            read_value: trigger.read_value,
+        };
+        super::fire(&reg, Box::new(reader));
+    }
+}

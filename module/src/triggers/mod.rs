@@ -1,0 +1,77 @@
+//! Event sources that start registered executions: keyspace events (more arrive with
+//! streams, commands and timers).
+
+pub mod keys;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::config::{self, Key};
+use crate::engine::compile::compile;
+use crate::engine::execution::{Status, StepReport};
+use crate::engine::plan::Mode;
+use crate::engine::reader::Reader;
+use crate::engine::registration::Registration;
+use crate::executions::{run_here, submit_compiled};
+use crate::state::globals;
+
+/// Async events waiting for a worker (bounded by MaxPendingEvents).
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+pub fn reports(reg: &Registration) -> Vec<StepReport> {
+    reg.steps
+        .iter()
+        .map(|s| StepReport {
+            type_name: s.type_name.clone(),
+            name: s.name.clone(),
+            arg: s.arg.clone(),
+            nanos: 0,
+        })
+        .collect()
+}
+
+/// Starts one execution of `reg` over `reader`: here when sync (or when the async queue
+/// is full), else on the worker pool.
+pub fn fire(reg: &Arc<Registration>, reader: Box<dyn Reader>) {
+    let exec = globals()
+        .registry
+        .create(Some(reg.id.clone()), reports(reg));
+    reg.stats().triggered += 1;
+    let owner = reg.clone();
+    exec.on_finish(Box::new(move |st| {
+        owner.record_run(st.total_ms, &st.errors, st.status == Status::Aborted)
+    }));
+    let profile = config::get(Key::ProfileExecutions) == 1;
+    let inline = reg.mode == Mode::Sync || {
+        let max = config::get(Key::MaxPendingEvents).max(1) as usize;
+        let queued = PENDING.fetch_add(1, Ordering::AcqRel);
+        if queued >= max {
+            PENDING.fetch_sub(1, Ordering::AcqRel);
+            reg.stats().overflows += 1;
+            true
+        } else {
+            false
+        }
+    };
+    if inline {
+        match compile(&reg.steps, reg.host.as_ref(), profile, true) {
+            Ok(stages) => run_here(&exec, reader, stages),
+            Err(e) => exec.finish(
+                Vec::new(),
+                vec![format!("{e:#}")],
+                Status::Done,
+                0,
+                0,
+                Vec::new(),
+            ),
+        }
+        return;
+    }
+    let steps = reg.steps.clone();
+    let host = reg.host.clone();
+    let python = host.as_ref().is_some_and(|h| h.name() == "python");
+    submit_compiled(exec, reader, python, move || {
+        PENDING.fetch_sub(1, Ordering::AcqRel);
+        compile(&steps, host.as_ref(), profile, false)
+    });
+}
