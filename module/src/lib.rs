@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod executions;
+pub mod persist;
 pub mod python;
 pub mod readers;
 pub mod redis;
@@ -16,6 +17,8 @@ pub mod triggers;
 use redis_module::{Context, RedisResult, RedisString, Status};
 
 use redis_module::NotifyEvent;
+
+use crate::persist::GEARS_AUX;
 
 use crate::commands::{
     config as config_cmds, executions as exec_cmds, guarded, python as py_cmds,
@@ -119,6 +122,7 @@ command!(rg_dumpexecutions, exec_cmds::dump_executions);
 command!(rg_configget, config_cmds::config_get);
 command!(rg_configset, config_cmds::config_set);
 command!(rg_dumpregistrations, reg_cmds::dump_registrations);
+command!(rg_innerregister, py_cmds::inner_register);
 command!(rg_unregister, reg_cmds::unregister);
 command!(rg_clearregistrationsstats, reg_cmds::clear_stats);
 command!(rg_pauseregistrations, reg_cmds::pause);
@@ -139,7 +143,7 @@ redis_module::redis_module! {
     name: "rg",
     version: 1,
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
-    data_types: [],
+    data_types: [GEARS_AUX],
     init: init,
     deinit: deinit,
     commands: [
@@ -156,6 +160,7 @@ redis_module::redis_module! {
         ["rg.configset", rg_configset, "readonly", 0, 0, 0, ""],
         ["rg.dumpregistrations", rg_dumpregistrations, "readonly", 0, 0, 0, ""],
         ["rg.unregister", rg_unregister, "write", 0, 0, 0, ""],
+        ["rg.innerregister", rg_innerregister, "write deny-script", 0, 0, 0, ""],
         ["rg.clearregistrationsstats", rg_clearregistrationsstats, "readonly", 0, 0, 0, ""],
         ["rg.pauseregistrations", rg_pauseregistrations, "write", 0, 0, 0, ""],
         ["rg.unpauseregistrations", rg_unpauseregistrations, "write", 0, 0, 0, ""],

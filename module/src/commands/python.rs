@@ -15,6 +15,8 @@ struct Options {
     unblocking: bool,
     id: Option<String>,
     desc: Option<String>,
+    upgrade: bool,
+    replace_with: Option<String>,
 }
 
 fn parse(args: &[RedisString]) -> Result<Options, String> {
@@ -28,6 +30,8 @@ fn parse(args: &[RedisString]) -> Result<Options, String> {
         unblocking: false,
         id: None,
         desc: None,
+        upgrade: false,
+        replace_with: None,
     };
     let mut i = 2;
     while i < args.len() {
@@ -48,11 +52,9 @@ fn parse(args: &[RedisString]) -> Result<Options, String> {
                 opts.desc = Some(value()?);
                 i += 1;
             }
-            // Options of sessions with registrations: accepted, they change nothing for a
-            // script that only runs a job.
-            "UPGRADE" => {}
+            "UPGRADE" => opts.upgrade = true,
             "REPLACE_WITH" => {
-                value()?;
+                opts.replace_with = Some(value()?);
                 i += 1;
             }
             "REQUIREMENTS" => {
@@ -80,9 +82,55 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
     {
         return Err("ERR RG.PYEXECUTE can not run inside MULTI or a script".into());
     }
-    let session = session::open(opts.id, opts.desc).map_err(|e| format!("ERR {e}"))?;
-    let run = script::execute(&opts.code, session).map_err(|e| format!("ERR {e}"))?;
-    let Some(run) = run else {
+    if opts.upgrade && opts.id.is_none() {
+        return Err("ERR UPGRADE needs the ID of the session to upgrade".into());
+    }
+    if let Some(other) = &opts.replace_with {
+        if !session::exists(other) {
+            return Err(format!("ERR session {other} does not exist (REPLACE_WITH)"));
+        }
+    }
+    let (session, displaced) =
+        session::open(opts.id.clone(), opts.desc.clone(), &opts.code, opts.upgrade)
+            .map_err(|e| format!("ERR {e}"))?;
+    let sid = session.id().to_string();
+    // Registrations the new script replaces: the upgraded session's and REPLACE_WITH's.
+    let replaced: Vec<(String, bool)> = globals()
+        .registrations
+        .list()
+        .iter()
+        .filter_map(|r| {
+            let owner = r.session.as_deref()?;
+            let upgraded = displaced.is_some() && owner == sid;
+            (upgraded || opts.replace_with.as_deref() == Some(owner))
+                .then(|| (r.id.clone(), owner == sid))
+        })
+        .collect();
+    let outcome = match script::execute(&opts.code, session, None) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            if let Some(displaced) = displaced {
+                displaced.restore();
+            }
+            return Err(format!("ERR {e}"));
+        }
+    };
+    for (id, same_session) in replaced {
+        globals().registrations.remove(&id);
+        if !same_session {
+            ctx.replicate("RG.UNREGISTER", &[id.as_bytes()]);
+        }
+    }
+    if !outcome.registrations.is_empty() {
+        replicate_session(
+            ctx,
+            &sid,
+            opts.desc.as_deref(),
+            &opts.code,
+            &outcome.registrations,
+        );
+    }
+    let Some(run) = outcome.run else {
         return Ok(Answer::Reply(Value::Status("OK".into())));
     };
     let exec = run.exec;
@@ -153,4 +201,50 @@ pub fn pystats(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
         Value::str("CurrAllocated"),
         Value::Int(stats.current as i64),
     ])))
+}
+
+/// Sends a session's registrations to replicas and the AOF as RG.INNERREGISTER.
+pub fn replicate_session(
+    ctx: &Context,
+    sid: &str,
+    desc: Option<&str>,
+    code: &str,
+    ids: &[(usize, String)],
+) {
+    let indices: Vec<String> = ids.iter().map(|(i, _)| i.to_string()).collect();
+    let mut args: Vec<&[u8]> = vec![
+        sid.as_bytes(),
+        desc.unwrap_or("").as_bytes(),
+        code.as_bytes(),
+    ];
+    for ((_, id), index) in ids.iter().zip(&indices) {
+        args.push(index.as_bytes());
+        args.push(id.as_bytes());
+    }
+    ctx.replicate("RG.INNERREGISTER", args.as_slice());
+}
+
+/// RG.INNERREGISTER sid desc code [index id ...]: re-creates a session with exactly these
+/// registrations (from the primary's replication stream or the AOF).
+pub fn inner_register(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 4, None)?;
+    if !globals().python {
+        return Err("ERR Python is disabled on this server (PythonEnabled 0)".into());
+    }
+    if !(args.len() - 4).is_multiple_of(2) {
+        return Err("ERR RG.INNERREGISTER takes index id pairs after the code".into());
+    }
+    let sid = text(&args[1])?;
+    let desc = text(&args[2])?;
+    let code = text(&args[3])?;
+    let mut ids = Vec::new();
+    for pair in args[4..].chunks(2) {
+        let index: usize = text(&pair[0])?
+            .parse()
+            .map_err(|_| "ERR bad registration index".to_string())?;
+        ids.push((index, text(&pair[1])?));
+    }
+    let desc = (!desc.is_empty()).then_some(desc);
+    script::restore(&sid, desc, &code, ids).map_err(|e| format!("ERR {e}"))?;
+    Ok(Answer::Reply(Value::Status("OK".into())))
 }

@@ -1,7 +1,7 @@
 //! RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS,
 //! RG.PAUSEREGISTRATIONS, RG.UNPAUSEREGISTRATIONS.
 
-use redis_module::{Context, RedisString};
+use redis_module::{Context, ContextFlags, RedisString};
 
 use super::{arity, ok, text, Answer};
 use crate::engine::registration::{Registration, Stats};
@@ -74,11 +74,19 @@ pub fn dump_registrations(_ctx: &Context, args: &[RedisString]) -> Result<Answer
     Ok(Answer::Reply(Value::List(list)))
 }
 
-pub fn unregister(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+pub fn unregister(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 2, Some(2))?;
     let id = text(&args[1])?;
+    let from_primary = ctx
+        .get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING);
     match globals().registrations.remove(&id) {
-        Some(_) => ok(),
+        Some(_) => {
+            ctx.replicate_verbatim();
+            ok()
+        }
+        // A replica that never had it (or already lost it) has nothing to do.
+        None if from_primary => ok(),
         None => Err(format!("ERR registration {id} does not exist")),
     }
 }

@@ -42,6 +42,8 @@ pub struct Registration {
     pub plan_text: String,
     /// Owner (the Python session id), if any.
     pub session: Option<String>,
+    /// Which register() call of the owner's script made it (0 for the first).
+    pub session_index: usize,
     pub stats: Mutex<Stats>,
     pub paused: AtomicBool,
     /// Host resources the registration keeps alive (the Python session).

@@ -46,6 +46,13 @@ impl Registry {
         format!("{}-{}", self.shard_id, seq)
     }
 
+    /// Makes sure the sequence never hands out `id` again (an id restored on load).
+    pub fn reserve(&self, id: &str) {
+        if let Some(seq) = self.seq_of(id) {
+            self.next_seq.fetch_max(seq + 1, Ordering::Relaxed);
+        }
+    }
+
     /// A new execution with the next id, kept until dropped or trimmed.
     pub fn create(&self, registration: Option<String>, steps: Vec<StepReport>) -> Arc<Execution> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);

@@ -83,6 +83,10 @@ fn execute<'py>(
     for a in args.iter() {
         argv.push(arg_bytes(&a)?);
     }
+    if super::script::restoring() {
+        // Re-creating a session on load or on a replica repeats none of its side effects.
+        return Ok(py.None().into_bound(py));
+    }
     let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
     let reply = with_redis(py, || call(&redis_lock::context(), &refs));
     reply_to_py(py, &reply)
@@ -154,7 +158,7 @@ fn register_plan(
     reader_args: &Bound<'_, PyDict>,
     steps: &Bound<'_, PyList>,
     options: &Bound<'_, PyDict>,
-) -> PyResult<String> {
+) -> PyResult<Option<String>> {
     super::script::on_register(py, reader, reader_args, steps, options)
 }
 

@@ -1,6 +1,7 @@
 //! Running an RG.PYEXECUTE script: a session's globals, and the `run()` it may call.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::Arc;
 
@@ -34,27 +35,64 @@ pub struct ScriptRun {
 struct ScriptState {
     session: SessionRef,
     run: Option<ScriptRun>,
+    /// Registrations made so far, in order (their index in the script is their position).
+    registered: Vec<Option<String>>,
+    /// Re-creating a persisted or replicated session: which register() calls (by index)
+    /// come back, with their ids. run() and top-level execute() do nothing then.
+    restoring: Option<HashMap<usize, String>>,
+}
+
+/// What a successful script did.
+pub struct ScriptOutcome {
+    pub run: Option<ScriptRun>,
+    /// Ids of the registrations it made, by their index in the script.
+    pub registrations: Vec<(usize, String)>,
+}
+
+/// True while a session is being re-created on this thread (top-level execute() is
+/// then skipped: loading must not repeat a script's side effects).
+pub fn restoring() -> bool {
+    SCRIPT.with(|s| s.borrow().as_ref().is_some_and(|st| st.restoring.is_some()))
 }
 
 thread_local! {
     static SCRIPT: RefCell<Option<ScriptState>> = const { RefCell::new(None) };
 }
 
-/// Runs `code` in a new globals dict of `session`. Returns the run() it asked for, if any;
-/// a failing script leaves nothing behind (its execution is forgotten).
-pub fn execute(code: &str, session: SessionRef) -> Result<Option<ScriptRun>, String> {
+/// Runs `code` in a new globals dict of `session`. A failing script leaves nothing
+/// behind: its execution is forgotten and its registrations removed.
+pub fn execute(
+    code: &str,
+    session: SessionRef,
+    restoring: Option<HashMap<usize, String>>,
+) -> Result<ScriptOutcome, String> {
     let code = CString::new(code).map_err(|_| "the script contains a NUL byte".to_string())?;
     Python::attach(|py| {
-        SCRIPT.with(|s| *s.borrow_mut() = Some(ScriptState { session, run: None }));
+        SCRIPT.with(|s| {
+            *s.borrow_mut() = Some(ScriptState {
+                session,
+                run: None,
+                registered: Vec::new(),
+                restoring,
+            })
+        });
         let result =
             runtime::new_globals(py).and_then(|globals| py.run(&code, Some(&globals), None));
         let state = SCRIPT.with(|s| s.borrow_mut().take());
-        let run = state.and_then(|s| s.run);
+        let (run, registered) = state.map(|s| (s.run, s.registered)).unwrap_or_default();
+        let registrations: Vec<(usize, String)> = registered
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, id)| id.map(|id| (i, id)))
+            .collect();
         match result {
-            Ok(()) => Ok(run),
+            Ok(()) => Ok(ScriptOutcome { run, registrations }),
             Err(e) => {
                 if let Some(run) = run {
                     globals().registry.forget(&run.exec);
+                }
+                for (_, id) in registrations {
+                    globals().registrations.remove(&id);
                 }
                 Err(describe_error(py, &e))
             }
@@ -141,6 +179,9 @@ pub fn on_run(
     steps: &Bound<'_, PyList>,
     options: &Bound<'_, PyDict>,
 ) -> PyResult<()> {
+    if restoring() {
+        return Ok(());
+    }
     let in_script = SCRIPT.with(|s| s.borrow().as_ref().map(|st| st.run.is_some()));
     match in_script {
         None => {
@@ -208,14 +249,32 @@ pub fn on_register(
     reader_args: &Bound<'_, PyDict>,
     steps: &Bound<'_, PyList>,
     options: &Bound<'_, PyDict>,
-) -> PyResult<String> {
-    let session = SCRIPT
-        .with(|s| s.borrow().as_ref().map(|st| st.session.clone()))
+) -> PyResult<Option<String>> {
+    let (session, index, restored_id) = SCRIPT
+        .with(|s| {
+            s.borrow().as_ref().map(|st| {
+                let index = st.registered.len();
+                let restored = st.restoring.as_ref().map(|ids| ids.get(&index).cloned());
+                (st.session.clone(), index, restored)
+            })
+        })
         .ok_or_else(|| {
             PyRuntimeError::new_err(
                 "register() can only be called by a script sent with RG.PYEXECUTE",
             )
         })?;
+    let id = match restored_id {
+        // Re-creating a session: a registration that was removed since stays removed.
+        Some(None) => {
+            SCRIPT.with(|s| s.borrow_mut().as_mut().map(|st| st.registered.push(None)));
+            return Ok(None);
+        }
+        Some(Some(id)) => {
+            globals().registry.reserve(&id);
+            id
+        }
+        None => globals().registry.next_id(),
+    };
     let mode_text: String = get(options, "mode", "async".to_string())?;
     let mode = Mode::parse(&mode_text).ok_or_else(|| {
         PyValueError::new_err(format!(
@@ -244,7 +303,6 @@ pub fn on_register(
     // Compiling once here reports a bad plan to the script instead of on every event.
     compile(&steps, Some(&host), false, mode == Mode::Sync)
         .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
-    let id = globals().registry.next_id();
     let plan_text = steps
         .iter()
         .map(|s| s.type_name.as_str())
@@ -260,13 +318,37 @@ pub fn on_register(
         host: Some(host),
         plan_text,
         session: Some(session.id().to_string()),
+        session_index: index,
         stats: Default::default(),
         paused: Default::default(),
         keep_alive: std::sync::Mutex::new(vec![Box::new(session)]),
     });
     globals().registrations.add(registration);
+    SCRIPT.with(|s| {
+        s.borrow_mut()
+            .as_mut()
+            .map(|st| st.registered.push(Some(id.clone())))
+    });
     if let Some(callback) = options.get_item("onRegistered")?.filter(|c| !c.is_none()) {
         callback.call0()?;
     }
-    Ok(id)
+    Ok(Some(id))
+}
+
+/// Re-creates a persisted or replicated session: its script runs again with run() and
+/// top-level execute() skipped, and register() calls come back with their saved ids.
+/// Registrations the session had before are replaced.
+pub fn restore(
+    sid: &str,
+    desc: Option<String>,
+    code: &str,
+    ids: Vec<(usize, String)>,
+) -> Result<(), String> {
+    for r in globals().registrations.list() {
+        if r.session.as_deref() == Some(sid) {
+            globals().registrations.remove(&r.id);
+        }
+    }
+    let (session, _) = super::session::open(Some(sid.to_string()), desc, code, true)?;
+    execute(code, session, Some(ids.into_iter().collect())).map(|_| ())
 }

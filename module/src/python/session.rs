@@ -1,11 +1,15 @@
-//! Sessions: one per RG.PYEXECUTE, alive while its script or executions run.
+//! Sessions: one per RG.PYEXECUTE, alive while its script, executions or registrations
+//! are. A session keeps its source text: registrations are persisted and replicated as
+//! the script that made them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+#[derive(Clone)]
 struct Entry {
     desc: Option<String>,
+    code: Arc<str>,
     handle: Weak<Handle>,
 }
 
@@ -23,9 +27,10 @@ struct Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         let mut map = sessions();
+        // Only the entry of this very handle goes (an upgrade may have replaced it).
         if map
             .get(&self.id)
-            .is_some_and(|e| e.handle.strong_count() == 0)
+            .is_some_and(|e| std::ptr::eq(e.handle.as_ptr(), self))
         {
             map.remove(&self.id);
         }
@@ -42,36 +47,79 @@ impl SessionRef {
     }
 }
 
-/// Opens a new session; an explicit id that is in use is refused.
-pub fn open(id: Option<String>, desc: Option<String>) -> Result<SessionRef, String> {
+/// The entry a new session took over (UPGRADE); put back if the new script fails.
+pub struct Displaced {
+    id: String,
+    entry: Entry,
+}
+
+impl Displaced {
+    pub fn restore(self) {
+        if self.entry.handle.strong_count() > 0 {
+            sessions().insert(self.id, self.entry);
+        }
+    }
+}
+
+fn fresh_id(map: &BTreeMap<String, Entry>) -> String {
+    loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let id = format!("{:016x}-{}", nanos, NEXT.fetch_add(1, Ordering::Relaxed));
+        if !map.contains_key(&id) {
+            return id;
+        }
+    }
+}
+
+/// Opens a session. An explicit id in use is refused unless `take_over` (UPGRADE,
+/// re-creation on load), which returns the entry it displaced.
+pub fn open(
+    id: Option<String>,
+    desc: Option<String>,
+    code: &str,
+    take_over: bool,
+) -> Result<(SessionRef, Option<Displaced>), String> {
     let mut map = sessions();
     let id = match id {
-        Some(id) => {
-            if map.get(&id).is_some_and(|e| e.handle.strong_count() > 0) {
-                return Err(format!("Session {id} already exists"));
-            }
-            id
-        }
-        None => loop {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            let id = format!("{:016x}-{}", nanos, NEXT.fetch_add(1, Ordering::Relaxed));
-            if !map.contains_key(&id) {
-                break id;
-            }
-        },
+        Some(id) => id,
+        None => fresh_id(&map),
     };
+    let live = map
+        .get(&id)
+        .filter(|e| e.handle.strong_count() > 0)
+        .cloned();
+    if live.is_some() && !take_over {
+        return Err(format!("Session {id} already exists"));
+    }
     let handle = Arc::new(Handle { id: id.clone() });
     map.insert(
-        id,
+        id.clone(),
         Entry {
             desc,
+            code: code.into(),
             handle: Arc::downgrade(&handle),
         },
     );
-    Ok(SessionRef(handle))
+    let displaced = live.map(|entry| Displaced { id, entry });
+    Ok((SessionRef(handle), displaced))
+}
+
+/// Whether a session with this id is live.
+pub fn exists(id: &str) -> bool {
+    sessions()
+        .get(id)
+        .is_some_and(|e| e.handle.strong_count() > 0)
+}
+
+/// (description, source text) of a live session.
+pub fn source(id: &str) -> Option<(Option<String>, Arc<str>)> {
+    sessions()
+        .get(id)
+        .filter(|e| e.handle.strong_count() > 0)
+        .map(|e| (e.desc.clone(), e.code.clone()))
 }
 
 /// (id, description, reference count) of every live session.

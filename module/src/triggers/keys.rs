@@ -27,10 +27,13 @@ impl KeysTrigger {
         }
     }
 
+    /// Key misses only reach registrations that list 'keymiss': reading a missing key
+    /// raises one, so a registration on every event would trigger itself forever.
     fn matches_event(&self, event: &str) -> bool {
-        self.event_types
-            .as_ref()
-            .is_none_or(|types| types.iter().any(|t| t.eq_ignore_ascii_case(event)))
+        match &self.event_types {
+            Some(types) => types.iter().any(|t| t.eq_ignore_ascii_case(event)),
+            None => event != "keymiss",
+        }
     }
 }
 

@@ -1,0 +1,151 @@
+//! Registrations in RDB files (and the RDB preamble of AOF rewrites): saved as the
+//! sessions that made them (id, description, source text, which register() calls with
+//! which ids) in module aux data, and re-created on load. Loading replaces what is in
+//! memory, so DEBUG RELOAD does not double registrations.
+
+use std::collections::BTreeMap;
+use std::os::raw::c_int;
+
+use redis_module::native_types::RedisType;
+use redis_module::raw;
+
+use crate::python::{script, session};
+use crate::state::globals;
+
+const ENCODING_VERSION: i32 = 1;
+
+pub static GEARS_AUX: RedisType = RedisType::new(
+    "gears-rs1",
+    ENCODING_VERSION,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: None,
+        rdb_save: None,
+        aof_rewrite: None,
+        free: None,
+        mem_usage: None,
+        digest: None,
+        aux_load: Some(aux_load),
+        aux_save: Some(aux_save),
+        aux_save2: None,
+        aux_save_triggers: raw::Aux::Before as i32,
+        free_effort: None,
+        unlink: None,
+        copy: None,
+        defrag: None,
+        copy2: None,
+        free_effort2: None,
+        mem_usage2: None,
+        unlink2: None,
+    },
+);
+
+/// A session to persist: (id, description, code, [(index, registration id)]).
+type SavedSession = (String, Option<String>, String, Vec<(usize, String)>);
+
+fn sessions_to_save() -> Vec<SavedSession> {
+    let mut by_session: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+    for r in globals().registrations.list() {
+        if let Some(sid) = &r.session {
+            by_session
+                .entry(sid.clone())
+                .or_default()
+                .push((r.session_index, r.id.clone()));
+        }
+    }
+    by_session
+        .into_iter()
+        .filter_map(|(sid, mut ids)| {
+            let (desc, code) = session::source(&sid)?;
+            ids.sort();
+            Some((sid, desc, code.to_string(), ids))
+        })
+        .collect()
+}
+
+extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
+    if when != raw::Aux::Before as c_int {
+        return;
+    }
+    let saved = std::panic::catch_unwind(sessions_to_save).unwrap_or_default();
+    raw::save_unsigned(rdb, saved.len() as u64);
+    for (sid, desc, code, ids) in saved {
+        raw::save_string(rdb, &sid);
+        raw::save_unsigned(rdb, desc.is_some() as u64);
+        raw::save_string(rdb, desc.as_deref().unwrap_or(""));
+        raw::save_slice(rdb, code.as_bytes());
+        raw::save_unsigned(rdb, ids.len() as u64);
+        for (index, id) in ids {
+            raw::save_unsigned(rdb, index as u64);
+            raw::save_string(rdb, &id);
+        }
+    }
+}
+
+fn read_text(rdb: *mut raw::RedisModuleIO) -> Result<String, String> {
+    let buf = raw::load_string_buffer(rdb).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(buf.as_ref()).into_owned())
+}
+
+fn read_u64(rdb: *mut raw::RedisModuleIO) -> Result<u64, String> {
+    raw::load_unsigned(rdb).map_err(|e| e.to_string())
+}
+
+fn read_sessions(rdb: *mut raw::RedisModuleIO) -> Result<Vec<SavedSession>, String> {
+    let n = read_u64(rdb)?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let sid = read_text(rdb)?;
+        let has_desc = read_u64(rdb)? == 1;
+        let desc = read_text(rdb)?;
+        let code = read_text(rdb)?;
+        let count = read_u64(rdb)?;
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let index = read_u64(rdb)? as usize;
+            ids.push((index, read_text(rdb)?));
+        }
+        out.push((sid, has_desc.then_some(desc), code, ids));
+    }
+    Ok(out)
+}
+
+extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int) -> c_int {
+    if when != raw::Aux::Before as c_int {
+        return raw::Status::Ok as c_int;
+    }
+    if encver > ENCODING_VERSION {
+        redis_module::logging::log_warning(format!(
+            "gears: the RDB holds registrations of a newer format ({encver} > {ENCODING_VERSION})"
+        ));
+        return raw::Status::Err as c_int;
+    }
+    let sessions = match read_sessions(rdb) {
+        Ok(s) => s,
+        Err(e) => {
+            redis_module::logging::log_warning(format!("gears: cannot read registrations: {e}"));
+            return raw::Status::Err as c_int;
+        }
+    };
+    let restored = std::panic::catch_unwind(move || {
+        // What is in memory is replaced by what the file holds.
+        globals().registrations.clear();
+        for (sid, desc, code, ids) in sessions {
+            if !globals().python {
+                redis_module::logging::log_warning(format!(
+                    "gears: session {sid} is not re-created: Python is disabled"
+                ));
+                continue;
+            }
+            if let Err(e) = script::restore(&sid, desc, &code, ids) {
+                redis_module::logging::log_warning(format!(
+                    "gears: session {sid} could not be re-created: {e}"
+                ));
+            }
+        }
+    });
+    if restored.is_err() {
+        redis_module::logging::log_warning("gears: re-creating registrations panicked");
+    }
+    raw::Status::Ok as c_int
+}
