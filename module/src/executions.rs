@@ -53,15 +53,16 @@ pub fn submit_compiled(
 ) {
     globals().pool.submit(move || match stages() {
         Ok(stages) => run_on_worker(&exec, reader, stages, python),
-        Err(e) => exec.finish(
-            Vec::new(),
-            vec![format!("{e:#}")],
-            Status::Done,
-            0,
-            0,
-            Vec::new(),
-        ),
+        Err(e) => fail(&exec, format!("{e:#}")),
     });
+}
+
+/// Ends an execution that could not start (its plan did not compile).
+pub fn fail(exec: &Execution, error: String) {
+    if exec.record(Vec::new(), vec![error], Status::Done, 0, 0, Vec::new()) {
+        trim(exec);
+        exec.answer_waiters();
+    }
 }
 
 fn run_on_worker(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>, python: bool) {

@@ -123,6 +123,8 @@ command!(rg_configget, config_cmds::config_get);
 command!(rg_configset, config_cmds::config_set);
 command!(rg_dumpregistrations, reg_cmds::dump_registrations);
 command!(rg_innerregister, py_cmds::inner_register);
+command!(rg_trigger, commands::trigger::trigger);
+command!(rg_triggeronkey, commands::trigger::trigger_on_key);
 command!(rg_unregister, reg_cmds::unregister);
 command!(rg_clearregistrationsstats, reg_cmds::clear_stats);
 command!(rg_pauseregistrations, reg_cmds::pause);
@@ -161,6 +163,8 @@ redis_module::redis_module! {
         ["rg.dumpregistrations", rg_dumpregistrations, "readonly", 0, 0, 0, ""],
         ["rg.unregister", rg_unregister, "write", 0, 0, 0, ""],
         ["rg.innerregister", rg_innerregister, "write deny-script", 0, 0, 0, ""],
+        ["rg.trigger", rg_trigger, "write", 0, 0, 0, ""],
+        ["rg.triggeronkey", rg_triggeronkey, "write", 2, 2, 1, ""],
         ["rg.clearregistrationsstats", rg_clearregistrationsstats, "readonly", 0, 0, 0, ""],
         ["rg.pauseregistrations", rg_pauseregistrations, "write", 0, 0, 0, ""],
         ["rg.unpauseregistrations", rg_unpauseregistrations, "write", 0, 0, 0, ""],

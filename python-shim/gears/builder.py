@@ -13,6 +13,8 @@ MODES = ('async', 'async_local', 'sync')
 # register() keyword arguments accepted per reader (besides prefix, convertToStr, collect).
 _REGISTER_KWARGS = {
     'KeysReader': ('eventTypes', 'keyTypes', 'commands', 'readValue', 'mode', 'onRegistered'),
+    'TimeReader': ('interval', 'mode', 'onRegistered'),
+    'CommandReader': ('trigger', 'hook', 'keyprefix', 'mode', 'onRegistered'),
 }
 
 # run() keyword arguments accepted per reader (besides arg, convertToStr, collect).
@@ -259,6 +261,15 @@ class GearsBuilder(object):
                 'keyTypes': _check_str_list('register', 'keyTypes', kwargs.get('keyTypes')),
                 'readValue': _check_bool('register', 'readValue', kwargs.get('readValue', True)),
             }
+        elif reader == 'TimeReader':
+            reader_args = {'interval': _check_count('register', 'interval', kwargs.get('interval'), 1)}
+        else:  # CommandReader
+            if kwargs.get('hook') is not None:
+                raise NotImplementedError('register(hook=...) is not available yet')
+            trigger = kwargs.get('trigger')
+            if trigger is None:
+                raise TypeError('register(): CommandReader needs trigger=name')
+            reader_args = {'trigger': _check_str('register', 'trigger', trigger)}
         steps = list(self.steps)
         if convertToStr:
             steps.append(('map', (str,)))

@@ -5,6 +5,7 @@ pub mod config;
 pub mod executions;
 pub mod python;
 pub mod registrations;
+pub mod trigger;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

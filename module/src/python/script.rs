@@ -22,7 +22,9 @@ use crate::engine::registration::{Registration, Trigger};
 use crate::readers::keys::{KeysReader, RecordShape};
 use crate::readers::{shards::ShardsIdReader, stream::StreamReader};
 use crate::state::globals;
+use crate::triggers::command::CommandTrigger;
 use crate::triggers::keys::KeysTrigger;
+use crate::triggers::timer::TimeTrigger;
 
 /// A run() the script asked for, started once the script has succeeded.
 pub struct ScriptRun {
@@ -288,6 +290,30 @@ pub fn on_register(
             key_types: str_list(reader_args, "keyTypes")?,
             read_value: get(reader_args, "readValue", true)?,
         }),
+        "TimeReader" => {
+            let interval: u64 = get(reader_args, "interval", 0)?;
+            if interval == 0 {
+                return Err(PyValueError::new_err(
+                    "TimeReader needs interval (milliseconds, at least 1)",
+                ));
+            }
+            Box::new(TimeTrigger::new(interval))
+        }
+        "CommandReader" => {
+            let name: String = get(reader_args, "trigger", String::new())?;
+            if name.is_empty() {
+                return Err(PyValueError::new_err(
+                    "CommandReader needs trigger=name (hooks are not available yet)",
+                ));
+            }
+            // The session being upgraded or re-created may hold the name already.
+            let taken = crate::triggers::command::find(&name)
+                .is_some_and(|r| r.session.as_deref() != Some(session.id()));
+            if taken {
+                return Err(PyValueError::new_err("trigger already registered"));
+            }
+            Box::new(CommandTrigger { name })
+        }
         other => {
             return Err(PyValueError::new_err(format!(
                 "register() of {other} is not available yet"
@@ -323,7 +349,8 @@ pub fn on_register(
         paused: Default::default(),
         keep_alive: std::sync::Mutex::new(vec![Box::new(session)]),
     });
-    globals().registrations.add(registration);
+    globals().registrations.add(registration.clone());
+    crate::triggers::timer::start(&registration);
     SCRIPT.with(|s| {
         s.borrow_mut()
             .as_mut()

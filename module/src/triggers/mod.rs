@@ -1,18 +1,20 @@
 //! Event sources that start registered executions: keyspace events (more arrive with
 //! streams, commands and timers).
 
+pub mod command;
 pub mod keys;
+pub mod timer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::config::{self, Key};
 use crate::engine::compile::compile;
-use crate::engine::execution::{Status, StepReport};
+use crate::engine::execution::{Execution, Status, StepReport};
 use crate::engine::plan::Mode;
 use crate::engine::reader::Reader;
 use crate::engine::registration::Registration;
-use crate::executions::{run_here, submit_compiled};
+use crate::executions::{fail, run_here, submit_compiled};
 use crate::state::globals;
 
 /// Async events waiting for a worker (bounded by MaxPendingEvents).
@@ -32,7 +34,7 @@ pub fn reports(reg: &Registration) -> Vec<StepReport> {
 
 /// Starts one execution of `reg` over `reader`: here when sync (or when the async queue
 /// is full), else on the worker pool.
-pub fn fire(reg: &Arc<Registration>, reader: Box<dyn Reader>) {
+pub fn fire(reg: &Arc<Registration>, reader: Box<dyn Reader>) -> Arc<Execution> {
     let exec = globals()
         .registry
         .create(Some(reg.id.clone()), reports(reg));
@@ -56,22 +58,16 @@ pub fn fire(reg: &Arc<Registration>, reader: Box<dyn Reader>) {
     if inline {
         match compile(&reg.steps, reg.host.as_ref(), profile, true) {
             Ok(stages) => run_here(&exec, reader, stages),
-            Err(e) => exec.finish(
-                Vec::new(),
-                vec![format!("{e:#}")],
-                Status::Done,
-                0,
-                0,
-                Vec::new(),
-            ),
+            Err(e) => fail(&exec, format!("{e:#}")),
         }
-        return;
+        return exec;
     }
     let steps = reg.steps.clone();
     let host = reg.host.clone();
     let python = host.as_ref().is_some_and(|h| h.name() == "python");
-    submit_compiled(exec, reader, python, move || {
+    submit_compiled(exec.clone(), reader, python, move || {
         PENDING.fetch_sub(1, Ordering::AcqRel);
         compile(&steps, host.as_ref(), profile, false)
     });
+    exec
 }

@@ -1,0 +1,46 @@
+//! RG.TRIGGER and RG.TRIGGERONKEY.
+
+use redis_module::{Context, RedisString};
+
+use super::{arity, text, Answer};
+use crate::engine::execution::ExecState;
+use crate::engine::reader::VecReader;
+use crate::engine::value::Value;
+use crate::redis::blocked::BlockedClient;
+use crate::triggers::{command, fire};
+
+/// The results as a flat array; the first error becomes an error reply.
+fn trigger_reply(st: &ExecState) -> Value {
+    match st.errors.first() {
+        Some(e) => Value::Error(e.clone()),
+        None => Value::List(st.results.clone()),
+    }
+}
+
+fn run_trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    let name = text(&args[1])?;
+    let reg = command::find(&name).ok_or_else(|| format!("ERR Unknown trigger '{name}'"))?;
+    let record = Value::List(
+        args[1..]
+            .iter()
+            .map(|a| Value::from_redis_bytes(a.as_slice()))
+            .collect(),
+    );
+    let exec = fire(&reg, Box::new(VecReader::new(vec![record])));
+    if exec.status().is_finished() {
+        return Ok(Answer::Reply(trigger_reply(&exec.state())));
+    }
+    let client = BlockedClient::block(ctx);
+    exec.on_finish(Box::new(move |st| client.reply(&trigger_reply(st))));
+    Ok(Answer::Blocked)
+}
+
+pub fn trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 2, None)?;
+    run_trigger(ctx, args)
+}
+
+pub fn trigger_on_key(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 3, None)?;
+    run_trigger(ctx, args)
+}
