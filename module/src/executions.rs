@@ -49,11 +49,18 @@ pub fn submit_compiled(
     exec: Arc<Execution>,
     reader: Box<dyn Reader>,
     python: bool,
+    then: Option<crate::triggers::Then>,
     stages: impl FnOnce() -> anyhow::Result<Vec<Stage>> + Send + 'static,
 ) {
-    globals().pool.submit(move || match stages() {
-        Ok(stages) => run_on_worker(&exec, reader, stages, python),
-        Err(e) => fail(&exec, format!("{e:#}")),
+    globals().pool.submit(move || {
+        match stages() {
+            Ok(stages) => run_on_worker(&exec, reader, stages, python),
+            Err(e) => fail(&exec, format!("{e:#}")),
+        }
+        if let Some(then) = then {
+            then(&exec);
+            lock::release_slice();
+        }
     });
 }
 

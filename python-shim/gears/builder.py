@@ -14,6 +14,8 @@ MODES = ('async', 'async_local', 'sync')
 _REGISTER_KWARGS = {
     'KeysReader': ('eventTypes', 'keyTypes', 'commands', 'readValue', 'mode', 'onRegistered'),
     'TimeReader': ('interval', 'mode', 'onRegistered'),
+    'StreamReader': ('batch', 'duration', 'onFailedPolicy', 'onFailedRetryInterval', 'trimStream',
+                     'mode', 'onRegistered'),
     'CommandReader': ('trigger', 'hook', 'keyprefix', 'mode', 'onRegistered'),
 }
 
@@ -260,6 +262,22 @@ class GearsBuilder(object):
                 'eventTypes': _check_str_list('register', 'eventTypes', kwargs.get('eventTypes')),
                 'keyTypes': _check_str_list('register', 'keyTypes', kwargs.get('keyTypes')),
                 'readValue': _check_bool('register', 'readValue', kwargs.get('readValue', True)),
+            }
+        elif reader == 'StreamReader':
+            policy = kwargs.get('onFailedPolicy', 'continue')
+            if policy not in ('continue', 'abort', 'retry'):
+                raise ValueError("register(): onFailedPolicy must be 'continue', 'abort' or 'retry', "
+                                 "got %r" % (policy,))
+            if mode == 'sync' and policy != 'continue':
+                raise ValueError("register(): sync mode allows only onFailedPolicy='continue'")
+            reader_args = {
+                'prefix': _check_str('register', 'prefix', prefix or '*'),
+                'batch': _check_count('register', 'batch', kwargs.get('batch', 1), 1),
+                'duration': _check_count('register', 'duration', kwargs.get('duration', 0), 0),
+                'onFailedPolicy': policy,
+                'onFailedRetryInterval': _check_count('register', 'onFailedRetryInterval',
+                                                      kwargs.get('onFailedRetryInterval', 1), 0),
+                'trimStream': _check_bool('register', 'trimStream', kwargs.get('trimStream', True)),
             }
         elif reader == 'TimeReader':
             reader_args = {'interval': _check_count('register', 'interval', kwargs.get('interval'), 1)}

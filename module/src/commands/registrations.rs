@@ -16,13 +16,19 @@ fn data(r: &Registration) -> Value {
     } else {
         0.0
     };
+    let extra: Vec<Value> = r
+        .trigger
+        .extra(r.is_paused())
+        .into_iter()
+        .flat_map(|(k, v)| [Value::Str(k), v])
+        .collect();
     let args = r
         .trigger
         .args()
         .into_iter()
         .flat_map(|(k, v)| [Value::Str(k), v])
         .collect();
-    Value::List(vec![
+    let mut fields = vec![
         s("mode"),
         s(r.mode.as_str()),
         s("numTriggered"),
@@ -43,9 +49,10 @@ fn data(r: &Registration) -> Value {
         st.last_error.map_or(Value::Nil, Value::Str),
         s("numOverflows"),
         Value::Int(st.overflows as i64),
-        s("args"),
-        Value::List(args),
-    ])
+    ];
+    fields.extend(extra);
+    fields.extend([s("args"), Value::List(args)]);
+    Value::List(fields)
 }
 
 pub fn dump_registrations(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {

@@ -28,6 +28,10 @@ pub trait Trigger: Send + Sync {
     fn reader(&self) -> &'static str;
     /// Reader arguments as RG.DUMPREGISTRATIONS shows them (name, value pairs).
     fn args(&self) -> Vec<(String, Value)>;
+    /// More RegistrationData entries (streams add lag and status).
+    fn extra(&self, _paused: bool) -> Vec<(String, Value)> {
+        Vec::new()
+    }
     fn as_any(&self) -> &dyn std::any::Any;
 }
 

@@ -24,6 +24,7 @@ use crate::readers::{shards::ShardsIdReader, stream::StreamReader};
 use crate::state::globals;
 use crate::triggers::command::CommandTrigger;
 use crate::triggers::keys::KeysTrigger;
+use crate::triggers::stream::{OnFailed, StreamTrigger};
 use crate::triggers::timer::TimeTrigger;
 
 /// A run() the script asked for, started once the script has succeeded.
@@ -290,6 +291,27 @@ pub fn on_register(
             key_types: str_list(reader_args, "keyTypes")?,
             read_value: get(reader_args, "readValue", true)?,
         }),
+        "StreamReader" => {
+            let policy: String = get(reader_args, "onFailedPolicy", "continue".to_string())?;
+            let on_failed = OnFailed::parse(&policy).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "onFailedPolicy must be continue, abort or retry, got '{policy}'"
+                ))
+            })?;
+            if mode == Mode::Sync && on_failed != OnFailed::Continue {
+                return Err(PyValueError::new_err(
+                    "sync mode allows only onFailedPolicy='continue'",
+                ));
+            }
+            Box::new(StreamTrigger::new(
+                get(reader_args, "prefix", "*".to_string())?,
+                get(reader_args, "batch", 1u64)?,
+                get(reader_args, "duration", 0u64)?,
+                on_failed,
+                get(reader_args, "onFailedRetryInterval", 1u64)?,
+                get(reader_args, "trimStream", true)?,
+            ))
+        }
         "TimeReader" => {
             let interval: u64 = get(reader_args, "interval", 0)?;
             if interval == 0 {
@@ -351,6 +373,7 @@ pub fn on_register(
     });
     globals().registrations.add(registration.clone());
     crate::triggers::timer::start(&registration);
+    crate::triggers::stream::start(&registration);
     SCRIPT.with(|s| {
         s.borrow_mut()
             .as_mut()

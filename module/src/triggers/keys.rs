@@ -108,6 +108,10 @@ pub fn on_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
     let key_text = String::from_utf8_lossy(key);
     let mut type_of_key: Option<String> = None;
     for reg in registrations {
+        if event == "xadd" && reg.trigger.reader() == "StreamReader" {
+            super::stream::on_message(&reg, key);
+            continue;
+        }
         let Some(trigger) = reg.trigger.as_any().downcast_ref::<KeysTrigger>() else {
             continue;
         };

@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod keys;
+pub mod stream;
 pub mod timer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,9 +33,21 @@ pub fn reports(reg: &Registration) -> Vec<StepReport> {
         .collect()
 }
 
+/// Runs after a triggered execution ends, on the thread that ran it, holding no lock.
+pub type Then = Box<dyn FnOnce(&Execution) + Send>;
+
 /// Starts one execution of `reg` over `reader`: here when sync (or when the async queue
 /// is full), else on the worker pool.
 pub fn fire(reg: &Arc<Registration>, reader: Box<dyn Reader>) -> Arc<Execution> {
+    fire_then(reg, reader, None)
+}
+
+/// As `fire`, with `then` run once the execution has ended.
+pub fn fire_then(
+    reg: &Arc<Registration>,
+    reader: Box<dyn Reader>,
+    then: Option<Then>,
+) -> Arc<Execution> {
     let exec = globals()
         .registry
         .create(Some(reg.id.clone()), reports(reg));
@@ -60,12 +73,15 @@ pub fn fire(reg: &Arc<Registration>, reader: Box<dyn Reader>) -> Arc<Execution> 
             Ok(stages) => run_here(&exec, reader, stages),
             Err(e) => fail(&exec, format!("{e:#}")),
         }
+        if let Some(then) = then {
+            then(&exec);
+        }
         return exec;
     }
     let steps = reg.steps.clone();
     let host = reg.host.clone();
     let python = host.as_ref().is_some_and(|h| h.name() == "python");
-    submit_compiled(exec.clone(), reader, python, move || {
+    submit_compiled(exec.clone(), reader, python, then, move || {
         PENDING.fetch_sub(1, Ordering::AcqRel);
         compile(&steps, host.as_ref(), profile, false)
     });
