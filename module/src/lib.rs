@@ -85,6 +85,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
             return Status::Err;
         }
     };
+    triggers::hooks::install(ctx);
     let shard_id = "0".repeat(40);
     state::init(state::Globals {
         registry: engine::registry::Registry::new(shard_id.clone()),
@@ -124,6 +125,7 @@ command!(rg_configset, config_cmds::config_set);
 command!(rg_dumpregistrations, reg_cmds::dump_registrations);
 command!(rg_innerregister, py_cmds::inner_register);
 command!(rg_trigger, commands::trigger::trigger);
+command!(rg_innerhook, triggers::hooks::inner_hook);
 command!(rg_triggeronkey, commands::trigger::trigger_on_key);
 command!(rg_unregister, reg_cmds::unregister);
 command!(rg_clearregistrationsstats, reg_cmds::clear_stats);
@@ -164,6 +166,7 @@ redis_module::redis_module! {
         ["rg.unregister", rg_unregister, "write", 0, 0, 0, ""],
         ["rg.innerregister", rg_innerregister, "write deny-script", 0, 0, 0, ""],
         ["rg.trigger", rg_trigger, "write", 0, 0, 0, ""],
+        ["rg.innerhook", rg_innerhook, "", 0, 0, 0, ""],
         ["rg.triggeronkey", rg_triggeronkey, "write", 2, 2, 1, ""],
         ["rg.clearregistrationsstats", rg_clearregistrationsstats, "readonly", 0, 0, 0, ""],
         ["rg.pauseregistrations", rg_pauseregistrations, "write", 0, 0, 0, ""],

@@ -7,7 +7,7 @@ runs of steps, the PythonReader); it is not part of ``__all__``.
 
 from .builder import GearsBuilder, GB
 from .runtime import (execute, atomic, log, configGet, gearsConfigGet, hashtag,
-                      gearsFuture, isAsyncAllow)
+                      gearsFuture, isAsyncAllow, call_next, override_reply)
 
 
 def _deprecated(old, new, target):
@@ -27,6 +27,6 @@ GearsConfigGet = _deprecated('GearsConfigGet', 'gearsConfigGet', gearsConfigGet)
 
 __all__ = [
     'GearsBuilder', 'GB', 'execute', 'atomic', 'log', 'configGet', 'gearsConfigGet',
-    'hashtag', 'gearsFuture', 'isAsyncAllow',
+    'hashtag', 'gearsFuture', 'isAsyncAllow', 'call_next', 'override_reply',
     'Log', 'ConfigGet', 'GearsConfigGet',
 ]

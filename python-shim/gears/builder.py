@@ -255,9 +255,8 @@ class GearsBuilder(object):
         if on_registered is not None:
             _check_callable('register', 'onRegistered', on_registered)
         if reader == 'KeysReader':
-            if kwargs.get('commands') is not None:
-                raise NotImplementedError('register(commands=...) is not available yet')
             reader_args = {
+                'commands': _check_str_list('register', 'commands', kwargs.get('commands')),
                 'prefix': _check_str('register', 'prefix', prefix or '*'),
                 'eventTypes': _check_str_list('register', 'eventTypes', kwargs.get('eventTypes')),
                 'keyTypes': _check_str_list('register', 'keyTypes', kwargs.get('keyTypes')),
@@ -282,12 +281,18 @@ class GearsBuilder(object):
         elif reader == 'TimeReader':
             reader_args = {'interval': _check_count('register', 'interval', kwargs.get('interval'), 1)}
         else:  # CommandReader
-            if kwargs.get('hook') is not None:
-                raise NotImplementedError('register(hook=...) is not available yet')
-            trigger = kwargs.get('trigger')
-            if trigger is None:
-                raise TypeError('register(): CommandReader needs trigger=name')
-            reader_args = {'trigger': _check_str('register', 'trigger', trigger)}
+            hook, trigger = kwargs.get('hook'), kwargs.get('trigger')
+            if (hook is None) == (trigger is None):
+                raise TypeError('register(): CommandReader needs either trigger=name or hook=command')
+            if hook is not None:
+                if 'mode' not in kwargs:
+                    mode = 'sync'  # hooks run in sync mode by default
+                reader_args = {'hook': _check_str('register', 'hook', hook)}
+                keyprefix = kwargs.get('keyprefix')
+                if keyprefix is not None:
+                    reader_args['keyprefix'] = _check_str('register', 'keyprefix', keyprefix)
+            else:
+                reader_args = {'trigger': _check_str('register', 'trigger', trigger)}
         steps = list(self.steps)
         if convertToStr:
             steps.append(('map', (str,)))

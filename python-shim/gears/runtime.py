@@ -16,6 +16,13 @@ __all__ = [
 # call costs no extra Python frame.
 execute = _gears.execute
 
+# call_next(*args): inside a CommandReader hook, the next hook or the real command.
+call_next = _gears.call_next
+
+# override_reply(value): inside a KeysReader registration with commands= (sync), the
+# reply the intercepted command's client gets instead of the command's own.
+override_reply = _gears.override_reply
+
 # Per-thread stack of the fused runs currently executing (a step may call execute(), which
 # can start a nested sync execution on the same thread). gearsFuture() looks at the top.
 _tls = threading.local()

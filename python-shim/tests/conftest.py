@@ -82,8 +82,19 @@ def _make_fake():
         m.calls.append(('run', (reader, reader_args, steps, options)))
         return None
 
+    def register(reader, reader_args, steps, options):
+        m.calls.append(('register', (reader, reader_args, steps, options)))
+        return '0' * 40 + '-1'
+
+    def call_next(*args):
+        m.calls.append(('call_next', args))
+        return 'OK'
+
+    def override_reply(value):
+        m.calls.append(('override_reply', (value,)))
+
     for f in (execute, lock, unlock, release_lock_slice, log, config_get, hashtag,
-              is_async_allowed, run):
+              is_async_allowed, run, register, call_next, override_reply):
         setattr(m, f.__name__, f)
     reset()
     return m

@@ -194,3 +194,33 @@ def test_register_validates_arguments():
         GB().register(mode='later')
     with pytest.raises(TypeError, match='onRegistered'):
         GB().register(onRegistered=3)
+
+
+def test_register_builds_reader_args(fake):
+    f = lambda x: x  # noqa: E731
+    assert GB().map(f).register('user:*', eventTypes=['set'], readValue=False, mode='sync') \
+        == '0' * 40 + '-1'
+    reader, args, steps, options = fake.calls[-1][1]
+    assert reader == 'KeysReader'
+    assert args == {'prefix': 'user:*', 'eventTypes': ['set'], 'keyTypes': None,
+                    'readValue': False, 'commands': None}
+    assert steps == [('map', (f,)), ('map', (str,)), ('collect', ())]
+    assert options['mode'] == 'sync'
+    GB('StreamReader').register('s*', batch=5, duration=100, onFailedPolicy='retry')
+    assert fake.calls[-1][1][1] == {'prefix': 's*', 'batch': 5, 'duration': 100,
+                                    'onFailedPolicy': 'retry', 'onFailedRetryInterval': 1,
+                                    'trimStream': True}
+    GB('CommandReader').register(hook='set', keyprefix='k')
+    assert fake.calls[-1][1][1] == {'hook': 'set', 'keyprefix': 'k'}
+    assert fake.calls[-1][1][3]['mode'] == 'sync'
+    GB('TimeReader').register(interval=50)
+    assert fake.calls[-1][1][1] == {'interval': 50}
+
+
+def test_register_refuses_bad_reader_args():
+    with pytest.raises(ValueError, match='sync mode allows only'):
+        GB('StreamReader').register(mode='sync', onFailedPolicy='abort')
+    with pytest.raises(TypeError, match='trigger=name or hook=command'):
+        GB('CommandReader').register()
+    with pytest.raises(ValueError):
+        GB('TimeReader').register(interval=0)

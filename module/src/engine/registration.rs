@@ -87,6 +87,8 @@ impl Registration {
 #[derive(Default)]
 pub struct Registrations {
     map: Mutex<BTreeMap<String, Arc<Registration>>>,
+    /// Bumped on every change (0: there never was a registration).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Registrations {
@@ -96,10 +98,21 @@ impl Registrations {
 
     pub fn add(&self, r: Arc<Registration>) {
         self.map().insert(r.id.clone(), r);
+        self.bump();
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Registration>> {
-        self.map().remove(id)
+        let removed = self.map().remove(id);
+        self.bump();
+        removed
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Registration>> {
@@ -113,6 +126,8 @@ impl Registrations {
 
     /// Removes every registration (e.g. before loading a snapshot).
     pub fn clear(&self) -> Vec<Arc<Registration>> {
-        std::mem::take(&mut *self.map()).into_values().collect()
+        let all = std::mem::take(&mut *self.map()).into_values().collect();
+        self.bump();
+        all
     }
 }

@@ -162,6 +162,24 @@ fn register_plan(
     super::script::on_register(py, reader, reader_args, steps, options)
 }
 
+fn to_args(args: &Bound<'_, PyTuple>) -> PyResult<Vec<Vec<u8>>> {
+    args.iter().map(|a| arg_bytes(&a)).collect()
+}
+
+#[pyfunction]
+#[pyo3(signature = (*args))]
+fn call_next<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    let reply = crate::triggers::hooks::call_next(to_args(args)?)
+        .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
+    reply_to_py(py, &reply)
+}
+
+#[pyfunction]
+fn override_reply(value: &Bound<'_, PyAny>) -> PyResult<()> {
+    crate::triggers::hooks::override_reply(super::convert::to_reply(value, true))
+        .map_err(pyo3::exceptions::PyRuntimeError::new_err)
+}
+
 /// Creates `_gears` and puts it in `sys.modules`.
 pub fn register(py: Python<'_>) -> PyResult<()> {
     let m = PyModule::new(py, "_gears")?;
@@ -175,6 +193,8 @@ pub fn register(py: Python<'_>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_async_allowed, &m)?)?;
     m.add_function(wrap_pyfunction!(run, &m)?)?;
     m.add_function(wrap_pyfunction!(register_plan, &m)?)?;
+    m.add_function(wrap_pyfunction!(call_next, &m)?)?;
+    m.add_function(wrap_pyfunction!(override_reply, &m)?)?;
     m.add("GearsError", py.get_type::<GearsError>())?;
     m.add("ExecutionAborted", py.get_type::<ExecutionAborted>())?;
     py.import("sys")?

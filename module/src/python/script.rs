@@ -23,6 +23,7 @@ use crate::readers::keys::{KeysReader, RecordShape};
 use crate::readers::{shards::ShardsIdReader, stream::StreamReader};
 use crate::state::globals;
 use crate::triggers::command::CommandTrigger;
+use crate::triggers::hooks::HookTrigger;
 use crate::triggers::keys::KeysTrigger;
 use crate::triggers::stream::{OnFailed, StreamTrigger};
 use crate::triggers::timer::TimeTrigger;
@@ -290,6 +291,15 @@ pub fn on_register(
             event_types: str_list(reader_args, "eventTypes")?,
             key_types: str_list(reader_args, "keyTypes")?,
             read_value: get(reader_args, "readValue", true)?,
+            commands: match str_list(reader_args, "commands")? {
+                Some(commands) => {
+                    for c in &commands {
+                        crate::triggers::hooks::check_hookable(c).map_err(PyValueError::new_err)?;
+                    }
+                    Some(commands)
+                }
+                None => None,
+            },
         }),
         "StreamReader" => {
             let policy: String = get(reader_args, "onFailedPolicy", "continue".to_string())?;
@@ -320,6 +330,27 @@ pub fn on_register(
                 ));
             }
             Box::new(TimeTrigger::new(interval))
+        }
+        "CommandReader" if reader_args.contains("hook")? => {
+            let command: String = get(reader_args, "hook", String::new())?;
+            let first_key =
+                crate::triggers::hooks::check_hookable(&command).map_err(PyValueError::new_err)?;
+            if mode != Mode::Sync {
+                return Err(PyValueError::new_err(
+                    "hooks run in sync mode only (mode='sync')",
+                ));
+            }
+            let keyprefix: Option<String> = get(reader_args, "keyprefix", None)?;
+            if keyprefix.is_some() && first_key == 0 {
+                return Err(PyValueError::new_err(format!(
+                    "keyprefix given but '{command}' has no key"
+                )));
+            }
+            Box::new(HookTrigger {
+                command: command.to_ascii_lowercase(),
+                keyprefix,
+                first_key,
+            })
         }
         "CommandReader" => {
             let name: String = get(reader_args, "trigger", String::new())?;

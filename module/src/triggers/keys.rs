@@ -17,6 +17,8 @@ pub struct KeysTrigger {
     pub event_types: Option<Vec<String>>,
     pub key_types: Option<Vec<String>>,
     pub read_value: bool,
+    /// Only events caused by these commands, with the calling client held until done.
+    pub commands: Option<Vec<String>>,
 }
 
 impl KeysTrigger {
@@ -55,6 +57,7 @@ impl Trigger for KeysTrigger {
             ("eventTypes".into(), list(&self.event_types)),
             ("keyTypes".into(), list(&self.key_types)),
             ("readValue".into(), Value::Int(self.read_value as i64)),
+            ("commands".into(), list(&self.commands)),
         ]
     }
 
@@ -124,11 +127,20 @@ pub fn on_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
                 continue;
             }
         }
+        if let Some(commands) = &trigger.commands {
+            let caused_by = super::hooks::current_command();
+            if !caused_by.is_some_and(|c| commands.iter().any(|k| k.eq_ignore_ascii_case(&c))) {
+                continue;
+            }
+        }
         let reader = EventReader {
             key: Some(key_text.to_string()),
             event: event.to_string(),
             read_value: trigger.read_value,
         };
-        super::fire(&reg, Box::new(reader));
+        let exec = super::fire(&reg, Box::new(reader));
+        if trigger.commands.is_some() {
+            super::hooks::await_execution(exec);
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! streams, commands and timers).
 
 pub mod command;
+pub mod hooks;
 pub mod keys;
 pub mod stream;
 pub mod timer;
@@ -20,6 +21,16 @@ use crate::state::globals;
 
 /// Async events waiting for a worker (bounded by MaxPendingEvents).
 static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Set while a command runs inside MULTI or Lua: its triggers cannot block the
+    /// client, so they run inline.
+    static FORCE_INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+pub fn set_force_inline(on: bool) {
+    FORCE_INLINE.with(|f| f.set(on));
+}
 
 pub fn reports(reg: &Registration) -> Vec<StepReport> {
     reg.steps
@@ -57,7 +68,7 @@ pub fn fire_then(
         owner.record_run(st.total_ms, &st.errors, st.status == Status::Aborted)
     }));
     let profile = config::get(Key::ProfileExecutions) == 1;
-    let inline = reg.mode == Mode::Sync || {
+    let inline = reg.mode == Mode::Sync || FORCE_INLINE.with(|f| f.get()) || {
         let max = config::get(Key::MaxPendingEvents).max(1) as usize;
         let queued = PENDING.fetch_add(1, Ordering::AcqRel);
         if queued >= max {
