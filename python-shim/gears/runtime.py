@@ -132,3 +132,27 @@ def gearsFuture():
     if (run is not None and run._sync) or not _gears.is_async_allowed():
         raise _gears.GearsError('Future object is not allowed on sync execution')
     return GearsFuture()
+
+
+def _install_sleep_release():
+    """A step that sleeps gives the Redis lock back first.
+
+    A worker keeps the Redis lock across a step's consecutive execute() calls for a short
+    time slice (LockSliceMicros), so a step that calls execute() and then sleeps would
+    otherwise keep every other client waiting for the whole sleep.
+    """
+    import time as _time
+    real_sleep = _time.sleep
+    if getattr(real_sleep, '_gears_releases_lock', False):
+        return
+
+    def sleep(seconds):
+        _gears.release_lock_slice()
+        return real_sleep(seconds)
+
+    sleep._gears_releases_lock = True
+    sleep.__doc__ = real_sleep.__doc__
+    _time.sleep = sleep
+
+
+_install_sleep_release()

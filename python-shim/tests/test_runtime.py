@@ -93,3 +93,10 @@ def test_session_globals_copy():
     g = {name: getattr(gears, name) for name in gears.__all__}
     code = "GB('ShardsIDReader').map(lambda x: execute('get', x)).run()"
     exec(compile(code, '<recipe>', 'exec'), g)
+
+
+def test_sleep_gives_the_lock_back_first(fake):
+    import time
+    fake.reset()
+    time.sleep(0)
+    assert ('release_lock_slice', ()) in fake.calls

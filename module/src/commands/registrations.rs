@@ -4,6 +4,7 @@
 use redis_module::{Context, ContextFlags, RedisString};
 
 use super::{arity, ok, text, Answer};
+use crate::engine::execution::Abort;
 use crate::engine::registration::{Registration, Stats};
 use crate::engine::value::Value;
 use crate::state::globals;
@@ -89,6 +90,17 @@ pub fn unregister(ctx: &Context, args: &[RedisString]) -> Result<Answer, String>
         .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING);
     match globals().registrations.remove(&id) {
         Some(_) => {
+            // Its queued and running executions stop; its finished ones are forgotten.
+            for exec in globals().registry.list() {
+                let mine = exec.registration.as_deref() == Some(id.as_str());
+                if mine
+                    && !exec.status().is_finished()
+                    && exec.request_abort() == Abort::FinishedHere
+                {
+                    crate::executions::trim(&exec);
+                }
+            }
+            globals().registry.drop_registration(&id);
             ctx.replicate_verbatim();
             ok()
         }

@@ -92,6 +92,17 @@ impl Registry {
         Ok(())
     }
 
+    /// Forgets the finished executions of a registration that is gone.
+    pub fn drop_registration(&self, registration: &str) {
+        let mut inner = self.inner();
+        let inner = &mut *inner;
+        if let Some(seqs) = inner.finished_by_registration.remove(registration) {
+            for seq in seqs {
+                inner.executions.remove(&seq);
+            }
+        }
+    }
+
     /// Every execution, oldest first.
     pub fn list(&self) -> Vec<Arc<Execution>> {
         self.inner().executions.values().cloned().collect()

@@ -20,7 +20,7 @@ pub fn call(context: &Context, args: &[&[u8]]) -> Value {
         .errors_as_replies()
         .replicate()
         .build();
-    let reply: CallResult = context.call_ext(cmd, &options, rest);
+    let reply: CallResult = super::lock::calling(|| context.call_ext(cmd, &options, rest));
     match reply {
         Ok(reply) => to_value(&reply),
         Err(e) => Value::Error(e.to_string()),

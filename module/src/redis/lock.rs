@@ -37,6 +37,27 @@ const HANDOFF: Duration = Duration::from_micros(30);
 
 thread_local! {
     static WORKER: RefCell<Option<WorkerLock>> = const { RefCell::new(None) };
+    /// Redis calls in progress on this thread: module code running inside one (a
+    /// keyspace notification of a command a worker called) must never give the lock
+    /// back, or the main thread would run in the middle of that command.
+    static CALL_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn in_call() -> bool {
+    CALL_DEPTH.with(|d| d.get() > 0)
+}
+
+/// Runs `f` (a Redis call) marked as in progress on this thread.
+pub fn calling<R>(f: impl FnOnce() -> R) -> R {
+    struct Depth;
+    impl Drop for Depth {
+        fn drop(&mut self) {
+            CALL_DEPTH.with(|d| d.set(d.get() - 1));
+        }
+    }
+    CALL_DEPTH.with(|d| d.set(d.get() + 1));
+    let _depth = Depth;
+    f()
 }
 
 /// Called once at module load, on the main thread.
@@ -108,13 +129,13 @@ fn slice_over(w: &WorkerLock) -> bool {
 /// True when `ensure_locked` may wait for the lock (callers holding another global lock,
 /// such as Python's GIL, must release it around `ensure_locked`).
 pub fn needs_wait() -> bool {
-    !on_main_thread() && with_worker(|w| !w.held || slice_over(w))
+    !on_main_thread() && !in_call() && with_worker(|w| !w.held || slice_over(w))
 }
 
 /// Makes sure this thread may touch Redis: on a worker, takes the lock or, when its
 /// slice is over, gives it back to let the main thread in and takes it again.
 pub fn ensure_locked() {
-    if on_main_thread() {
+    if on_main_thread() || in_call() {
         return;
     }
     with_worker(|w| {
@@ -129,7 +150,7 @@ pub fn ensure_locked() {
 
 /// Gives the lock back at the end of a batch (not inside an atomic block).
 pub fn release_slice() {
-    if on_main_thread() {
+    if on_main_thread() || in_call() {
         return;
     }
     with_worker(|w| {
@@ -168,7 +189,7 @@ pub fn atomic_exit() {
     with_worker(|w| {
         if w.atomic_depth > 0 {
             w.atomic_depth -= 1;
-            if w.atomic_depth == 0 && w.held {
+            if w.atomic_depth == 0 && w.held && !in_call() {
                 unlock_now(w);
             }
         }

@@ -83,7 +83,13 @@ impl Reader for EventReader {
         if !self.read_value {
             return Ok(Some(vec![Value::Map(vec![key_value, event])]));
         }
-        let (type_name, value) = read_value(&key)?.unwrap_or_else(|| ("empty".into(), Value::Nil));
+        // A missed key has no value; reading it would raise another keymiss.
+        let read = if self.event == "keymiss" {
+            None
+        } else {
+            read_value(&key)?
+        };
+        let (type_name, value) = read.unwrap_or_else(|| ("empty".into(), Value::Nil));
         Ok(Some(vec![Value::Map(vec![
             key_value,
             (Value::str("value"), value),

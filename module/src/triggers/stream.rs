@@ -189,8 +189,9 @@ struct GroupReader {
     group: String,
     /// Ids read (acknowledged once the execution is over).
     ids: Arc<Mutex<Vec<String>>>,
-    /// "0" while reading pending messages, then ">".
-    from: &'static str,
+    /// While reading pending messages: the id after which to read ("0" at first); None
+    /// once they are done and new messages (">") are read.
+    pending_after: Option<String>,
     left: usize,
     /// Whether everything available was read.
     exhausted: Arc<AtomicBool>,
@@ -223,7 +224,7 @@ impl GroupReader {
             count.as_bytes(),
             b"STREAMS",
             self.key.as_bytes(),
-            self.from.as_bytes(),
+            self.pending_after.as_deref().unwrap_or(">").as_bytes(),
         ];
         let reply = match redis_call(&args) {
             Err(e) if e.to_string().contains("NOGROUP") => {
@@ -252,8 +253,8 @@ impl Reader for GroupReader {
             let want = max.min(self.left).max(1);
             let entries = self.read(want)?;
             if entries.is_empty() {
-                if self.from == "0" {
-                    self.from = ">";
+                if self.pending_after.is_some() {
+                    self.pending_after = None;
                     continue;
                 }
                 self.exhausted.store(true, Ordering::Release);
@@ -270,6 +271,9 @@ impl Reader for GroupReader {
                     },
                     _ => continue,
                 };
+                if self.pending_after.is_some() {
+                    self.pending_after = Some(id.clone());
+                }
                 ids.push(id);
                 if let Some((_, record)) = message_record(&self.key, entry) {
                     out.push(record);
@@ -294,11 +298,22 @@ pub fn on_message(reg: &Arc<Registration>, key: &[u8]) {
         return;
     }
     let key = String::from_utf8_lossy(key).into_owned();
-    {
+    let first_sight = {
         let mut streams = guard(&trigger.streams);
+        let first_sight = !streams.contains_key(&key);
         let st = streams.entry(key.clone()).or_default();
         st.waiting += 1;
         st.first_waiting.get_or_insert_with(Instant::now);
+        first_sight
+    };
+    if first_sight {
+        // The group exists from the first message on, so trimming for other groups
+        // keeps what this one (even paused) has not read yet.
+        if let Err(e) = ensure_group(&key, &group_of(reg)) {
+            redis_module::logging::log_warning(format!(
+                "gears: creating the group of {key}: {e:#}"
+            ));
+        }
     }
     maybe_process(reg, &key, false);
 }
@@ -329,7 +344,7 @@ fn maybe_process(reg: &Arc<Registration>, key: &str, force: bool) {
         key: key.to_string(),
         group: group_of(reg),
         ids: ids.clone(),
-        from: "0",
+        pending_after: Some("0".into()),
         left: limit,
         exhausted: exhausted.clone(),
     };
@@ -402,7 +417,10 @@ fn batch_done(
 
 fn ack(reg: &Registration, trigger: &StreamTrigger, key: &str, ids: &[String]) -> Result<()> {
     if ids.is_empty() {
-        return Ok(());
+        // Nothing read, but after a restart the AOF may hold a message whose XADD came
+        // after its own processing (Redis propagates a command after the writes of its
+        // notifications): trimming removes what is already done.
+        return if trigger.trim { trim(key) } else { Ok(()) };
     }
     let group = group_of(reg);
     let mut args: Vec<&[u8]> = vec![b"XACK", key.as_bytes(), group.as_bytes()];
@@ -503,7 +521,25 @@ fn existing_streams(prefix: &str) -> Result<Vec<String>> {
 fn sweep(reg: &Arc<Registration>, trigger: &StreamTrigger) {
     if !trigger.scanned.swap(true, Ordering::AcqRel) {
         match existing_streams(&trigger.prefix) {
-            Ok(keys) => keys.iter().for_each(|k| maybe_process(reg, k, true)),
+            // Streams seen through events already follow the batch rule; the others hold
+            // messages from before (the registration, or a restart): process them now.
+            Ok(keys) => {
+                let unseen: Vec<String> = {
+                    let streams = guard(&trigger.streams);
+                    keys.into_iter()
+                        .filter(|k| !streams.contains_key(k))
+                        .collect()
+                };
+                for k in &unseen {
+                    if let Err(e) = ensure_group(k, &group_of(reg)) {
+                        redis_module::logging::log_warning(format!(
+                            "gears: creating the group of {k}: {e:#}"
+                        ));
+                    }
+                    guard(&trigger.streams).entry(k.clone()).or_default();
+                    maybe_process(reg, k, true);
+                }
+            }
             Err(e) => {
                 trigger.scanned.store(false, Ordering::Release);
                 redis_module::logging::log_warning(format!("gears: looking for streams: {e:#}"));
