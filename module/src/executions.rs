@@ -31,9 +31,26 @@ pub fn trim(exec: &Execution) {
     );
 }
 
-/// Runs an execution here, on the main thread (sync mode).
-pub fn run_here(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>) {
+thread_local! {
+    /// The executions running on this thread, innermost last (a hook's call_next runs
+    /// the next hook inside the current one).
+    static CURRENT: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The sequence number of the execution running on this thread, if any.
+pub fn current_execution() -> Option<u64> {
+    CURRENT.with(|c| c.borrow().last().copied())
+}
+
+fn run_marked(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>) {
+    CURRENT.with(|c| c.borrow_mut().push(exec.seq));
     run(exec, reader, stages, &env());
+    CURRENT.with(|c| c.borrow_mut().pop());
+}
+
+/// Runs an execution here, on this thread (sync mode, or inline).
+pub fn run_here(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>) {
+    run_marked(exec, reader, stages);
 }
 
 /// Runs an execution on the worker pool.
@@ -76,7 +93,7 @@ fn run_on_worker(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>, 
     if python {
         exec.set_interrupt(Some(interrupt::for_current_thread()));
     }
-    run(exec, reader, stages, &env());
+    run_marked(exec, reader, stages);
     lock::release_slice();
     if python {
         exec.set_interrupt(None);

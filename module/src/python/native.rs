@@ -169,7 +169,8 @@ fn to_args(args: &Bound<'_, PyTuple>) -> PyResult<Vec<Vec<u8>>> {
 #[pyfunction]
 #[pyo3(signature = (*args))]
 fn call_next<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
-    let reply = crate::triggers::hooks::call_next(to_args(args)?)
+    let args = to_args(args)?;
+    let reply = with_redis(py, || crate::triggers::hooks::call_next(args))
         .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
     reply_to_py(py, &reply)
 }

@@ -335,11 +335,6 @@ pub fn on_register(
             let command: String = get(reader_args, "hook", String::new())?;
             let first_key =
                 crate::triggers::hooks::check_hookable(&command).map_err(PyValueError::new_err)?;
-            if mode != Mode::Sync {
-                return Err(PyValueError::new_err(
-                    "hooks run in sync mode only (mode='sync')",
-                ));
-            }
             let keyprefix: Option<String> = get(reader_args, "keyprefix", None)?;
             if keyprefix.is_some() && first_key == 0 {
                 return Err(PyValueError::new_err(format!(

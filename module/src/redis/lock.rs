@@ -43,7 +43,7 @@ thread_local! {
     static CALL_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-fn in_call() -> bool {
+pub fn in_call() -> bool {
     CALL_DEPTH.with(|d| d.get() > 0)
 }
 

@@ -170,7 +170,9 @@ pub fn install(ctx: &Context) {
 
 unsafe extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     let _ = std::panic::catch_unwind(|| {
-        if globals().registrations.generation() == 0 {
+        // Commands the module calls itself (call_next, execute()) reach the real command:
+        // NOSELF alone misses calls from worker threads.
+        if globals().registrations.generation() == 0 || crate::redis::lock::in_call() {
             return;
         }
         // SAFETY: the filter context is valid during this call; strings are only read.
@@ -202,11 +204,19 @@ unsafe extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     });
 }
 
-/// A hook chain being run (main thread).
+/// A hook execution's place in its chain.
 struct HookFrame {
     command: String,
-    /// Hooks still to run, next first.
+    /// Hooks behind it, next first.
     next: Vec<Arc<Registration>>,
+}
+
+/// Frames of running hook executions, by execution sequence number.
+static FRAMES: Mutex<Option<std::collections::HashMap<u64, HookFrame>>> = Mutex::new(None);
+
+fn frames<R>(f: impl FnOnce(&mut std::collections::HashMap<u64, HookFrame>) -> R) -> R {
+    let mut guard = FRAMES.lock().unwrap_or_else(|e| e.into_inner());
+    f(guard.get_or_insert_with(Default::default))
 }
 
 /// A command running for `commands=` registrations.
@@ -217,7 +227,6 @@ struct Intercept {
 }
 
 thread_local! {
-    static HOOKS: RefCell<Vec<HookFrame>> = const { RefCell::new(Vec::new()) };
     static INTERCEPT: RefCell<Option<Intercept>> = const { RefCell::new(None) };
 }
 
@@ -288,44 +297,61 @@ fn hook_result(st: &ExecState) -> Value {
     }
 }
 
-/// Runs `hook` over `[command, args...]` with `next` hooks behind it; its result.
+/// Starts `hook` over `[command, args...]` with `next` hooks behind it; `inline` runs it
+/// here whatever its mode.
 fn run_hook(
     hook: &Arc<Registration>,
     command: &str,
-    args: Vec<Vec<u8>>,
+    args: &[Vec<u8>],
     next: Vec<Arc<Registration>>,
-) -> Value {
-    HOOKS.with(|h| {
-        h.borrow_mut().push(HookFrame {
-            command: command.to_string(),
-            next,
-        })
-    });
+    inline: bool,
+) -> Arc<Execution> {
     let record = Value::List(args.iter().map(|a| Value::from_redis_bytes(a)).collect());
-    let exec = super::fire(hook, Box::new(VecReader::new(vec![record])));
-    HOOKS.with(|h| h.borrow_mut().pop());
-    let st = exec.state();
-    hook_result(&st)
+    let frame = std::cell::Cell::new(Some(HookFrame {
+        command: command.to_string(),
+        next,
+    }));
+    let prepare = |exec: &Arc<Execution>| {
+        if let Some(frame) = frame.take() {
+            frames(|f| f.insert(exec.seq, frame));
+            let seq = exec.seq;
+            exec.on_finish(Box::new(move |_| {
+                frames(|f| f.remove(&seq));
+            }));
+        }
+    };
+    super::set_force_inline(inline);
+    let exec = super::fire_then(
+        hook,
+        Box::new(VecReader::new(vec![record])),
+        None,
+        Some(&prepare),
+    );
+    super::set_force_inline(false);
+    exec
 }
 
-/// call_next(*args): the next hook of the running chain, or the real command.
+/// call_next(*args): the next hook of the running chain (run here), or the real command.
 pub fn call_next(args: Vec<Vec<u8>>) -> Result<Value, String> {
-    let frame = HOOKS.with(|h| {
-        h.borrow_mut()
-            .last_mut()
-            .map(|f| (f.command.clone(), std::mem::take(&mut f.next)))
-    });
-    let Some((command, mut next)) = frame else {
-        return Err("call_next() can only be used by a hook running in sync mode".into());
+    let current = crate::executions::current_execution();
+    let frame = current
+        .and_then(|seq| frames(|f| f.get(&seq).map(|h| (h.command.clone(), h.next.clone()))));
+    let Some((command, next)) = frame else {
+        return Err("call_next() can only be used by a hook".into());
     };
     let mut full = vec![command.clone().into_bytes()];
     full.extend(args);
-    if next.is_empty() {
-        let refs: Vec<&[u8]> = full.iter().map(|a| a.as_slice()).collect();
-        return Ok(call(&crate::redis::lock::context(), &refs));
+    match next.split_first() {
+        None => {
+            let refs: Vec<&[u8]> = full.iter().map(|a| a.as_slice()).collect();
+            Ok(call(&crate::redis::lock::context(), &refs))
+        }
+        Some((hook, rest)) => {
+            let exec = run_hook(hook, &command, &full, rest.to_vec(), true);
+            let st = exec.state();
+            Ok(hook_result(&st))
+        }
     }
-    let hook = next.remove(0);
-    Ok(run_hook(&hook, &command, full, next))
 }
 
 fn bytes(args: &[RedisString]) -> Vec<Vec<u8>> {
@@ -342,18 +368,19 @@ pub fn inner_hook(ctx: &Context, args: &[RedisString]) -> Result<Answer, String>
     if flags.intersects(ContextFlags::REPLICATED | ContextFlags::LOADING) {
         return Ok(Answer::Reply(call(&crate::redis::lock::context(), &refs)));
     }
+    let cannot_block = flags.intersects(ContextFlags::MULTI | ContextFlags::LUA);
     let mut hooks = hooks_for(&command, &original);
     if !hooks.is_empty() {
         let first = hooks.remove(0);
-        return Ok(Answer::Reply(run_hook(
-            &first,
-            &command,
-            original.clone(),
-            hooks,
-        )));
+        let exec = run_hook(&first, &command, &original, hooks, cannot_block);
+        if exec.status().is_finished() {
+            return Ok(Answer::Reply(hook_result(&exec.state())));
+        }
+        let client = BlockedClient::block(ctx);
+        exec.on_finish(Box::new(move |st| client.reply(&hook_result(st))));
+        return Ok(Answer::Blocked);
     }
     // commands= registrations: run the command; events it raises start their executions.
-    let cannot_block = flags.intersects(ContextFlags::MULTI | ContextFlags::LUA);
     INTERCEPT.with(|i| {
         *i.borrow_mut() = Some(Intercept {
             command,

@@ -44,24 +44,32 @@ pub fn reports(reg: &Registration) -> Vec<StepReport> {
         .collect()
 }
 
+/// Called on a new execution before it can start.
+pub type Prepare<'a> = &'a dyn Fn(&Arc<Execution>);
+
 /// Runs after a triggered execution ends, on the thread that ran it, holding no lock.
 pub type Then = Box<dyn FnOnce(&Execution) + Send>;
 
 /// Starts one execution of `reg` over `reader`: here when sync (or when the async queue
 /// is full), else on the worker pool.
 pub fn fire(reg: &Arc<Registration>, reader: Box<dyn Reader>) -> Arc<Execution> {
-    fire_then(reg, reader, None)
+    fire_then(reg, reader, None, None)
 }
 
-/// As `fire`, with `then` run once the execution has ended.
+/// As `fire`, with `then` run once the execution has ended, and `prepare` called on the
+/// new execution before it can start.
 pub fn fire_then(
     reg: &Arc<Registration>,
     reader: Box<dyn Reader>,
     then: Option<Then>,
+    prepare: Option<Prepare>,
 ) -> Arc<Execution> {
     let exec = globals()
         .registry
         .create(Some(reg.id.clone()), reports(reg));
+    if let Some(prepare) = prepare {
+        prepare(&exec);
+    }
     reg.stats().triggered += 1;
     let owner = reg.clone();
     exec.on_finish(Box::new(move |st| {

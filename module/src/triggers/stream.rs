@@ -356,6 +356,7 @@ fn maybe_process(reg: &Arc<Registration>, key: &str, force: bool) {
         Some(Box::new(move |exec: &Execution| {
             batch_done(owner, stream, ids, exhausted, exec)
         })),
+        None,
     );
 }
 
