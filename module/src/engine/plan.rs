@@ -106,6 +106,18 @@ pub struct Step {
     pub arg: String,
 }
 
+impl Step {
+    /// The step as RG.GETEXECUTION reports it, before it ran.
+    pub fn report(&self) -> super::execution::StepReport {
+        super::execution::StepReport {
+            type_name: self.type_name.clone(),
+            name: self.name.clone(),
+            arg: self.arg.clone(),
+            nanos: 0,
+        }
+    }
+}
+
 /// A language host able to fuse its consecutive steps into one operator.
 pub trait Host: Send + Sync {
     /// Name used in statistics ("python").

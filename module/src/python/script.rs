@@ -15,7 +15,7 @@ use super::session::SessionRef;
 use super::{fused, plan, runtime};
 use crate::config::{self, Key};
 use crate::engine::compile::{compile, Stage};
-use crate::engine::execution::{Execution, StepReport};
+use crate::engine::execution::Execution;
 use crate::engine::plan::{Mode, StepKind};
 use crate::engine::reader::Reader;
 use crate::engine::registration::{Registration, Trigger};
@@ -218,15 +218,7 @@ pub fn on_run(
     );
     let stages = compile(&steps, Some(&host), profile, mode == Mode::Sync)
         .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
-    let reports = steps
-        .iter()
-        .map(|s| StepReport {
-            type_name: s.type_name.clone(),
-            name: s.name.clone(),
-            arg: s.arg.clone(),
-            nanos: 0,
-        })
-        .collect();
+    let reports = steps.iter().map(|s| s.report()).collect();
     let exec = globals().registry.create(None, reports);
     SCRIPT.with(|s| {
         if let Some(state) = s.borrow_mut().as_mut() {

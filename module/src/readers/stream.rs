@@ -41,7 +41,8 @@ impl StreamReader {
     }
 }
 
-fn matching_streams(pattern: &str) -> Result<Vec<String>> {
+/// The streams whose names match `pattern` (a glob), sorted.
+pub fn matching_streams(pattern: &str) -> Result<Vec<String>> {
     let mut cursor = "0".to_string();
     let mut keys = Vec::new();
     loop {

@@ -23,10 +23,7 @@ pub struct KeysTrigger {
 
 impl KeysTrigger {
     fn matches_key(&self, key: &[u8]) -> bool {
-        match self.prefix.strip_suffix('*') {
-            Some(prefix) => key.starts_with(prefix.as_bytes()),
-            None => key == self.prefix.as_bytes(),
-        }
+        super::prefix_matches(&self.prefix, key)
     }
 
     /// Key misses only reach registrations that list 'keymiss': reading a missing key

@@ -33,15 +33,16 @@ pub fn set_force_inline(on: bool) {
 }
 
 pub fn reports(reg: &Registration) -> Vec<StepReport> {
-    reg.steps
-        .iter()
-        .map(|s| StepReport {
-            type_name: s.type_name.clone(),
-            name: s.name.clone(),
-            arg: s.arg.clone(),
-            nanos: 0,
-        })
-        .collect()
+    reg.steps.iter().map(|s| s.report()).collect()
+}
+
+/// Whether `key` is under a registration's prefix: a prefix when it ends with '*', else
+/// the exact key name.
+pub fn prefix_matches(prefix: &str, key: &[u8]) -> bool {
+    match prefix.strip_suffix('*') {
+        Some(p) => key.starts_with(p.as_bytes()),
+        None => key == prefix.as_bytes(),
+    }
 }
 
 /// Called on a new execution before it can start.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use redis_module::{Context, ContextFlags};
 
 use crate::config::{self, Key};
@@ -21,7 +21,7 @@ use crate::engine::reader::Reader;
 use crate::engine::registration::{Registration, Trigger};
 use crate::engine::value::Value;
 use crate::readers::redis_call;
-use crate::readers::stream::message_record;
+use crate::readers::stream::{matching_streams, message_record};
 use crate::redis::lock;
 use crate::state::globals;
 
@@ -118,10 +118,7 @@ impl StreamTrigger {
     }
 
     fn matches(&self, key: &[u8]) -> bool {
-        match self.prefix.strip_suffix('*') {
-            Some(prefix) => key.starts_with(prefix.as_bytes()),
-            None => key == self.prefix.as_bytes(),
-        }
+        super::prefix_matches(&self.prefix, key)
     }
 }
 
@@ -487,41 +484,9 @@ fn trim(key: &str) -> Result<()> {
     Ok(())
 }
 
-/// Streams already in the keyspace that match (looked at once on a primary).
-fn existing_streams(prefix: &str) -> Result<Vec<String>> {
-    let mut cursor = "0".to_string();
-    let mut keys = Vec::new();
-    loop {
-        let reply = redis_call(&[
-            b"SCAN",
-            cursor.as_bytes(),
-            b"MATCH",
-            prefix.as_bytes(),
-            b"COUNT",
-            b"1000",
-            b"TYPE",
-            b"stream",
-        ])?;
-        let Value::List(mut parts) = reply else {
-            return Err(anyhow!("SCAN failed"));
-        };
-        let (Some(Value::List(found)), Some(Value::Str(next))) = (parts.pop(), parts.pop()) else {
-            return Err(anyhow!("SCAN replied an unexpected shape"));
-        };
-        keys.extend(found.into_iter().filter_map(|k| match k {
-            Value::Str(s) => Some(s),
-            _ => None,
-        }));
-        if next == "0" {
-            return Ok(keys);
-        }
-        cursor = next;
-    }
-}
-
 fn sweep(reg: &Arc<Registration>, trigger: &StreamTrigger) {
     if !trigger.scanned.swap(true, Ordering::AcqRel) {
-        match existing_streams(&trigger.prefix) {
+        match matching_streams(&trigger.prefix) {
             // Streams seen through events already follow the batch rule; the others hold
             // messages from before (the registration, or a restart): process them now.
             Ok(keys) => {
