@@ -143,3 +143,20 @@ def fresh_server():
 def pyexecute(client, code, *args):
     """RG.PYEXECUTE code [args...] with the reply as redis-py gives it."""
     return client.execute_command("RG.PYEXECUTE", code, *args)
+
+
+def pairs(flat):
+    """A flat [k1, v1, k2, v2...] reply as a dict."""
+    assert isinstance(flat, list) and len(flat) % 2 == 0, flat
+    return dict(zip(flat[0::2], flat[1::2]))
+
+
+def dump_regs(client):
+    """RG.DUMPREGISTRATIONS as {id: {..., 'data': RegistrationData, 'args': reader args}}."""
+    out = {}
+    for entry in client.execute_command("RG.DUMPREGISTRATIONS"):
+        d = pairs(entry)
+        d["data"] = pairs(d["RegistrationData"])
+        d["args"] = pairs(d["data"]["args"])
+        out[d["id"]] = d
+    return out

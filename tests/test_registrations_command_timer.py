@@ -18,25 +18,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conftest import pyexecute, wait_until
+from conftest import pyexecute, wait_until, pairs, dump_regs
 
 
 # ---------------------------------------------------------------------------- helpers
-
-def pairs(flat):
-    assert isinstance(flat, list) and len(flat) % 2 == 0, flat
-    return dict(zip(flat[0::2], flat[1::2]))
-
-
-def dump_regs(c):
-    out = {}
-    for entry in c.execute_command("RG.DUMPREGISTRATIONS"):
-        d = pairs(entry)
-        d["data"] = pairs(d["RegistrationData"])
-        d["args"] = pairs(d["data"]["args"])
-        out[d["id"]] = d
-    return out
-
 
 def register_id(c, expr, prelude=""):
     code = prelude + f"\nrid = {expr}\nexecute('set', '__rid__', rid)\n"

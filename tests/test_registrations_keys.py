@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from conftest import ROOT, pyexecute, wait_until
+from conftest import ROOT, pyexecute, wait_until, pairs
 
 ZERO = "0" * 40
 RECIPE1 = os.path.join(ROOT, "recipes", "python", "all_keys.py")
@@ -27,11 +27,6 @@ STAT_NAMES = [
 
 
 # ---------------------------------------------------------------------------- helpers
-
-def pairs(flat):
-    assert isinstance(flat, list) and len(flat) % 2 == 0, flat
-    return dict(zip(flat[0::2], flat[1::2]))
-
 
 def dump_regs(r):
     """RG.DUMPREGISTRATIONS as {id: {'desc':..., 'data': {...}, 'args': {...}, ...}}."""

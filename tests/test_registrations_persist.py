@@ -11,7 +11,7 @@ directory with the RDB/AOF in it). Nothing depends on timing except polling with
 """
 import pytest
 
-from conftest import pyexecute, wait_until
+from conftest import pyexecute, wait_until, pairs, dump_regs
 
 ZERO = "0" * 40
 
@@ -20,21 +20,6 @@ SESSION_FIELDS = ["ID", "sessionDescription", "refCount", "linked", "dead",
 
 
 # ---------------------------------------------------------------------------- helpers
-
-def pairs(flat):
-    assert isinstance(flat, list) and len(flat) % 2 == 0, flat
-    return dict(zip(flat[0::2], flat[1::2]))
-
-
-def dump_regs(c):
-    out = {}
-    for entry in c.execute_command("RG.DUMPREGISTRATIONS"):
-        d = pairs(entry)
-        d["data"] = pairs(d["RegistrationData"])
-        d["args"] = pairs(d["data"]["args"])
-        out[d["id"]] = d
-    return out
-
 
 def reg_summary(c):
     """What must survive a reload: id -> (reader, desc, mode, args, PD)."""

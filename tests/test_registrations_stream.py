@@ -20,28 +20,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conftest import ROOT, pyexecute, wait_until
+from conftest import ROOT, pyexecute, wait_until, pairs, dump_regs
 
 RECIPE3 = os.path.join(ROOT, "recipes", "python", "stream_to_keys.py")
 QUIET = 0.4  # seconds to wait before asserting that something did NOT happen
 
 
 # ---------------------------------------------------------------------------- helpers
-
-def pairs(flat):
-    assert isinstance(flat, list) and len(flat) % 2 == 0, flat
-    return dict(zip(flat[0::2], flat[1::2]))
-
-
-def dump_regs(r):
-    out = {}
-    for entry in r.execute_command("RG.DUMPREGISTRATIONS"):
-        d = pairs(entry)
-        d["data"] = pairs(d["RegistrationData"])
-        d["args"] = pairs(d["data"]["args"])
-        out[d["id"]] = d
-    return out
-
 
 def reg(r, rid):
     regs = dump_regs(r)
