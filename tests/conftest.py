@@ -118,10 +118,15 @@ def server():
 
 @pytest.fixture
 def r(server):
-    """A client of the shared server, with an empty keyspace."""
+    """A client of the shared server, with an empty keyspace; the registrations a test
+    made are removed after it."""
     c = server.client()
     c.flushall()
     yield c
+    if server.alive():
+        for entry in c.execute_command("RG.DUMPREGISTRATIONS"):
+            c.execute_command("RG.UNREGISTER", pairs(entry)["id"])
+        assert c.execute_command("RG.DUMPREGISTRATIONS") == []
     c.close()
 
 
@@ -160,3 +165,33 @@ def dump_regs(client):
         d["args"] = pairs(d["data"]["args"])
         out[d["id"]] = d
     return out
+
+
+def register_id(client, code, *args):
+    """RG.PYEXECUTE a script whose last line is an expression ending in register(...);
+    return that registration's id (passed through a key, which is then deleted)."""
+    key = "__rid__"
+    lines = code.rstrip("\n").split("\n")
+    lines[-1] = "rid = " + lines[-1]
+    code = "\n".join(lines) + f"\nexecute('set', '{key}', rid)\n"
+    assert pyexecute(client, code, *args) == "OK"
+    rid = client.get(key)
+    client.delete(key)
+    assert rid is not None, "register() returned nothing"
+    return rid
+
+
+def run(client, code, *args):
+    """RG.PYEXECUTE a script with a run(); return (results, errors)."""
+    reply = pyexecute(client, code, *args)
+    assert isinstance(reply, list) and len(reply) == 2, reply
+    results, errors = reply
+    assert isinstance(results, list) and isinstance(errors, list), reply
+    return results, errors
+
+
+def run_ok(client, code, *args):
+    """As run(), asserting there were no errors; return the results."""
+    results, errors = run(client, code, *args)
+    assert errors == [], errors
+    return results

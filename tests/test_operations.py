@@ -11,21 +11,7 @@ from collections import Counter
 
 import redis
 
-from conftest import pyexecute
-
-
-def run(r, code, *args):
-    reply = pyexecute(r, code, *args)
-    assert isinstance(reply, list) and len(reply) == 2, reply
-    results, errors = reply
-    assert isinstance(results, list) and isinstance(errors, list), reply
-    return results, errors
-
-
-def run_ok(r, code, *args):
-    results, errors = run(r, code, *args)
-    assert errors == [], errors
-    return results
+from conftest import pyexecute, run, run_ok
 
 
 def script(data, chain, run_args=""):

@@ -10,24 +10,9 @@ from collections import Counter
 
 import pytest
 
-from conftest import pyexecute
+from conftest import run_ok
 
 ZERO_ID = "0" * 40
-
-
-def run(r, code, *args):
-    """RG.PYEXECUTE a script with a run(); return (results, errors)."""
-    reply = pyexecute(r, code, *args)
-    assert isinstance(reply, list) and len(reply) == 2, reply
-    results, errors = reply
-    assert isinstance(results, list) and isinstance(errors, list), reply
-    return results, errors
-
-
-def run_ok(r, code, *args):
-    results, errors = run(r, code, *args)
-    assert errors == [], errors
-    return results
 
 
 def parsed(results):

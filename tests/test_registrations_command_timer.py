@@ -18,33 +18,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conftest import pyexecute, wait_until, pairs, dump_regs
+from conftest import pyexecute, wait_until, dump_regs, register_id
 
 
 # ---------------------------------------------------------------------------- helpers
-
-def register_id(c, expr, prelude=""):
-    code = prelude + f"\nrid = {expr}\nexecute('set', '__rid__', rid)\n"
-    assert pyexecute(c, code) == "OK"
-    rid = c.get("__rid__")
-    c.delete("__rid__")
-    assert rid
-    return rid
-
-
-def unregister_all(c):
-    for entry in c.execute_command("RG.DUMPREGISTRATIONS"):
-        c.execute_command("RG.UNREGISTER", pairs(entry)["id"])
-
-
-@pytest.fixture(autouse=True)
-def clean(request):
-    yield
-    if "r" in request.fixturenames:
-        c = request.getfixturevalue("server").client()
-        unregister_all(c)
-        c.close()
-
 
 def trigger(c, *args):
     return c.execute_command("RG.TRIGGER", *args)
@@ -234,12 +211,12 @@ def test_async_step_does_not_block_redis(r, server, reader):
     none of them until the step is over."""
     th = None
     if reader == "CommandReader":
-        register_id(r, "GB('CommandReader').map(step).register(trigger='sleeper')", SERVED_WHILE_SLEEPING)
+        register_id(r, SERVED_WHILE_SLEEPING + "\nGB('CommandReader').map(step).register(trigger='sleeper')")
         c = nc_client(server)
         th = threading.Thread(target=lambda: trigger(c, "sleeper"), daemon=True)
         th.start()
     else:
-        register_id(r, "GB('TimeReader').map(step).register(interval=1000)", SERVED_WHILE_SLEEPING)
+        register_id(r, SERVED_WHILE_SLEEPING + "\nGB('TimeReader').map(step).register(interval=1000)")
     deadline = time.monotonic() + 15
     while not r.llen("served"):
         assert time.monotonic() < deadline, "step never finished"
@@ -313,7 +290,7 @@ def test_timer_skips_ticks_while_execution_runs(r):
         "    execute('rpush', 'spans', '%f,%f' % (s, time.time()))\n"
     )
     t0 = time.time()
-    rid = register_id(r, f"GB('TimeReader').foreach(slow).register(interval={interval})", prelude)
+    rid = register_id(r, prelude + f"\nGB('TimeReader').foreach(slow).register(interval={interval})")
     wait_until(lambda: r.llen("spans") >= 5, timeout=15, what="5 slow executions")
     elapsed_ms = (time.time() - t0) * 1000
     assert r.execute_command("RG.UNREGISTER", rid) == "OK"
@@ -374,9 +351,9 @@ def test_timer_survives_save_and_restart(fresh_server):
     c = nc_client(s)
     rid = register_id(
         c,
-        "GB('TimeReader').foreach(lambda x: execute('rpush', 'rt:' + runid(), x['tick']))"
+        RUNID_PRELUDE
+        + "\nGB('TimeReader').foreach(lambda x: execute('rpush', 'rt:' + runid(), x['tick']))"
         ".register(interval=100)",
-        RUNID_PRELUDE,
     )
     run1 = c.info("server")["run_id"]
     wait_until(lambda: c.llen("rt:" + run1) >= 3, what="ticks before restart")

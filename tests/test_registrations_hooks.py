@@ -27,25 +27,6 @@ def reg_ids(c):
     return [pairs(e)["id"] for e in c.execute_command("RG.DUMPREGISTRATIONS")]
 
 
-def unregister_all(c):
-    for rid in reg_ids(c):
-        c.execute_command("RG.UNREGISTER", rid)
-
-
-@pytest.fixture(autouse=True)
-def clean(request):
-    yield
-    if "r" not in request.fixturenames:
-        return
-    server = request.getfixturevalue("server")
-    c = server.client()
-    try:
-        unregister_all(c)
-        assert reg_ids(c) == []
-    finally:
-        c.close()
-
-
 def raw_set(c):
     """Let SET/HSET replies through as the server sent them (redis-py maps SET to a bool)."""
     for name in ("SET", "HSET"):
@@ -158,7 +139,8 @@ def test_hook_unregister_restores_command(r):
     pyexecute(r, "GB('CommandReader').map(lambda x: 'hooked').register(hook='set')")
     assert r.execute_command("SET", "hk", "v") == "hooked"
     assert r.get("hk") is None
-    unregister_all(r)
+    for rid in reg_ids(r):
+        assert r.execute_command("RG.UNREGISTER", rid) == "OK"
     assert reg_ids(r) == []
     assert r.execute_command("SET", "hk", "v") == "OK"
     assert r.get("hk") == "v"

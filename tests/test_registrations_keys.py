@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from conftest import ROOT, pyexecute, wait_until, pairs
+from conftest import ROOT, pyexecute, wait_until, pairs, register_id
 
 ZERO = "0" * 40
 RECIPE1 = os.path.join(ROOT, "recipes", "python", "all_keys.py")
@@ -65,20 +65,6 @@ def register(r, code, *args):
     assert pyexecute(r, code, *args) == "OK"
 
 
-def register_id(r, code, *args):
-    """RG.PYEXECUTE a script whose last line is an expression ending in register(...),
-    with that line's value (the registration id) stored in a key; return the id."""
-    key = "__rid__"
-    lines = code.rstrip("\n").split("\n")
-    lines[-1] = "rid = " + lines[-1]
-    code = "\n".join(lines) + f"\nexecute('set', '{key}', rid)\n"
-    assert pyexecute(r, code, *args) == "OK"
-    rid = r.get(key)
-    r.delete(key)
-    assert rid is not None
-    return rid
-
-
 def records(r, key):
     return [ast.literal_eval(x) for x in r.lrange(key, 0, -1)]
 
@@ -110,22 +96,6 @@ def wait_finished(r, rid, n, timeout=20):
         return d["numSuccess"] + d["numFailures"] + d["numAborted"] >= n
     wait_until(done, timeout=timeout, what=f"{n} finished executions of {rid}")
     return reg_data(r, rid)
-
-
-@pytest.fixture(autouse=True)
-def clean(request):
-    """Unregister everything left on the shared server after each test that used it."""
-    yield
-    if "r" not in request.fixturenames:
-        return
-    server = request.getfixturevalue("server")
-    c = server.client()
-    try:
-        for rid in list(dump_regs(c)):
-            c.execute_command("RG.UNREGISTER", rid)
-        assert dump_regs(c) == {}
-    finally:
-        c.close()
 
 
 # ---------------------------------------------------------------------------- recipe 1

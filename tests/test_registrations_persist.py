@@ -11,7 +11,7 @@ directory with the RDB/AOF in it). Nothing depends on timing except polling with
 """
 import pytest
 
-from conftest import pyexecute, wait_until, pairs, dump_regs
+from conftest import pyexecute, wait_until, pairs, dump_regs, register_id
 
 ZERO = "0" * 40
 
@@ -39,20 +39,6 @@ def sessions(c):
 
 def session_regs(c):
     return {sid: sorted(d["registrations"]) for sid, d in sessions(c).items()}
-
-
-def register_id(c, code, *args):
-    """RG.PYEXECUTE a script whose last line is an expression ending in register(...);
-    return that registration's id (stored through a key, which is then deleted)."""
-    key = "__rid__"
-    lines = code.rstrip("\n").split("\n")
-    lines[-1] = "rid = " + lines[-1]
-    code = "\n".join(lines) + f"\nexecute('set', '{key}', rid)\n"
-    assert pyexecute(c, code, *args) == "OK"
-    rid = c.get(key)
-    c.delete(key)
-    assert rid is not None
-    return rid
 
 
 def counter(prefix, cnt, mode="sync", extra=""):

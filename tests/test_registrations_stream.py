@@ -20,7 +20,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conftest import ROOT, pyexecute, wait_until, pairs, dump_regs
+from conftest import ROOT, pyexecute, wait_until, dump_regs, register_id
 
 RECIPE3 = os.path.join(ROOT, "recipes", "python", "stream_to_keys.py")
 QUIET = 0.4  # seconds to wait before asserting that something did NOT happen
@@ -38,32 +38,8 @@ def status(r, rid):
     return reg(r, rid)["data"]["status"]
 
 
-def register_id(r, expr):
-    """RG.PYEXECUTE `rid = <expr ending in register(...)>`; return the registration id."""
-    code = f"rid = {expr}\nexecute('set', '__rid__', rid)\n"
-    assert pyexecute(r, code) == "OK"
-    rid = r.get("__rid__")
-    r.delete("__rid__")
-    assert rid, "register() returned nothing"
-    return rid
-
-
 def logger(logkey, what="x['id']"):
     return f".foreach(lambda x: execute('rpush', '{logkey}', {what}))"
-
-
-def unregister_all(c):
-    for entry in c.execute_command("RG.DUMPREGISTRATIONS"):
-        c.execute_command("RG.UNREGISTER", pairs(entry)["id"])
-
-
-@pytest.fixture(autouse=True)
-def clean(request):
-    yield
-    if "r" in request.fixturenames:
-        c = request.getfixturevalue("server").client()
-        unregister_all(c)
-        c.close()
 
 
 def nc_client(s, timeout=10):
