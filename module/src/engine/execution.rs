@@ -177,7 +177,6 @@ impl Execution {
 
     /// Records the outcome, releases host resources and answers the waiters. Only the
     /// first call counts.
-    #[allow(clippy::too_many_arguments)]
     pub fn finish(
         &self,
         results: Vec<Value>,

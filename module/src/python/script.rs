@@ -175,6 +175,16 @@ fn build_reader(
     })
 }
 
+/// The `mode` option of run() and register() (default async).
+fn mode_of(options: &Bound<'_, PyDict>) -> PyResult<Mode> {
+    let text: String = get(options, "mode", "async".to_string())?;
+    Mode::parse(&text).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown mode '{text}' (sync, async or async_local)"
+        ))
+    })
+}
+
 /// `_gears.run()`: records the execution the script asks for.
 pub fn on_run(
     py: Python<'_>,
@@ -200,12 +210,7 @@ pub fn on_run(
         }
         Some(false) => {}
     }
-    let mode_text: String = get(options, "mode", "async".to_string())?;
-    let mode = Mode::parse(&mode_text).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "unknown mode '{mode_text}' (sync, async or async_local)"
-        ))
-    })?;
+    let mode = mode_of(options)?;
     let steps = plan::build(py, steps)?;
     let first_step_native =
         matches!(steps.first().map(|s| &s.kind), Some(StepKind::Native(n)) if n.inspects_records());
@@ -271,12 +276,7 @@ pub fn on_register(
         }
         None => globals().registry.next_id(),
     };
-    let mode_text: String = get(options, "mode", "async".to_string())?;
-    let mode = Mode::parse(&mode_text).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "unknown mode '{mode_text}' (sync, async or async_local)"
-        ))
-    })?;
+    let mode = mode_of(options)?;
     let trigger: Box<dyn Trigger> = match reader {
         "KeysReader" => Box::new(KeysTrigger {
             prefix: get(reader_args, "prefix", "*".to_string())?,
