@@ -39,14 +39,17 @@ pub struct Registration {
     pub id: String,
     pub desc: Option<String>,
     pub mode: Mode,
-    pub trigger: Box<dyn Trigger>,
+    pub trigger: Arc<dyn Trigger>,
     pub steps: Vec<Step>,
     pub host: Option<Arc<dyn Host>>,
     /// Plan text (RG.DUMPREGISTRATIONS 'PD').
     pub plan_text: String,
     /// Owner (the Python session id), if any.
     pub session: Option<String>,
-    /// Which register() call of the owner's script made it (0 for the first).
+    /// Owner (the Wasm guest's name), if any.
+    pub guest: Option<String>,
+    /// Which register() call of the owner's script made it (0 for the first), or which
+    /// of the guest's described registrations.
     pub session_index: usize,
     pub stats: Mutex<Stats>,
     pub paused: AtomicBool,

@@ -18,15 +18,12 @@ use crate::engine::compile::{compile, Stage};
 use crate::engine::execution::Execution;
 use crate::engine::plan::{Mode, StepKind};
 use crate::engine::reader::Reader;
-use crate::engine::registration::{Registration, Trigger};
-use crate::readers::keys::{KeysReader, RecordShape};
-use crate::readers::{shards::ShardsIdReader, stream::StreamReader};
+use crate::engine::registration::Registration;
+use crate::plans::args::{wrong_type, Args};
+use crate::plans::readers::native_reader;
+use crate::plans::triggers;
+use crate::readers::keys::KeysReader;
 use crate::state::globals;
-use crate::triggers::command::CommandTrigger;
-use crate::triggers::hooks::HookTrigger;
-use crate::triggers::keys::KeysTrigger;
-use crate::triggers::stream::{OnFailed, StreamTrigger};
-use crate::triggers::timer::TimeTrigger;
 
 /// A run() the script asked for, started once the script has succeeded.
 pub struct ScriptRun {
@@ -117,26 +114,46 @@ fn get<'py, T: FromPyObjectOwned<'py>>(
     }
 }
 
+/// A Python dict of reader arguments, read through the front-end-neutral trait.
+struct PyArgs<'a, 'py>(&'a Bound<'py, PyDict>);
+
+impl PyArgs<'_, '_> {
+    fn value<T: for<'p> FromPyObjectOwned<'p>>(&self, name: &str) -> Result<Option<T>, String> {
+        match self.0.get_item(name).map_err(|e| e.to_string())? {
+            Some(v) if !v.is_none() => v.extract::<T>().map(Some).map_err(|_| wrong_type(name)),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Args for PyArgs<'_, '_> {
+    fn text(&self, name: &str) -> Result<Option<String>, String> {
+        self.value(name)
+    }
+    fn flag(&self, name: &str) -> Result<Option<bool>, String> {
+        self.value(name)
+    }
+    fn number(&self, name: &str) -> Result<Option<u64>, String> {
+        self.value(name)
+    }
+    fn texts(&self, name: &str) -> Result<Option<Vec<String>>, String> {
+        self.value(name)
+    }
+    fn has(&self, name: &str) -> bool {
+        matches!(self.0.get_item(name), Ok(Some(v)) if !v.is_none())
+    }
+}
+
 fn build_reader(
     py: Python<'_>,
     name: &str,
     args: &Bound<'_, PyDict>,
     first_step_native: bool,
 ) -> PyResult<Box<dyn Reader>> {
+    if let Some(reader) = native_reader(name, &PyArgs(args)).map_err(PyValueError::new_err)? {
+        return Ok(reader);
+    }
     Ok(match name {
-        "KeysReader" => {
-            let shape = if get(args, "readValue", true)? {
-                RecordShape::WithValue
-            } else {
-                RecordShape::KeyAndEvent
-            };
-            Box::new(KeysReader::new(
-                get(args, "pattern", "*".to_string())?,
-                get(args, "noScan", false)?,
-                shape,
-                None,
-            ))
-        }
         "KeysOnlyReader" => {
             let no_scan = get(args, "noScan", false)?;
             let count: usize = get(args, "count", 1000)?;
@@ -146,20 +163,9 @@ fn build_reader(
                     no_scan,
                     Some(count),
                 )),
-                Some(_) => return Err(PyTypeError::new_err("patternGenerator must be callable")),
-                None => Box::new(KeysReader::new(
-                    get(args, "pattern", "*".to_string())?,
-                    no_scan,
-                    RecordShape::Name,
-                    Some(count),
-                )),
+                _ => return Err(PyTypeError::new_err("patternGenerator must be callable")),
             }
         }
-        "StreamReader" => Box::new(StreamReader::new(
-            get(args, "key", "*".to_string())?,
-            get(args, "fromId", "0-0".to_string())?,
-        )),
-        "ShardsIDReader" => Box::new(ShardsIdReader::new(globals().shard_id.clone())),
         "PythonReader" => {
             let generator = args
                 .get_item("generator")?
@@ -239,10 +245,6 @@ pub fn on_run(
     Ok(())
 }
 
-fn str_list(args: &Bound<'_, PyDict>, name: &str) -> PyResult<Option<Vec<String>>> {
-    get(args, name, None::<Vec<String>>)
-}
-
 /// `_gears.register()`: binds the plan to events; returns the registration id.
 pub fn on_register(
     py: Python<'_>,
@@ -277,89 +279,11 @@ pub fn on_register(
         None => globals().registry.next_id(),
     };
     let mode = mode_of(options)?;
-    let trigger: Box<dyn Trigger> = match reader {
-        "KeysReader" => Box::new(KeysTrigger {
-            prefix: get(reader_args, "prefix", "*".to_string())?,
-            event_types: str_list(reader_args, "eventTypes")?,
-            key_types: str_list(reader_args, "keyTypes")?,
-            read_value: get(reader_args, "readValue", true)?,
-            commands: match str_list(reader_args, "commands")? {
-                Some(commands) => {
-                    for c in &commands {
-                        crate::triggers::hooks::check_hookable(c).map_err(PyValueError::new_err)?;
-                    }
-                    Some(commands)
-                }
-                None => None,
-            },
-        }),
-        "StreamReader" => {
-            let policy: String = get(reader_args, "onFailedPolicy", "continue".to_string())?;
-            let on_failed = OnFailed::parse(&policy).ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "onFailedPolicy must be continue, abort or retry, got '{policy}'"
-                ))
-            })?;
-            if mode == Mode::Sync && on_failed != OnFailed::Continue {
-                return Err(PyValueError::new_err(
-                    "sync mode allows only onFailedPolicy='continue'",
-                ));
-            }
-            Box::new(StreamTrigger::new(
-                get(reader_args, "prefix", "*".to_string())?,
-                get(reader_args, "batch", 1u64)?,
-                get(reader_args, "duration", 0u64)?,
-                on_failed,
-                get(reader_args, "onFailedRetryInterval", 1u64)?,
-                get(reader_args, "trimStream", true)?,
-            ))
-        }
-        "TimeReader" => {
-            let interval: u64 = get(reader_args, "interval", 0)?;
-            if interval == 0 {
-                return Err(PyValueError::new_err(
-                    "TimeReader needs interval (milliseconds, at least 1)",
-                ));
-            }
-            Box::new(TimeTrigger::new(interval))
-        }
-        "CommandReader" if reader_args.contains("hook")? => {
-            let command: String = get(reader_args, "hook", String::new())?;
-            let first_key =
-                crate::triggers::hooks::check_hookable(&command).map_err(PyValueError::new_err)?;
-            let keyprefix: Option<String> = get(reader_args, "keyprefix", None)?;
-            if keyprefix.is_some() && first_key == 0 {
-                return Err(PyValueError::new_err(format!(
-                    "keyprefix given but '{command}' has no key"
-                )));
-            }
-            Box::new(HookTrigger {
-                command: command.to_ascii_lowercase(),
-                keyprefix,
-                first_key,
-            })
-        }
-        "CommandReader" => {
-            let name: String = get(reader_args, "trigger", String::new())?;
-            if name.is_empty() {
-                return Err(PyValueError::new_err(
-                    "CommandReader needs trigger=name (hooks are not available yet)",
-                ));
-            }
-            // The session being upgraded or re-created may hold the name already.
-            let taken = crate::triggers::command::find(&name)
-                .is_some_and(|r| r.session.as_deref() != Some(session.id()));
-            if taken {
-                return Err(PyValueError::new_err("trigger already registered"));
-            }
-            Box::new(CommandTrigger { name })
-        }
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "register() of {other} is not available yet"
-            )))
-        }
-    };
+    let sid = session.id().to_string();
+    let own = |r: &Registration| r.session.as_deref() == Some(sid.as_str());
+    let trigger = triggers::trigger(reader, &PyArgs(reader_args), mode, &own)
+        .map(Arc::from)
+        .map_err(PyValueError::new_err)?;
     let steps = plan::build(py, steps)?;
     let convert_to_str = get(options, "convertToStr", false)?;
     let host = fused::host_for_plans(
@@ -384,6 +308,7 @@ pub fn on_register(
         host: Some(host),
         plan_text,
         session: Some(session.id().to_string()),
+        guest: None,
         session_index: index,
         stats: Default::default(),
         paused: Default::default(),

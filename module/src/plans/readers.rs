@@ -1,0 +1,43 @@
+//! The readers of run() that need no user code, built from their named arguments.
+//! Readers that call user code (PythonReader, a KeysOnlyReader patternGenerator, a
+//! guest's GeneratorReader) are built by their front end.
+
+use super::args::{flag_or, number_or, text_or, Args};
+use crate::engine::reader::Reader;
+use crate::readers::keys::{KeysReader, RecordShape};
+use crate::readers::{shards::ShardsIdReader, stream::StreamReader};
+use crate::state::globals;
+
+/// The reader `name` over `args`, or None when the front end must build it.
+pub fn native_reader(name: &str, args: &dyn Args) -> Result<Option<Box<dyn Reader>>, String> {
+    Ok(Some(match name {
+        "KeysReader" => {
+            let shape = if flag_or(args, "readValue", true)? {
+                RecordShape::WithValue
+            } else {
+                RecordShape::KeyAndEvent
+            };
+            Box::new(KeysReader::new(
+                text_or(args, "pattern", "*")?,
+                flag_or(args, "noScan", false)?,
+                shape,
+                None,
+            ))
+        }
+        "KeysOnlyReader" if !args.has("patternGenerator") => Box::new(KeysReader::new(
+            text_or(args, "pattern", "*")?,
+            flag_or(args, "noScan", false)?,
+            RecordShape::Name,
+            Some(number_or(args, "count", 1000)? as usize),
+        )),
+        "StreamReader" => Box::new(StreamReader::new(
+            text_or(args, "key", "*")?,
+            text_or(args, "fromId", "0-0")?,
+        )),
+        "ShardsIDReader" => Box::new(ShardsIdReader::new(globals().shard_id.clone())),
+        "CommandReader" | "TimeReader" => {
+            return Err(format!("reader {name} does not support run()"))
+        }
+        _ => return Ok(None),
+    }))
+}
