@@ -1,5 +1,6 @@
 //! Starting executions on the main thread or the worker pool, and their replies.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::config::{self, Key};
@@ -34,16 +35,26 @@ pub fn trim(exec: &Execution) {
 thread_local! {
     /// The executions running on this thread, innermost last (a hook's call_next runs
     /// the next hook inside the current one).
-    static CURRENT: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    static CURRENT: std::cell::RefCell<Vec<(u64, Arc<AtomicBool>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The sequence number of the execution running on this thread, if any.
 pub fn current_execution() -> Option<u64> {
-    CURRENT.with(|c| c.borrow().last().copied())
+    CURRENT.with(|c| c.borrow().last().map(|(seq, _)| *seq))
+}
+
+/// Whether RG.ABORTEXECUTION asked the execution running on this thread to stop.
+pub fn abort_requested_here() -> bool {
+    CURRENT.with(|c| {
+        c.borrow()
+            .last()
+            .is_some_and(|(_, flag)| flag.load(Ordering::Acquire))
+    })
 }
 
 fn run_marked(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>) {
-    CURRENT.with(|c| c.borrow_mut().push(exec.seq));
+    CURRENT.with(|c| c.borrow_mut().push((exec.seq, exec.abort_flag())));
     run(exec, reader, stages, &env());
     CURRENT.with(|c| c.borrow_mut().pop());
 }

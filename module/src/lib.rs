@@ -8,11 +8,13 @@ pub mod config;
 pub mod engine;
 pub mod executions;
 pub mod persist;
+pub mod plans;
 pub mod python;
 pub mod readers;
 pub mod redis;
 pub mod state;
 pub mod triggers;
+pub mod wasm;
 
 use redis_module::{Context, RedisResult, RedisString, Status};
 
@@ -131,6 +133,11 @@ command!(rg_unregister, reg_cmds::unregister);
 command!(rg_clearregistrationsstats, reg_cmds::clear_stats);
 command!(rg_pauseregistrations, reg_cmds::pause);
 command!(rg_unpauseregistrations, reg_cmds::unpause);
+command!(rg_wasmupload, commands::wasm::upload);
+command!(rg_innerwasm, commands::wasm::inner_upload);
+command!(rg_wasmrun, commands::wasm::run);
+command!(rg_wasmlist, commands::wasm::list);
+command!(rg_wasmdelete, commands::wasm::delete);
 
 /// Keyspace notifications: a panic must not cross into Redis.
 fn on_keyspace_event(ctx: &Context, kind: NotifyEvent, event: &str, key: &[u8]) {
@@ -171,6 +178,11 @@ redis_module::redis_module! {
         ["rg.clearregistrationsstats", rg_clearregistrationsstats, "readonly", 0, 0, 0, ""],
         ["rg.pauseregistrations", rg_pauseregistrations, "write", 0, 0, 0, ""],
         ["rg.unpauseregistrations", rg_unpauseregistrations, "write", 0, 0, 0, ""],
+        ["rg.wasmupload", rg_wasmupload, "write deny-script", 0, 0, 0, ""],
+        ["rg.innerwasm", rg_innerwasm, "write deny-script", 0, 0, 0, ""],
+        ["rg.wasmrun", rg_wasmrun, "write", 0, 0, 0, ""],
+        ["rg.wasmlist", rg_wasmlist, "readonly", 0, 0, 0, ""],
+        ["rg.wasmdelete", rg_wasmdelete, "write", 0, 0, 0, ""],
     ],
     event_handlers: [
         [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MODULE @MISSED: on_keyspace_event],

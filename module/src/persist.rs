@@ -11,8 +11,10 @@ use redis_module::raw;
 
 use crate::python::{script, session};
 use crate::state::globals;
+use crate::wasm::guests;
 
-const ENCODING_VERSION: i32 = 1;
+/// 1: Python sessions; 2: then Wasm guests (name, description, bytes, ids by index).
+const ENCODING_VERSION: i32 = 2;
 
 pub static GEARS_AUX: RedisType = RedisType::new(
     "gears-rs1",
@@ -63,10 +65,68 @@ fn sessions_to_save() -> Vec<SavedSession> {
         .collect()
 }
 
+/// A guest to persist: (name, description, component bytes, registration ids by index,
+/// "" where one was unregistered).
+type SavedGuest = (String, Option<String>, std::sync::Arc<Vec<u8>>, Vec<String>);
+
+fn guests_to_save() -> Vec<SavedGuest> {
+    guests::list()
+        .into_iter()
+        .map(|p| {
+            let ids = guests::ids_of(&p);
+            (p.name.clone(), p.desc.clone(), p.bytes.clone(), ids)
+        })
+        .collect()
+}
+
+fn save_guests(rdb: *mut raw::RedisModuleIO) {
+    let saved = std::panic::catch_unwind(guests_to_save).unwrap_or_default();
+    raw::save_unsigned(rdb, saved.len() as u64);
+    for (name, desc, bytes, ids) in saved {
+        raw::save_string(rdb, &name);
+        raw::save_unsigned(rdb, desc.is_some() as u64);
+        raw::save_string(rdb, desc.as_deref().unwrap_or(""));
+        raw::save_slice(rdb, &bytes);
+        raw::save_unsigned(rdb, ids.len() as u64);
+        for id in ids {
+            raw::save_string(rdb, &id);
+        }
+    }
+}
+
+/// A guest as read back: (name, description, component bytes, ids by index).
+type LoadedGuest = (String, Option<String>, Vec<u8>, Vec<String>);
+
+fn read_guests(rdb: *mut raw::RedisModuleIO) -> Result<Vec<LoadedGuest>, String> {
+    let n = read_u64(rdb)?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let name = read_text(rdb)?;
+        let has_desc = read_u64(rdb)? == 1;
+        let desc = read_text(rdb)?;
+        let bytes = raw::load_string_buffer(rdb)
+            .map_err(|e| e.to_string())?
+            .as_ref()
+            .to_vec();
+        let count = read_u64(rdb)?;
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            ids.push(read_text(rdb)?);
+        }
+        out.push((name, has_desc.then_some(desc), bytes, ids));
+    }
+    Ok(out)
+}
+
 extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
     if when != raw::Aux::Before as c_int {
         return;
     }
+    save_sessions(rdb);
+    save_guests(rdb);
+}
+
+fn save_sessions(rdb: *mut raw::RedisModuleIO) {
     let saved = std::panic::catch_unwind(sessions_to_save).unwrap_or_default();
     raw::save_unsigned(rdb, saved.len() as u64);
     for (sid, desc, code, ids) in saved {
@@ -120,7 +180,15 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
         ));
         return raw::Status::Err as c_int;
     }
-    let sessions = match read_sessions(rdb) {
+    let read = read_sessions(rdb).and_then(|s| {
+        let guests = if encver >= 2 {
+            read_guests(rdb)?
+        } else {
+            Vec::new()
+        };
+        Ok((s, guests))
+    });
+    let (sessions, saved_guests) = match read {
         Ok(s) => s,
         Err(e) => {
             redis_module::logging::log_warning(format!("gears: cannot read registrations: {e}"));
@@ -130,6 +198,7 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
     let restored = std::panic::catch_unwind(move || {
         // What is in memory is replaced by what the file holds.
         globals().registrations.clear();
+        guests::clear();
         for (sid, desc, code, ids) in sessions {
             if !globals().python {
                 redis_module::logging::log_warning(format!(
@@ -140,6 +209,13 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
             if let Err(e) = script::restore(&sid, desc, &code, ids) {
                 redis_module::logging::log_warning(format!(
                     "gears: session {sid} could not be re-created: {e}"
+                ));
+            }
+        }
+        for (name, desc, bytes, ids) in saved_guests {
+            if let Err(e) = guests::install(&name, desc, bytes, true, Some(ids)) {
+                redis_module::logging::log_warning(format!(
+                    "gears: guest {name} could not be re-created: {e}"
                 ));
             }
         }

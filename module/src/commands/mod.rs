@@ -6,6 +6,7 @@ pub mod executions;
 pub mod python;
 pub mod registrations;
 pub mod trigger;
+pub mod wasm;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

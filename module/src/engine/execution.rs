@@ -69,7 +69,7 @@ pub struct Execution {
     pub registration: Option<String>,
     state: Mutex<ExecState>,
     waiters: Mutex<Vec<Waiter>>,
-    abort_requested: AtomicBool,
+    abort_requested: Arc<AtomicBool>,
     /// How to interrupt user code running right now (set by a host while it runs a step).
     interrupt: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
     /// Host resources that live as long as the execution runs (e.g. a Python session).
@@ -97,7 +97,7 @@ impl Execution {
                 entries: Vec::new(),
             }),
             waiters: Mutex::new(Vec::new()),
-            abort_requested: AtomicBool::new(false),
+            abort_requested: Arc::new(AtomicBool::new(false)),
             interrupt: Mutex::new(None),
             keep_alive: Mutex::new(Vec::new()),
         }
@@ -123,6 +123,11 @@ impl Execution {
 
     pub fn keep_alive(&self, resource: Box<dyn Any + Send>) {
         lock(&self.keep_alive).push(resource);
+    }
+
+    /// The flag RG.ABORTEXECUTION raises, for code that polls it (a guest's epoch check).
+    pub fn abort_flag(&self) -> Arc<AtomicBool> {
+        self.abort_requested.clone()
     }
 
     pub fn abort_requested(&self) -> bool {

@@ -1,0 +1,186 @@
+//! RG.WASMUPLOAD, RG.WASMRUN, RG.WASMLIST, RG.WASMDELETE (and RG.INNERWASM, which carries
+//! an upload to replicas and the AOF with its registration ids).
+
+use std::sync::Arc;
+
+use redis_module::{Context, ContextFlags, RedisString};
+
+use super::{arity, ok, text, Answer};
+use crate::config::{self, Key};
+use crate::engine::compile::compile;
+use crate::engine::plan::Mode;
+use crate::engine::value::Value;
+use crate::executions::{results_reply, run_here, submit};
+use crate::redis::blocked::BlockedClient;
+use crate::state::globals;
+use crate::wasm::{fused, guests, plan};
+
+fn replicate_upload(ctx: &Context, name: &str, desc: Option<&str>, ids: &[String], bytes: &[u8]) {
+    let ids = ids.join(",");
+    let has_desc = if desc.is_some() { "1" } else { "0" };
+    ctx.replicate(
+        "RG.INNERWASM",
+        &[
+            name.as_bytes(),
+            has_desc.as_bytes(),
+            desc.unwrap_or("").as_bytes(),
+            ids.as_bytes(),
+            bytes,
+        ][..],
+    );
+}
+
+/// RG.WASMUPLOAD name [REPLACE] [DESCRIPTION d] <component bytes>
+pub fn upload(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 3, None)?;
+    let name = text(&args[1])?;
+    let bytes = args[args.len() - 1].as_slice().to_vec();
+    let mut replace = false;
+    let mut desc = None;
+    let mut i = 2;
+    while i < args.len() - 1 {
+        match text(&args[i])?.to_ascii_uppercase().as_str() {
+            "REPLACE" => replace = true,
+            "DESCRIPTION" if i + 1 < args.len() - 1 => {
+                desc = Some(text(&args[i + 1])?);
+                i += 1;
+            }
+            "DESCRIPTION" => return Err("ERR DESCRIPTION needs a value".into()),
+            other => return Err(format!("ERR Unknown arguments were given: {other}")),
+        }
+        i += 1;
+    }
+    if ctx
+        .get_flags()
+        .intersects(ContextFlags::MULTI | ContextFlags::LUA)
+    {
+        return Err("ERR RG.WASMUPLOAD can not run inside MULTI or a script".into());
+    }
+    let ids = guests::install(&name, desc.clone(), bytes.clone(), replace, None)
+        .map_err(|e| format!("ERR {e}"))?;
+    replicate_upload(ctx, &name, desc.as_deref(), &ids, &bytes);
+    ok()
+}
+
+/// RG.INNERWASM name has_desc desc ids bytes: re-creates a guest with exactly these
+/// registration ids (from the primary's replication stream or the AOF).
+pub fn inner_upload(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 6, Some(6))?;
+    let name = text(&args[1])?;
+    let desc = (text(&args[2])? == "1")
+        .then(|| text(&args[3]))
+        .transpose()?;
+    let ids: Vec<String> = text(&args[4])?.split(',').map(str::to_string).collect();
+    let bytes = args[5].as_slice().to_vec();
+    guests::install(&name, desc, bytes, true, Some(ids)).map_err(|e| format!("ERR {e}"))?;
+    ok()
+}
+
+/// RG.WASMRUN name job [UNBLOCKING] [arg ...]
+pub fn run(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 3, None)?;
+    let name = text(&args[1])?;
+    let job_name = text(&args[2])?;
+    let mut rest = &args[3..];
+    let unblocking = rest.first().is_some_and(|a| {
+        a.try_as_str()
+            .is_ok_and(|s| s.eq_ignore_ascii_case("UNBLOCKING"))
+    });
+    if unblocking {
+        rest = &rest[1..];
+    }
+    let run_args = rest.iter().map(text).collect::<Result<Vec<_>, _>>()?;
+    let program = guests::get(&name).ok_or_else(|| format!("ERR guest '{name}' does not exist"))?;
+    let job = program
+        .job(&job_name)
+        .ok_or_else(|| format!("ERR guest '{name}' has no job '{job_name}'"))?;
+    let mode = plan::mode(job).map_err(|e| format!("ERR {e}"))?;
+    if mode != Mode::Sync
+        && ctx
+            .get_flags()
+            .intersects(ContextFlags::MULTI | ContextFlags::LUA)
+    {
+        return Err("ERR an async job can not run inside MULTI or a script".into());
+    }
+    let steps = plan::steps(&program, job).map_err(|e| format!("ERR {e}"))?;
+    let reader = plan::job_reader(&program, job, run_args).map_err(|e| format!("ERR {e}"))?;
+    let profile = config::get(Key::ProfileExecutions) == 1;
+    let stages = compile(&steps, Some(&fused::host()), profile, mode == Mode::Sync)
+        .map_err(|e| format!("ERR {e:#}"))?;
+    let reports = steps.iter().map(|s| s.report()).collect();
+    let exec = globals().registry.create(None, reports);
+    exec.keep_alive(Box::new(program.clone()));
+    if mode == Mode::Sync {
+        run_here(&exec, reader, stages);
+        if unblocking {
+            return Ok(Answer::Reply(Value::str(exec.id.as_str())));
+        }
+        return Ok(Answer::Reply(results_reply(&exec.state())));
+    }
+    let answer = if unblocking {
+        Answer::Reply(Value::str(exec.id.as_str()))
+    } else {
+        let client = BlockedClient::block(ctx);
+        exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
+        Answer::Blocked
+    };
+    submit(Arc::clone(&exec), reader, stages, false);
+    Ok(answer)
+}
+
+/// RG.WASMLIST [WITHCODE]
+pub fn list(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 1, Some(2))?;
+    let with_code = match args.get(1) {
+        None => false,
+        Some(a) if text(a)?.eq_ignore_ascii_case("WITHCODE") => true,
+        Some(a) => return Err(format!("ERR Unknown arguments were given: {}", text(a)?)),
+    };
+    let list = guests::list()
+        .into_iter()
+        .map(|p| {
+            let jobs = p
+                .description
+                .jobs
+                .iter()
+                .map(|j| Value::str(j.name.as_str()))
+                .collect();
+            let regs = guests::ids_of(&p)
+                .into_iter()
+                .filter(|id| !id.is_empty())
+                .map(Value::Str)
+                .collect();
+            let mut entry = vec![
+                Value::str("name"),
+                Value::str(p.name.as_str()),
+                Value::str("size"),
+                Value::Int(p.bytes.len() as i64),
+                Value::str("hash"),
+                Value::str(p.hash.as_str()),
+                Value::str("description"),
+                p.desc.clone().map_or(Value::Nil, Value::Str),
+                Value::str("contract"),
+                Value::str(p.version.as_str()),
+                Value::str("jobs"),
+                Value::List(jobs),
+                Value::str("registrations"),
+                Value::List(regs),
+            ];
+            if with_code {
+                entry.push(Value::str("code"));
+                entry.push(Value::Bytes(p.bytes.as_ref().clone()));
+            }
+            Value::List(entry)
+        })
+        .collect();
+    Ok(Answer::Reply(Value::List(list)))
+}
+
+/// RG.WASMDELETE name
+pub fn delete(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 2, Some(2))?;
+    let name = text(&args[1])?;
+    guests::delete(&name).map_err(|e| format!("ERR {e}"))?;
+    ctx.replicate_verbatim();
+    ok()
+}

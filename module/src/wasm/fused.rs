@@ -1,0 +1,188 @@
+//! The Wasm host: a fused run of consecutive guest steps is one guest call per batch.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::bindings::types::FusedStep;
+use super::codec;
+use super::program::Program;
+use super::runtime::{Fault, Live};
+use crate::engine::operator::{Operator, RunCtx, Stop};
+use crate::engine::plan::{Host, HostStep, OutputForm};
+use crate::engine::value::Value;
+
+/// The payload of a guest step: which guest, which callbacks, and the accumulator zero.
+pub struct WasmStepArgs {
+    pub program: Arc<Program>,
+    pub callbacks: Vec<u32>,
+    pub zero: Option<Vec<u8>>,
+}
+
+pub struct WasmHost;
+
+impl Host for WasmHost {
+    fn name(&self) -> &'static str {
+        "wasm"
+    }
+
+    fn fuse(
+        &self,
+        steps: &[HostStep],
+        _output: OutputForm,
+        profile: bool,
+        _sync: bool,
+    ) -> anyhow::Result<Box<dyn Operator>> {
+        let mut program: Option<Arc<Program>> = None;
+        let mut fused = Vec::with_capacity(steps.len());
+        for step in steps {
+            let args = step
+                .payload
+                .downcast_ref::<WasmStepArgs>()
+                .ok_or_else(|| anyhow::anyhow!("a non-Wasm step in a Wasm run"))?;
+            if program
+                .as_ref()
+                .is_some_and(|p| !Arc::ptr_eq(p, &args.program))
+            {
+                anyhow::bail!("steps of two guests in one fused run");
+            }
+            program = Some(args.program.clone());
+            fused.push(FusedStep {
+                op: step.op.to_string(),
+                callbacks: args.callbacks.clone(),
+                zero: args.zero.clone(),
+            });
+        }
+        let program = program.ok_or_else(|| anyhow::anyhow!("an empty fused run"))?;
+        Ok(Box::new(FusedOp {
+            program,
+            steps: fused,
+            open: None,
+            profile,
+            nanos: 0,
+        }))
+    }
+}
+
+/// The instance a run holds from its first batch to its end, and the guest's handle.
+struct Open {
+    live: Live,
+    handle: u32,
+}
+
+struct FusedOp {
+    program: Arc<Program>,
+    steps: Vec<FusedStep>,
+    open: Option<Open>,
+    profile: bool,
+    nanos: u64,
+}
+
+fn stop_of(fault: Fault) -> Stop {
+    match fault {
+        Fault::Aborted => Stop::Aborted,
+        Fault::Trapped(e) | Fault::Error(e) => Stop::Failed(e),
+    }
+}
+
+impl FusedOp {
+    fn open(&mut self) -> Result<&mut Open, Stop> {
+        if self.open.is_none() {
+            let mut live = self.program.checkout().map_err(stop_of)?;
+            let steps = self.steps.clone();
+            let handle = live
+                .call(|g, s| g.redisgears_guest_plans().call_open_run(s, &steps))
+                .map_err(stop_of)?;
+            self.open = Some(Open { live, handle });
+        }
+        self.open
+            .as_mut()
+            .ok_or_else(|| Stop::Failed("no guest instance".into()))
+    }
+
+    /// Runs one guest call of the open run; a trap drops the instance.
+    fn call(
+        &mut self,
+        cx: &mut RunCtx,
+        f: impl FnOnce(&mut Live, u32) -> Result<super::bindings::types::BatchOut, Fault>,
+    ) -> Result<Vec<Value>, Stop> {
+        cx.count_entry("wasm");
+        let t0 = self.profile.then(Instant::now);
+        let open = self.open()?;
+        let handle = open.handle;
+        let out = match f(&mut open.live, handle) {
+            Ok(out) => out,
+            Err(fault) => {
+                if let (Fault::Error(_), Some(open)) = (&fault, self.open.take()) {
+                    self.close(open);
+                }
+                // Any other fault: the instance is dropped with `self.open`.
+                self.open = None;
+                return Err(stop_of(fault));
+            }
+        };
+        if let Some(t0) = t0 {
+            self.nanos += t0.elapsed().as_nanos() as u64;
+        }
+        cx.errors.extend(out.errors);
+        codec::decode_batch(&out.records)
+            .map_err(|e| Stop::Failed(format!("the guest returned a bad batch: {e}")))
+    }
+
+    fn close(&self, mut open: Open) {
+        let handle = open.handle;
+        let closed = open.live.call(|g, s| {
+            g.redisgears_guest_plans()
+                .call_close(s, handle)
+                .map(Ok::<(), String>)
+        });
+        if closed.is_ok() {
+            self.program.checkin(open.live);
+        }
+    }
+}
+
+impl Operator for FusedOp {
+    fn push(&mut self, cx: &mut RunCtx, batch: Vec<Value>) -> Result<Vec<Value>, Stop> {
+        let records = codec::encode_batch(&batch);
+        drop(batch);
+        self.call(cx, |live, h| {
+            live.call(|g, s| g.redisgears_guest_plans().call_push(s, h, &records))
+        })
+    }
+
+    fn finish(&mut self, cx: &mut RunCtx) -> Result<Vec<Value>, Stop> {
+        if self.open.is_none() {
+            // No batch came: stateful steps hold nothing.
+            return Ok(Vec::new());
+        }
+        let out = self.call(cx, |live, h| {
+            live.call(|g, s| g.redisgears_guest_plans().call_finish(s, h))
+        })?;
+        if let Some(open) = self.open.take() {
+            self.close(open);
+        }
+        Ok(out)
+    }
+
+    fn step_nanos(&self) -> Vec<u64> {
+        // The guest runs its steps in one call: the run's time goes to its first step.
+        let mut nanos = vec![0; self.steps.len()];
+        if let Some(first) = nanos.first_mut() {
+            *first = self.nanos;
+        }
+        nanos
+    }
+}
+
+impl Drop for FusedOp {
+    fn drop(&mut self) {
+        if let Some(open) = self.open.take() {
+            self.close(open);
+        }
+    }
+}
+
+/// The host shared by every guest plan.
+pub fn host() -> Arc<dyn Host> {
+    Arc::new(WasmHost)
+}

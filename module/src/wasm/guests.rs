@@ -1,0 +1,187 @@
+//! The guests of this server by name, and what uploading, replacing and deleting one does
+//! to the registrations.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::program::Program;
+use super::{fused, plan};
+use crate::engine::compile::compile;
+use crate::engine::plan::Mode;
+use crate::engine::registration::{Registration, Trigger};
+use crate::plans::triggers;
+use crate::state::globals;
+
+static GUESTS: Mutex<BTreeMap<String, Arc<Program>>> = Mutex::new(BTreeMap::new());
+
+fn guests() -> MutexGuard<'static, BTreeMap<String, Arc<Program>>> {
+    GUESTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn get(name: &str) -> Option<Arc<Program>> {
+    guests().get(name).cloned()
+}
+
+pub fn list() -> Vec<Arc<Program>> {
+    guests().values().cloned().collect()
+}
+
+/// The registrations a guest owns, by their index in its description.
+pub fn registrations_of(name: &str) -> Vec<Arc<Registration>> {
+    let mut regs: Vec<_> = globals()
+        .registrations
+        .list()
+        .into_iter()
+        .filter(|r| r.guest.as_deref() == Some(name))
+        .collect();
+    regs.sort_by_key(|r| r.session_index);
+    regs
+}
+
+/// The registration ids of a guest by index ("" where one was unregistered since).
+pub fn ids_of(program: &Program) -> Vec<String> {
+    let regs = registrations_of(&program.name);
+    (0..program.description.registrations.len())
+        .map(|i| {
+            regs.iter()
+                .find(|r| r.session_index == i)
+                .map(|r| r.id.clone())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn same_trigger(a: &dyn Trigger, b: &dyn Trigger) -> bool {
+    a.reader() == b.reader() && format!("{:?}", a.args()) == format!("{:?}", b.args())
+}
+
+/// Checks every job of a guest before it is accepted.
+fn check_jobs(program: &Arc<Program>) -> Result<(), String> {
+    let host = fused::host();
+    let mut names = std::collections::HashSet::new();
+    for job in &program.description.jobs {
+        if job.name.is_empty() || !names.insert(job.name.as_str()) {
+            return Err(format!(
+                "job names must be unique and not empty ('{}')",
+                job.name
+            ));
+        }
+        let at = |e: String| format!("job '{}': {e}", job.name);
+        let mode = plan::mode(job).map_err(at)?;
+        let steps = plan::steps(program, job).map_err(at)?;
+        plan::job_reader(program, job, Vec::new()).map_err(at)?;
+        compile(&steps, Some(&host), false, mode == Mode::Sync)
+            .map_err(|e| at(format!("{e:#}")))?;
+    }
+    Ok(())
+}
+
+/// Uploads (or re-creates, with `restored` ids) a guest: compiles and describes it, checks
+/// every plan, then swaps its registrations in one step on the main thread, so no event
+/// runs on neither the old nor the new code. Returns the registration ids by index.
+pub fn install(
+    name: &str,
+    desc: Option<String>,
+    bytes: Vec<u8>,
+    replace: bool,
+    restored: Option<Vec<String>>,
+) -> Result<Vec<String>, String> {
+    if name.is_empty() {
+        return Err("a guest needs a name".into());
+    }
+    if !replace && restored.is_none() && get(name).is_some() {
+        return Err(format!("guest '{name}' already exists (use REPLACE)"));
+    }
+    let program = Arc::new(Program::load(name, desc, bytes).map_err(|e| format!("{e:#}"))?);
+    check_jobs(&program)?;
+    let host = fused::host();
+    let old = registrations_of(name);
+    let own = |r: &Registration| r.guest.as_deref() == Some(name);
+    let mut made: Vec<Option<Arc<Registration>>> = Vec::new();
+    for (index, described) in program.description.registrations.iter().enumerate() {
+        let at = |e: String| format!("registration {index}: {e}");
+        let mode = plan::mode(described).map_err(at)?;
+        let args = plan::GuestArgs::decode(&described.reader_args).map_err(at)?;
+        let trigger: Arc<dyn Trigger> =
+            Arc::from(triggers::trigger(&described.reader, &args, mode, &own).map_err(at)?);
+        let steps = plan::steps(&program, described).map_err(at)?;
+        compile(&steps, Some(&host), false, mode == Mode::Sync)
+            .map_err(|e| at(format!("{e:#}")))?;
+        let previous = old.iter().find(|r| r.session_index == index);
+        let (id, trigger) = match &restored {
+            Some(ids) => match ids.get(index).filter(|id| !id.is_empty()) {
+                Some(id) => {
+                    globals().registry.reserve(id);
+                    (id.clone(), trigger)
+                }
+                // Unregistered before it was saved: it stays so.
+                None => {
+                    made.push(None);
+                    continue;
+                }
+            },
+            None => match previous {
+                // REPLACE keeps an unchanged trigger (and its id): a stream goes on from
+                // where the old code stopped, with the same consumer group.
+                Some(p) if same_trigger(p.trigger.as_ref(), trigger.as_ref()) => {
+                    (p.id.clone(), p.trigger.clone())
+                }
+                _ => (globals().registry.next_id(), trigger),
+            },
+        };
+        let plan_text = steps
+            .iter()
+            .map(|s| s.type_name.as_str())
+            .collect::<Vec<_>>()
+            .join(" -> ");
+        made.push(Some(Arc::new(Registration {
+            id,
+            desc: described.desc.clone(),
+            mode,
+            trigger,
+            steps,
+            host: Some(host.clone()),
+            plan_text,
+            session: None,
+            guest: Some(name.to_string()),
+            session_index: index,
+            stats: Default::default(),
+            paused: Default::default(),
+            keep_alive: Mutex::new(Vec::new()),
+        })));
+    }
+    // The swap: nothing below can fail.
+    for r in &old {
+        globals().registrations.remove(&r.id);
+    }
+    let mut ids = Vec::new();
+    for r in made {
+        match r {
+            Some(r) => {
+                globals().registrations.add(r.clone());
+                crate::triggers::timer::start(&r);
+                crate::triggers::stream::start(&r);
+                ids.push(r.id.clone());
+            }
+            None => ids.push(String::new()),
+        }
+    }
+    guests().insert(name.to_string(), program);
+    Ok(ids)
+}
+
+/// Removes a guest and its registrations.
+pub fn delete(name: &str) -> Result<(), String> {
+    if guests().remove(name).is_none() {
+        return Err(format!("guest '{name}' does not exist"));
+    }
+    for r in registrations_of(name) {
+        globals().registrations.remove(&r.id);
+    }
+    Ok(())
+}
+
+/// Forgets every guest (before a snapshot is loaded).
+pub fn clear() {
+    guests().clear();
+}

@@ -1,0 +1,210 @@
+//! What a guest's Store holds: its (empty) WASI context, its limits, the clock of the
+//! call in progress, and the host functions of the contract.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::redisgears::guest::{host, types};
+use super::codec;
+use crate::engine::value::Value;
+use crate::redis::{call::call, lock};
+
+/// How much of a guest's stderr is kept (the text of a panic, for the error reply).
+const STDERR_KEEP: usize = 4096;
+
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub stderr: MemoryOutputPipe,
+    /// Memory cap of this instance, in bytes, and whether a growth hit it.
+    pub memory_cap: usize,
+    pub memory_exceeded: bool,
+    /// The guest call in progress: when it started, its budget, and the time spent in
+    /// host functions (waiting for Redis is not the guest's time).
+    pub call_started: Instant,
+    pub budget: Duration,
+    pub in_host: Duration,
+    /// atomic-begin calls not yet ended (released when the guest call ends).
+    pub atomic_depth: u32,
+    /// While describe runs: Redis may not be touched (it also runs while loading).
+    pub describing: bool,
+}
+
+impl HostState {
+    pub fn new(memory_cap: usize) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_KEEP);
+        // No preopened directories, no environment, no arguments, no sockets (the
+        // builder's defaults deny them): a guest reaches Redis only through `host`.
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            memory_cap,
+            memory_exceeded: false,
+            call_started: Instant::now(),
+            budget: Duration::from_millis(500),
+            in_host: Duration::ZERO,
+            atomic_depth: 0,
+            describing: false,
+        }
+    }
+
+    /// The guest's own time in the current call.
+    pub fn guest_time(&self) -> Duration {
+        self.call_started.elapsed().saturating_sub(self.in_host)
+    }
+
+    /// The last line the guest wrote to stderr (e.g. its panic message).
+    pub fn last_stderr_line(&self) -> Option<String> {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_string())
+    }
+
+    /// Runs `f` against Redis, with the clock of the guest stopped.
+    fn with_redis<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let t0 = Instant::now();
+        lock::ensure_locked();
+        let r = f();
+        lock::after_call();
+        self.in_host += t0.elapsed();
+        r
+    }
+
+    fn run_command(&mut self, command: Vec<Vec<u8>>, what: &str) -> Result<Vec<u8>, String> {
+        if self.describing {
+            return Err(format!(
+                "{what}() is not available while the guest is described"
+            ));
+        }
+        if command.is_empty() {
+            return Err(format!("{what}() needs a command name"));
+        }
+        let reply = if what == "call_next" {
+            self.with_redis(|| crate::triggers::hooks::call_next(command))?
+        } else {
+            let refs: Vec<&[u8]> = command.iter().map(|a| a.as_slice()).collect();
+            self.with_redis(|| call(&lock::context(), &refs))
+        };
+        match reply {
+            Value::Error(e) => Err(e),
+            v => Ok(codec::encode_one(&v)),
+        }
+    }
+
+    /// Ends atomic blocks the guest left open (it trapped, or forgot atomic-end).
+    pub fn release_atomic(&mut self) {
+        while self.atomic_depth > 0 {
+            self.atomic_depth -= 1;
+            lock::atomic_exit();
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.memory_exceeded = true;
+            // An error (not `false`) traps the guest at once, with a clear cause.
+            return Err(wasmtime::Error::msg(format!(
+                "guest exceeded its memory cap of {} MB (WasmMaxMemoryMB)",
+                self.memory_cap >> 20
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+impl types::Host for HostState {}
+
+impl host::Host for HostState {
+    fn execute(&mut self, command: Vec<Vec<u8>>) -> Result<Vec<u8>, String> {
+        self.run_command(command, "execute")
+    }
+
+    fn log(&mut self, level: String, message: String) {
+        use redis_module::logging::{self, RedisLogLevel};
+        let level = match level.as_str() {
+            "debug" => RedisLogLevel::Debug,
+            "verbose" => RedisLogLevel::Verbose,
+            "warning" => RedisLogLevel::Warning,
+            _ => RedisLogLevel::Notice,
+        };
+        logging::log(level, format!("GEARS: {message}"));
+    }
+
+    fn config_get(&mut self, name: String) -> Option<String> {
+        crate::config::get_by_name(&name)
+    }
+
+    fn shard_id(&mut self) -> String {
+        crate::state::globals().shard_id.clone()
+    }
+
+    fn hashtag(&mut self) -> String {
+        crate::cluster::slots::hashtag_of_slot(0)
+    }
+
+    fn atomic_begin(&mut self) {
+        if self.describing {
+            return;
+        }
+        let t0 = Instant::now();
+        lock::atomic_enter();
+        self.in_host += t0.elapsed();
+        self.atomic_depth += 1;
+    }
+
+    fn atomic_end(&mut self) {
+        if self.atomic_depth > 0 {
+            self.atomic_depth -= 1;
+            lock::atomic_exit();
+        }
+    }
+
+    fn call_next(&mut self, command: Vec<Vec<u8>>) -> Result<Vec<u8>, String> {
+        self.run_command(command, "call_next")
+    }
+
+    fn override_reply(&mut self, reply: Vec<u8>) -> Result<(), String> {
+        let value = codec::decode(&reply).map_err(|e| format!("override_reply(): {e}"))?;
+        // As for Python: a leading '+' makes a status reply, a leading '-' an error.
+        let value = match value {
+            Value::Str(s) if s.starts_with('+') => Value::Status(s[1..].to_string()),
+            Value::Str(s) if s.starts_with('-') => Value::Error(s[1..].to_string()),
+            v => v,
+        };
+        crate::triggers::hooks::override_reply(value)
+    }
+}
