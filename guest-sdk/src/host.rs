@@ -1,0 +1,218 @@
+//! What the host offers a guest while it runs (the WIT `host` interface).
+
+use rmpv::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::rt::bindings::redisgears::guest::host as wit;
+use crate::value::{from_value, to_value};
+use crate::{Error, Result};
+
+fn command<I, A>(args: I) -> Vec<Vec<u8>>
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<[u8]>,
+{
+    args.into_iter().map(|a| a.as_ref().to_vec()).collect()
+}
+
+pub(crate) fn unpack(bytes: &[u8]) -> Result<Value> {
+    rmpv::decode::read_value(&mut &bytes[..])
+        .map_err(|e| Error::msg(format!("malformed MessagePack from the host: {e}")))
+}
+
+/// Runs a Redis command and returns its reply: nil, an integer, a str (bin when not
+/// UTF-8), an array, a map (RESP3 maps), `Value::Ext(1, text)` for an error element of
+/// an array. An error reply is an `Err` with the error's text, so `?` passes it on.
+///
+/// ```no_run
+/// use gears::{execute, Value};
+///
+/// # fn f() -> gears::Result<()> {
+/// execute(["set", "k", "v"])?;
+/// assert_eq!(execute(["get", "k"])?, Value::from("v"));
+/// let key = String::from("k");
+/// execute(vec![b"append".to_vec(), key.into_bytes(), vec![0xff]])?; // any bytes
+/// # Ok(()) }
+/// ```
+pub fn execute<I, A>(args: I) -> Result<Value>
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<[u8]>,
+{
+    let reply = wit::execute(&command(args)).map_err(Error::msg)?;
+    unpack(&reply)
+}
+
+/// [`execute`], its reply decoded into `T` with serde (e.g. `Option<String>` for a GET,
+/// `Vec<String>` for SMEMBERS, `i64` for INCR).
+///
+/// ```no_run
+/// use gears::execute_as;
+///
+/// # fn f() -> gears::Result<()> {
+/// let genres: Option<String> = execute_as(["hget", "movie:1", "genres"])?;
+/// let n = execute_as::<i64>(["incr", "counter"])?;
+/// # Ok(()) }
+/// ```
+pub fn execute_as<T: DeserializeOwned>(
+    args: impl IntoIterator<Item = impl AsRef<[u8]>>,
+) -> Result<T> {
+    let reply = execute(args)?;
+    from_value(&reply).map_err(|e| {
+        Error::msg(format!(
+            "cannot decode the reply as {}: {e}",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+/// Levels of [`log_at`].
+///
+/// ```
+/// assert_eq!(gears::Level::Warning.as_str(), "warning");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Level {
+    /// `debug`
+    Debug,
+    /// `verbose`
+    Verbose,
+    /// `notice` (what [`log`] writes)
+    #[default]
+    Notice,
+    /// `warning`
+    Warning,
+}
+
+impl Level {
+    /// The level's name as Redis spells it.
+    ///
+    /// ```
+    /// assert_eq!(gears::Level::Notice.as_str(), "notice");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Verbose => "verbose",
+            Level::Notice => "notice",
+            Level::Warning => "warning",
+        }
+    }
+}
+
+/// Writes a line to the Redis log at level notice.
+///
+/// ```no_run
+/// gears::log("kitchen says hi");
+/// gears::log(format!("{} keys", 3));
+/// ```
+pub fn log(message: impl AsRef<str>) {
+    log_at(Level::Notice, message)
+}
+
+/// Writes a line to the Redis log at `level`.
+///
+/// ```no_run
+/// use gears::{log_at, Level};
+/// log_at(Level::Warning, "disk almost full");
+/// ```
+pub fn log_at(level: Level, message: impl AsRef<str>) {
+    wit::log(level.as_str(), message.as_ref())
+}
+
+/// A module setting (as RG.CONFIGGET shows it) or a user setting saved by RG.CONFIGSET;
+/// None when there is no such setting.
+///
+/// ```no_run
+/// let max = gears::config_get("MaxExecutions");
+/// let mine = gears::config_get("myapp.threshold").unwrap_or_else(|| "10".into());
+/// ```
+pub fn config_get(name: &str) -> Option<String> {
+    wit::config_get(name)
+}
+
+/// This shard's id (40 hex characters).
+///
+/// ```no_run
+/// let id = gears::shard_id();
+/// ```
+pub fn shard_id() -> String {
+    wit::shard_id()
+}
+
+/// A hash tag (`{...}`) that maps to a slot of this shard, to name keys this shard owns.
+///
+/// ```no_run
+/// let key = format!("tmp{}", gears::hashtag());
+/// ```
+pub fn hashtag() -> String {
+    wit::hashtag()
+}
+
+struct AtomicEnd;
+
+impl Drop for AtomicEnd {
+    fn drop(&mut self) {
+        wit::atomic_end();
+    }
+}
+
+/// Runs `f` holding Redis: no other client or execution runs between its commands.
+/// The block ends when `f` returns, with an error too. Atomic blocks nest.
+///
+/// ```no_run
+/// use gears::{atomic, execute_as};
+///
+/// # fn f() -> gears::Result<()> {
+/// let n: i64 = atomic(|| {
+///     execute_as::<i64>(["incr", "a"])?;
+///     execute_as::<i64>(["incr", "a"])
+/// })?;
+/// # Ok(()) }
+/// ```
+pub fn atomic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    wit::atomic_begin();
+    let _end = AtomicEnd;
+    f()
+}
+
+/// Inside a CommandReader hook: runs the next hook of the command, or the command
+/// itself, with these arguments and returns its reply. The arguments come without the
+/// command's name (the hooked command is implied), like Python's `call_next(*x[1:])`.
+///
+/// ```no_run
+/// use gears::{call_next, GearsBuilder, Mode, Register};
+///
+/// // HSET whook:... gets one more field; the record is [command, args...]
+/// let plan = GearsBuilder::new("CommandReader")
+///     .map(|record: Vec<String>| {
+///         let mut args = record[1..].to_vec();
+///         args.extend(["hooked".to_string(), "1".to_string()]);
+///         call_next(&args)
+///     })
+///     .register(Register::new().hook("hset").keyprefix("whook:").mode(Mode::Sync));
+/// ```
+pub fn call_next<I, A>(args: I) -> Result<Value>
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<[u8]>,
+{
+    let reply = wit::call_next(&command(args)).map_err(Error::msg)?;
+    unpack(&reply)
+}
+
+/// Inside a hook or a `commands(...)` registration: the reply the command's client gets
+/// instead of the command's own. A str starting with `+` is a status reply, with `-` an
+/// error reply (SPEC.md); other values reply as results do.
+///
+/// ```no_run
+/// # fn f() -> gears::Result<()> {
+/// gears::override_reply("+QUEUED-BY-WASM")?;
+/// gears::override_reply(vec![1, 2, 3])?;
+/// # Ok(()) }
+/// ```
+pub fn override_reply(reply: impl Serialize) -> Result<()> {
+    let v = to_value(&reply)?;
+    wit::override_reply(&crate::builder::encode(&v)).map_err(Error::msg)
+}
