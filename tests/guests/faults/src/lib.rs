@@ -1,0 +1,65 @@
+//! faults.wasm: jobs whose step misbehaves on the first record, for the tests of the
+//! host's sandbox (time budget, memory cap, traps). Each is a KeysOnlyReader job; the
+//! test writes a key first and runs `RG.WASMRUN faults <job>`.
+//!
+//! - `trap`: panics (a wasm trap);
+//! - `spin`: loops forever without calling the host (only the time budget stops it);
+//! - `hog`: allocates and touches 1 MB chunks without end (only the memory cap stops it);
+//! - `recurse`: unbounded recursion (stack exhaustion);
+//! - `fine`: maps each key to "fine" (the instance is usable again after the others).
+
+use std::hint::black_box;
+
+use gears::{GearsBuilder, Guest, Result, Run};
+
+fn spin(key: String) -> Result<String> {
+    let mut n: u64 = black_box(key.len() as u64);
+    loop {
+        // black_box keeps the loop and its counter: the optimizer cannot prove it ends
+        n = black_box(n.wrapping_mul(6364136223846793005).wrapping_add(1));
+        if black_box(n) == 0 && black_box(false) {
+            return Ok(n.to_string());
+        }
+    }
+}
+
+fn hog(_key: String) -> Result<String> {
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        for i in (0..chunk.len()).step_by(4096) {
+            chunk[i] = 1;
+        }
+        kept.push(black_box(chunk));
+        black_box(&kept);
+    }
+}
+
+fn recurse(n: u64) -> u64 {
+    if black_box(n) == u64::MAX {
+        return 0;
+    }
+    // not a tail call: the addition comes after the recursive call returns
+    black_box(recurse(black_box(n + 1))).wrapping_add(n)
+}
+
+fn describe(g: &mut Guest) {
+    let job = || GearsBuilder::new("KeysOnlyReader");
+    g.job(
+        "trap",
+        job()
+            .map(|key: String| -> Result<String> { panic!("faults: deliberate trap on {key}") })
+            .run(Run::new()),
+    );
+    g.job("spin", job().map(spin).run(Run::new()));
+    g.job("hog", job().map(hog).run(Run::new()));
+    g.job(
+        "recurse",
+        job()
+            .map(|key: String| Ok(recurse(key.len() as u64)))
+            .run(Run::new()),
+    );
+    g.job("fine", job().map(|_key: String| Ok("fine")).run(Run::new()));
+}
+
+gears::guest!(describe);
