@@ -12,7 +12,7 @@ MODULE := target/release/libredisgears_rs.so
 SHIM_DIR := target/release/gears-python
 PORT ?= 6379
 
-.PHONY: setup build run test test-unit test-shim test-blackbox lint clean
+.PHONY: setup build guests run test test-unit test-sdk test-shim test-blackbox lint clean
 
 setup:
 	@missing=""; \
@@ -30,6 +30,13 @@ build: setup
 	@rm -rf $(SHIM_DIR) && mkdir -p $(SHIM_DIR)
 	cp -r python-shim/gears $(SHIM_DIR)/
 	$(PYTHON) -m pip install -q --no-deps --target $(SHIM_DIR) -r python-shim/requirements.txt
+	@$(MAKE) --no-print-directory guests
+
+# The Wasm guests (recipes, test guests): components for wasm32-wasip2, out of the host
+# build (workspace members, not default-members). Artifacts: target/wasm32-wasip2/release/*.wasm
+guests:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	cargo build --release --target wasm32-wasip2 -p all-keys -p genres -p stream-to-keys -p faults -p kitchen
 
 run: build
 	redis-server --port $(PORT) --bind 127.0.0.1 --loadmodule $(CURDIR)/$(MODULE)
@@ -37,13 +44,16 @@ run: build
 test-unit:
 	cargo test --release -p redisgears-rs --lib
 
+test-sdk:
+	cargo test --release -p gears-guest-sdk
+
 test-shim:
 	cd python-shim && $(PYTHON) -m pytest -q tests
 
 test-blackbox:
 	GEARS_MODULE=$(CURDIR)/$(MODULE) $(PYTHON) -m pytest -q tests
 
-test: build test-unit test-shim test-blackbox
+test: build test-unit test-sdk test-shim test-blackbox
 
 lint:
 	cargo fmt --all -- --check
