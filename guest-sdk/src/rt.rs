@@ -54,6 +54,23 @@ thread_local! {
     static RT: RefCell<Runtime> = RefCell::new(Runtime::default());
 }
 
+/// Rust's default panic hook writes the message over several lines and ends with a
+/// note about RUST_BACKTRACE; the host reports the guest's stderr with the trap, so
+/// write one line instead: `panicked at <file:line:col>: <message>`.
+fn panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let msg = info.payload_as_str().unwrap_or("Box<dyn Any>");
+            let msg = msg.replace('\n', " ");
+            match info.location() {
+                Some(at) => eprintln!("panicked at {at}: {msg}"),
+                None => eprintln!("panicked: {msg}"),
+            }
+        }));
+    });
+}
+
 fn build(f: DescribeFn) -> Result<Guest, String> {
     let mut g = Guest::default();
     f(&mut g);
@@ -134,6 +151,7 @@ fn batch_out(out: Out) -> BatchOut {
 
 /// `describe`: calls the user's function and (re)builds the callback table.
 pub fn describe(f: DescribeFn) -> Result<Description, String> {
+    panic_hook();
     let g = build(f)?;
     RT.with(|rt| rt.borrow_mut().callbacks = Some(Rc::new(g.callbacks)));
     Ok(Description {
@@ -144,6 +162,7 @@ pub fn describe(f: DescribeFn) -> Result<Description, String> {
 
 /// `open-run`.
 pub fn open_run(f: DescribeFn, steps: Vec<FusedStep>) -> Result<u32, String> {
+    panic_hook();
     let t = table(f)?;
     let mut specs = Vec::with_capacity(steps.len());
     for (i, s) in steps.into_iter().enumerate() {
@@ -165,6 +184,7 @@ pub fn open_run(f: DescribeFn, steps: Vec<FusedStep>) -> Result<u32, String> {
 
 /// `push`: decodes the batch once, runs it, encodes the outputs once.
 pub fn push(run: u32, records: Vec<u8>) -> Result<BatchOut, String> {
+    panic_hook();
     let records = match unpack(&records).map_err(|e| format!("push: {e}"))? {
         Value::Array(items) => items,
         _ => return Err("push: the records are not a MessagePack array".into()),
@@ -177,6 +197,7 @@ pub fn push(run: u32, records: Vec<u8>) -> Result<BatchOut, String> {
 
 /// `finish`.
 pub fn finish(run: u32) -> Result<BatchOut, String> {
+    panic_hook();
     with_handle(run, |h| match h {
         Handle::Run(r) => Ok(batch_out(r.finish())),
         Handle::Generator(_) => Err(format!("finish: handle {run} is a generator, not a run")),
@@ -190,6 +211,7 @@ pub fn close(handle: u32) {
 
 /// `open-generator`.
 pub fn open_generator(f: DescribeFn, callback: u32, args: Vec<String>) -> Result<u32, String> {
+    panic_hook();
     let t = table(f)?;
     let g = match t.get(callback as usize) {
         Some(Callback::Generator(g)) => g.clone(),
@@ -212,6 +234,7 @@ pub fn open_generator(f: DescribeFn, callback: u32, args: Vec<String>) -> Result
 
 /// `next-records`: up to `n` records; an empty array at the end.
 pub fn next_records(generator: u32, n: u32) -> Result<Vec<u8>, String> {
+    panic_hook();
     with_handle(generator, |h| match h {
         Handle::Generator(it) => {
             let mut items = Vec::new();
