@@ -160,6 +160,19 @@ pub fn release_slice() {
     })
 }
 
+/// Gives the lock back when the slice is over, for code that computes a long time
+/// without calling Redis (a guest's epoch check): other clients are served meanwhile.
+pub fn yield_if_slice_over() {
+    if on_main_thread() || in_call() {
+        return;
+    }
+    with_worker(|w| {
+        if w.held && slice_over(w) {
+            unlock_now(w);
+        }
+    })
+}
+
 /// A context to call Redis with: this worker's (locking it if needed) or the main one.
 pub fn context() -> Context {
     if on_main_thread() {

@@ -112,6 +112,8 @@ impl Live {
             if crate::executions::abort_requested_here() {
                 return Err(Interrupted::Aborted.into());
             }
+            // A guest computing on a worker must not keep other clients out.
+            crate::redis::lock::yield_if_slice_over();
             let st = ctx.data();
             if st.guest_time() > st.budget {
                 return Err(Interrupted::TimeUp(st.budget.as_millis() as u64).into());

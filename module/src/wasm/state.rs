@@ -59,14 +59,22 @@ impl HostState {
         self.call_started.elapsed().saturating_sub(self.in_host)
     }
 
-    /// The last line the guest wrote to stderr (e.g. its panic message).
+    /// What the guest last wrote to stderr before trapping (a panic's location and
+    /// message), without Rust's "note: run with RUST_BACKTRACE" hint.
     pub fn last_stderr_line(&self) -> Option<String> {
         let bytes = self.stderr.contents();
         let text = String::from_utf8_lossy(&bytes);
-        text.lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_string())
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with"))
+            .collect();
+        let start = lines
+            .iter()
+            .rposition(|l| l.contains("panicked at"))
+            .unwrap_or(lines.len().saturating_sub(1));
+        let tail = lines.get(start..).unwrap_or_default().join(" ");
+        (!tail.is_empty()).then_some(tail)
     }
 
     /// Runs `f` against Redis, with the clock of the guest stopped.
