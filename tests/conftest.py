@@ -18,6 +18,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE = os.environ.get(
     "GEARS_MODULE", os.path.join(ROOT, "target", "release", "libredisgears_rs.so")
 )
+# Guests built by `make build` (cargo build --release --target wasm32-wasip2).
+GUESTS = os.environ.get(
+    "GEARS_GUESTS", os.path.join(ROOT, "target", "wasm32-wasip2", "release")
+)
 REDIS_SERVER = os.environ.get("REDIS_SERVER", shutil.which("redis-server") or "/usr/bin/redis-server")
 
 
@@ -127,6 +131,8 @@ def r(server):
         for entry in c.execute_command("RG.DUMPREGISTRATIONS"):
             c.execute_command("RG.UNREGISTER", pairs(entry)["id"])
         assert c.execute_command("RG.DUMPREGISTRATIONS") == []
+        for guest in c.execute_command("RG.WASMLIST"):
+            c.execute_command("RG.WASMDELETE", pairs(guest)["name"])
     c.close()
 
 
@@ -195,3 +201,37 @@ def run_ok(client, code, *args):
     results, errors = run(client, code, *args)
     assert errors == [], errors
     return results
+
+
+def guest_bytes(name):
+    """The component `name`.wasm built by `make build`."""
+    with open(os.path.join(GUESTS, name + ".wasm"), "rb") as f:
+        return f.read()
+
+
+def upload(client, name, artifact=None, *options):
+    """RG.WASMUPLOAD name [options...] <bytes of artifact.wasm (default: name)>."""
+    return client.execute_command("RG.WASMUPLOAD", name, *options,
+                                  guest_bytes(artifact or name))
+
+
+def wasmrun(client, guest, job, *args):
+    """RG.WASMRUN guest job args...; return (results, errors)."""
+    reply = client.execute_command("RG.WASMRUN", guest, job, *args)
+    assert isinstance(reply, list) and len(reply) == 2, reply
+    return reply[0], reply[1]
+
+
+def wasmrun_ok(client, guest, job, *args):
+    results, errors = wasmrun(client, guest, job, *args)
+    assert errors == [], errors
+    return results
+
+
+def guest_regs(client, name):
+    """The registration ids RG.WASMLIST shows for guest `name`."""
+    for g in client.execute_command("RG.WASMLIST"):
+        d = pairs(g)
+        if d["name"] == name:
+            return d["registrations"]
+    return None
