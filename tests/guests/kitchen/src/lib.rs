@@ -58,6 +58,11 @@ fn jobs(g: &mut Guest) {
 
     // native operations
     g.job("count", names().count().run(Run::new()));
+    // bench/entry_cost.py: the cost of entering the guest is map_count minus count
+    g.job(
+        "map_count",
+        names().map(|k: String| Ok(k)).count().run(Run::new()),
+    );
     g.job("countby_type", keys().countby(kind).run(Run::new()));
     g.job(
         "distinct_types",
