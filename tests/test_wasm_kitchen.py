@@ -138,6 +138,12 @@ def test_atomic_log_and_config(k, server):
     wait_until(lambda: "kitchen says hi" in server.log(), what="the guest's log line")
 
 
+def test_sandbox_has_no_files_environment_or_network(k, server):
+    # the guest tries /, ., /etc/passwd, its environment, its arguments and a TCP
+    # connection to this very server's port (and to 6379)
+    assert wasmrun_ok(k, "kitchen", "sandbox") == [[0, 0, 0, 0]]
+
+
 def test_job_modes_and_unblocking(k):
     data(k)
     eid = k.execute_command("RG.WASMRUN", "kitchen", "keys_only", "UNBLOCKING")

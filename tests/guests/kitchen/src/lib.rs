@@ -209,6 +209,26 @@ fn jobs(g: &mut Guest) {
             })
             .run(Run::new()),
     );
+    // What the sandbox lets through: [files seen, environment variables, arguments,
+    // whether a TCP connection to Redis itself succeeded]
+    g.job(
+        "sandbox",
+        one_record()
+            .map(|_: i64| {
+                let files = ["/", ".", "/etc/passwd"]
+                    .iter()
+                    .filter(|p| std::fs::metadata(p).is_ok())
+                    .count();
+                let tcp = std::net::TcpStream::connect("127.0.0.1:6379").is_ok();
+                Ok((
+                    files,
+                    std::env::vars().count(),
+                    std::env::args().count(),
+                    tcp,
+                ))
+            })
+            .run(Run::new()),
+    );
     g.job(
         "env",
         one_record()
