@@ -4,7 +4,7 @@ use rmpv::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::rt::bindings::redisgears::guest::host as wit;
+use crate::__rt::bindings::redisgears::guest::host as wit;
 use crate::value::{from_value, to_value};
 use crate::{Error, Result};
 

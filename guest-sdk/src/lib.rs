@@ -67,12 +67,10 @@ mod host;
 mod records;
 mod value;
 
+/// The runtime behind [`guest!`]; public only for the macro's expansion.
 #[doc(hidden)]
 #[path = "rt.rs"]
-pub mod rt;
-
-#[doc(hidden)]
-pub use rt as __rt;
+pub mod __rt;
 
 pub use builder::{GearsBuilder, Guest, Mode, Plan, Register, Run, READERS};
 pub use error::{Error, Result};

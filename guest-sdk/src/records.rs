@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 /// otherwise; `kind` (`type` in the record) is `string`, `hash`, `list`, `set`, `zset`,
 /// `stream`, `module` or `empty`; `event` is the keyspace event (nil in a batch run).
 /// It serializes back to the same shape (without `value` and `type` when both are `None`).
+/// The key must be UTF-8 text; take a [`Value`] for binary key names.
 ///
 /// ```no_run
 /// use gears::{execute, GearsBuilder, KeyRecord, Register};
@@ -56,7 +57,8 @@ impl Serialize for KeyRecord {
 }
 
 /// A StreamReader record: `{key, id, value: {field: value}}`, the fields in the
-/// message's order.
+/// message's order. Fields and values must be UTF-8 text (a binary one fails the
+/// record's decoding); take a [`Value`] to see them as they are.
 ///
 /// ```no_run
 /// use gears::{execute, GearsBuilder, Register, StreamRecord};

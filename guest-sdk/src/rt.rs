@@ -24,7 +24,7 @@ pub mod bindings {
         world: "guest",
         path: "wit",
         pub_export_macro: true,
-        runtime_path: "gears::rt::wit_bindgen::rt",
+        runtime_path: "gears::__rt::wit_bindgen::rt",
     });
 }
 

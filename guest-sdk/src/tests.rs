@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use rmpv::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::rt::{self, BatchOut, Description, FusedStep};
+use crate::__rt::{self as rt, BatchOut, Description, FusedStep};
 use crate::{Error, GearsBuilder, Guest, KeyRecord, Mode, Register, Run};
 
 thread_local! {
