@@ -1,4 +1,5 @@
-"""Recipe 2 (count movies by genre) against one Lua EVAL doing the same work, in one run.
+"""Recipe 2 (count movies by genre), Python recipe and Wasm guest, against one Lua EVAL
+doing the same work, in one run.
 
 Starts its own redis-server with the module on a free port, loads N generated movies and
 times the contenders interleaved, printing one JSON line per figure and the ratios.
@@ -16,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "recipes", "python"))
 
-from conftest import RedisServer  # noqa: E402
+from conftest import RedisServer, guest_bytes  # noqa: E402
 from load_movies import load  # noqa: E402
 
 LUA = """
@@ -48,8 +49,12 @@ def main():
         r = server.client()
         load(r, a.count)
         code = open(os.path.join(ROOT, "recipes", "python", "count_genres.py")).read()
-        times = {"python": [], "lua": []}
+        r.execute_command("RG.WASMUPLOAD", "genres", guest_bytes("genres"))
+        times = {"python": [], "wasm": [], "lua": []}
         for _ in range(a.rounds):
+            t = time.perf_counter()
+            r.execute_command("RG.WASMRUN", "genres", "count", "movie:*")
+            times["wasm"].append(time.perf_counter() - t)
             t = time.perf_counter()
             r.execute_command("RG.PYEXECUTE", code)
             times["python"].append(time.perf_counter() - t)
