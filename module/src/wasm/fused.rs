@@ -128,16 +128,8 @@ impl FusedOp {
             .map_err(|e| Stop::Failed(format!("the guest returned a bad batch: {e}")))
     }
 
-    fn close(&self, mut open: Open) {
-        let handle = open.handle;
-        let closed = open.live.call(|g, s| {
-            g.redisgears_guest_plans()
-                .call_close(s, handle)
-                .map(Ok::<(), String>)
-        });
-        if closed.is_ok() {
-            self.program.checkin(open.live);
-        }
+    fn close(&self, open: Open) {
+        self.program.release(open.live, open.handle);
     }
 }
 

@@ -75,11 +75,8 @@ impl Reader for GuestGenerator {
 
 impl GuestGenerator {
     fn finish(&mut self) {
-        if let Some((mut live, h)) = self.open.take() {
-            let closed = live.call(|g, s| g.redisgears_guest_plans().call_close(s, h).map(Ok));
-            if closed.is_ok() {
-                self.program.checkin(live);
-            }
+        if let Some((live, h)) = self.open.take() {
+            self.program.release(live, h);
         }
     }
 }

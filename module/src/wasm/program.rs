@@ -123,6 +123,14 @@ impl Program {
         }
     }
 
+    /// Closes a run or generator handle and gives the instance back if it is still sound.
+    pub fn release(&self, mut live: Live, handle: u32) {
+        let closed = live.call(|g, s| g.redisgears_guest_plans().call_close(s, handle).map(Ok));
+        if closed.is_ok() {
+            self.checkin(live);
+        }
+    }
+
     pub fn job(&self, name: &str) -> Option<&types::Plan> {
         self.description.jobs.iter().find(|j| j.name == name)
     }
