@@ -12,7 +12,7 @@ MODULE := target/release/libredisgears_rs.so
 SHIM_DIR := target/release/gears-python
 PORT ?= 6379
 
-.PHONY: setup build guests run test test-unit test-sdk test-shim test-blackbox lint clean
+.PHONY: setup build guests run test test-unit test-sdk test-shim test-blackbox bench bench-quick lint clean
 
 setup:
 	@missing=""; \
@@ -36,7 +36,7 @@ build: setup
 # build (workspace members, not default-members). Artifacts: target/wasm32-wasip2/release/*.wasm
 guests:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-	cargo build --release --target wasm32-wasip2 -p all-keys -p genres -p stream-to-keys -p faults -p kitchen
+	cargo build --release --target wasm32-wasip2 -p all-keys -p genres -p stream-to-keys -p faults -p kitchen -p all-keys-sync
 
 run: build
 	redis-server --port $(PORT) --bind 127.0.0.1 --loadmodule $(CURDIR)/$(MODULE)
@@ -54,6 +54,17 @@ test-blackbox:
 	GEARS_MODULE=$(CURDIR)/$(MODULE) $(PYTHON) -m pytest -q tests
 
 test: build test-unit test-sdk test-shim test-blackbox
+
+# The bench (bench/README.md): every workload against its peers. bench rewrites the
+# README's figures and chart from its run; bench-quick (small sizes, < 2 min) only prints.
+bench: build
+	@$(PYTHON) -c 'import matplotlib' 2>/dev/null || $(PYTHON) -m pip install -q -r bench/requirements.txt
+	$(PYTHON) bench/run.py --out bench/results/full.jsonl
+	$(PYTHON) bench/publish.py bench/results/full.jsonl
+
+bench-quick:
+	@test -f $(MODULE) -a -f target/wasm32-wasip2/release/all_keys_sync.wasm || { echo "run make build first"; exit 1; }
+	$(PYTHON) bench/run.py --quick
 
 lint:
 	cargo fmt --all -- --check

@@ -1,0 +1,136 @@
+"""Workload 1, batch analytics, and workload 5, memory: recipe 2 (count movies by genre)
+over N generated movie hashes, by every contender a Redis user has.
+
+- python: the recipe of recipes/python/count_genres.py through RG.PYEXECUTE
+- wasm: the guest recipes/wasm/genres through RG.WASMRUN
+- lua: one EVAL doing SCAN + HGET + split + count
+- client: redis-py doing SCAN + pipelined HGET + collections.Counter
+- lua_floor: one EVAL that only SCANs and HGETs (what reading the data costs in Lua)
+
+Each run is checked against the counts the loader wrote. While each runs, another
+client's PING latency and redis-server's RSS are sampled.
+"""
+import ast
+import time
+from collections import Counter
+
+from harness import Pinger, RssSampler, guest_bytes, interleaved, median_of, recipe
+from load_movies import load
+
+LUA_SCAN = """
+local cursor = '0'
+repeat
+  local res = redis.call('SCAN', cursor, 'MATCH', 'movie:*', 'COUNT', 1000)
+  cursor = res[1]
+  for _, key in ipairs(res[2]) do
+    local genres = redis.call('HGET', key, 'genres')
+    %s
+  end
+until cursor == '0'
+"""
+
+LUA = ("local counts = {}\n"
+       + LUA_SCAN % """if genres then
+      for g in string.gmatch(genres, '[^,]+') do counts[g] = (counts[g] or 0) + 1 end
+    end"""
+       + """local out = {}
+for g, n in pairs(counts) do table.insert(out, g); table.insert(out, n) end
+return out
+""")
+
+LUA_FLOOR = "local n = 0\n" + LUA_SCAN % "if genres then n = n + 1 end" + "return n\n"
+
+
+def flat_counts(flat):
+    return Counter(dict(zip(flat[0::2], (int(v) for v in flat[1::2]))))
+
+
+def python_counts(reply):
+    results, errors = reply
+    assert errors == [], errors
+    out = Counter()
+    for text in results:
+        # each result is the str() of {'key': genre, 'value': n}
+        d = ast.literal_eval(text)
+        out[d["key"]] += d["value"]
+    return out
+
+
+def wasm_counts(reply):
+    results, errors = reply
+    assert errors == [], errors
+    out = Counter()
+    for flat in results:
+        d = dict(zip(flat[0::2], flat[1::2]))
+        out[d["key"]] += int(d["value"])
+    return out
+
+
+def client_counts(c):
+    counts = Counter()
+    cursor = 0
+    while True:
+        cursor, keys = c.scan(cursor, match="movie:*", count=1000)
+        pipe = c.pipeline(transaction=False)
+        for k in keys:
+            pipe.hget(k, "genres")
+        for genres in pipe.execute():
+            if genres is not None:
+                counts.update(genres.split(","))
+        if cursor == 0:
+            return counts
+
+
+def contenders(c, code):
+    return {
+        "lua": lambda: flat_counts(c.eval(LUA, 0)),
+        "python": lambda: python_counts(c.execute_command("RG.PYEXECUTE", code)),
+        "wasm": lambda: wasm_counts(
+            c.execute_command("RG.WASMRUN", "genres", "count", "movie:*")),
+        "client": lambda: client_counts(c),
+        "lua_floor": lambda: c.eval(LUA_FLOOR, 0),
+    }
+
+
+def run(figures, server, count, rounds):
+    c = server.client()
+    c.flushall()
+    t0 = time.perf_counter()
+    expected = Counter(load(c, count))
+    figures.add("batch", "loader", "load_seconds", time.perf_counter() - t0, "s", keys=count)
+    c.execute_command("RG.WASMUPLOAD", "genres", guest_bytes("genres"))
+    jobs = contenders(c, recipe("count_genres.py"))
+    pinger = Pinger(server.port)
+
+    def run_one(name):
+        with RssSampler(server.proc.pid) as rss, pinger as ping:
+            t = time.perf_counter()
+            got = jobs[name]()
+            took = time.perf_counter() - t
+        if name == "lua_floor":
+            assert got == count, (name, got)
+        else:
+            assert got == expected, (name, got)
+        return {"seconds": took, "p50_ms": ping.p50_ms, "p99_ms": ping.p99_ms,
+                "max_ms": ping.max_ms, "rss_before_mb": rss.before_mb,
+                "rss_peak_mb": rss.peak_mb, "rss_after_mb": rss.after_mb}
+
+    try:
+        jobs["wasm"]()  # compile/instantiate once before timing, as a deployed guest is
+        results = interleaved(jobs, rounds, run_one)
+    finally:
+        pinger.close()
+        c.execute_command("RG.WASMDELETE", "genres")
+    lua = median_of(results["lua"], "seconds")
+    for name, rs in results.items():
+        secs = median_of(rs, "seconds")
+        figures.add("batch", name, "seconds", secs, "s", keys=count, rounds=rounds)
+        figures.add("batch", name, "ratio_to_lua", secs / lua, "x", keys=count)
+        figures.add("batch", name, "us_per_key", secs / count * 1e6, "us", keys=count)
+        for metric in ("p50_ms", "p99_ms", "max_ms"):
+            figures.add("batch", name, "ping_" + metric, median_of(rs, metric), "ms",
+                        keys=count)
+        for stage in ("before", "peak", "after"):
+            figures.add("memory", name, f"rss_{stage}_mb",
+                        median_of(rs, f"rss_{stage}_mb"), "MB", keys=count)
+    c.flushall()

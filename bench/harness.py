@@ -1,0 +1,186 @@
+"""What every workload of the bench shares: servers, figures, interleaved rounds, a
+PING-latency probe and an RSS sampler.
+
+A figure is one JSON line: {"workload", "contender", "metric", "value", "unit", ...params}.
+"""
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "recipes", "python"))
+
+import redis  # noqa: E402
+from conftest import RedisServer, guest_bytes, wait_until  # noqa: E402,F401
+
+
+def recipe(name):
+    """The source of a Python recipe under recipes/python, as users run it."""
+    with open(os.path.join(ROOT, "recipes", "python", name)) as f:
+        return f.read()
+
+
+class Figures:
+    """Collects figures, printing each as a JSON line the moment it is measured."""
+
+    def __init__(self, out=None):
+        self.all = []
+        self.out = out
+
+    def add(self, workload, contender, metric, value, unit, **params):
+        fig = {"workload": workload, "contender": contender, "metric": metric,
+               "value": round(value, 4) if isinstance(value, float) else value,
+               "unit": unit, **params}
+        self.all.append(fig)
+        line = json.dumps(fig)
+        print(line, flush=True)
+        if self.out:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    def get(self, workload, contender, metric):
+        for f in self.all:
+            if (f["workload"], f["contender"], f["metric"]) == (workload, contender, metric):
+                return f["value"]
+        return None
+
+
+def interleaved(contenders, rounds, run_one):
+    """Runs every contender once per round, rotating who goes first, so a slow phase of a
+    noisy machine hits all of them alike. Returns {name: [result of each round]}."""
+    names = list(contenders)
+    results = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            results[name].append(run_one(name))
+    return results
+
+
+def median_of(results, key):
+    return statistics.median(r[key] for r in results)
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return 0.0
+    i = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
+    return sorted_values[i]
+
+
+def _ping_loop(port, conn, interval):
+    """In its own process (no GIL shared with the bench): PING every `interval` seconds
+    between a start and a stop message, and send back the latencies. A PING held up for L
+    seconds also stands for the PINGs that should have gone out meanwhile (L - interval,
+    L - 2 interval, ...): without that, a server frozen for a second would show as one
+    slow sample among thousands of fast ones."""
+    client = redis.Redis(port=port)
+    while conn.recv() == "start":
+        latencies = []
+        next_at = time.perf_counter()
+        while not conn.poll():
+            now = time.perf_counter()
+            if now < next_at:
+                time.sleep(next_at - now)
+            sent = time.perf_counter()
+            client.ping()
+            took = time.perf_counter() - sent
+            latencies.append(took)
+            missed = took - interval
+            while missed > 0:
+                latencies.append(missed)
+                missed -= interval
+            next_at = max(next_at + interval, time.perf_counter())
+        conn.recv()
+        conn.send(latencies)
+
+
+class Pinger:
+    """Another client's PINGs, every millisecond, while a contender runs."""
+
+    def __init__(self, port, interval=0.001):
+        self.conn, child = multiprocessing.Pipe()
+        self.proc = multiprocessing.Process(target=_ping_loop, args=(port, child, interval),
+                                            daemon=True)
+        self.proc.start()
+
+    def __enter__(self):
+        self.conn.send("start")
+        return self
+
+    def __exit__(self, *exc):
+        self.conn.send("stop")
+        lat = sorted(self.conn.recv())
+        self.p50_ms = percentile(lat, 50) * 1000
+        self.p99_ms = percentile(lat, 99) * 1000
+        self.max_ms = (lat[-1] if lat else 0.0) * 1000
+
+    def close(self):
+        self.conn.send("quit")
+        self.proc.join(timeout=5)
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler:
+    """redis-server's resident set, sampled every 10 ms while a contender runs: the value
+    before, the peak during and the value after."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def __enter__(self):
+        self.before_mb = rss_mb(self.pid)
+        self.peak_mb = self.before_mb
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.01):
+            self.peak_mb = max(self.peak_mb, rss_mb(self.pid))
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.after_mb = rss_mb(self.pid)
+        self.peak_mb = max(self.peak_mb, self.after_mb)
+
+
+def start_server():
+    return RedisServer().start()
+
+
+def machine():
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True,
+                                   text=True).stdout.split()
+    version = next((w[2:] for w in redis_version if w.startswith("v=")), "?")
+    with open("/proc/meminfo") as f:
+        mem_gb = int(f.readline().split()[1]) / 1024 / 1024
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_gb),
+            "redis": version, "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d")}

@@ -1,0 +1,163 @@
+"""Publishes a run of the bench: the README's tables (between its bench markers) and
+bench/results/chart.png, both from one JSON lines file of bench/run.py.
+
+    python3 bench/publish.py bench/results/full.jsonl
+"""
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+README = os.path.join(ROOT, "README.md")
+CHART = os.path.join(HERE, "results", "chart.png")
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+BATCH = [("wasm", "Wasm guest (RG.WASMRUN)"), ("python", "Python recipe (RG.PYEXECUTE)"),
+         ("lua", "Lua EVAL: SCAN + HGET + split + count"),
+         ("lua_floor", "Lua EVAL: SCAN + HGET only (floor)"),
+         ("client", "redis-py: SCAN + pipelined HGET + Counter")]
+TRIGGERS = [("none", "no registration"), ("wasm_sync", "Wasm guest, sync"),
+            ("wasm_async", "Wasm guest, async"), ("python_sync", "Python recipe, sync"),
+            ("python_async", "Python recipe, async")]
+STREAMS = [("wasm", "Wasm guest"), ("python", "Python recipe"),
+           ("worker", "redis-py consumer-group worker")]
+
+
+class Run:
+    def __init__(self, path):
+        with open(path) as f:
+            self.figures = [json.loads(line) for line in f if line.strip()]
+        info = self.one("machine", "this", "info")
+        self.machine = info["value"]
+        self.command = info["command"]
+        self.sizes = info["sizes"]
+
+    def one(self, workload, contender, metric, **params):
+        for f in self.figures:
+            if (f["workload"], f["contender"], f["metric"]) == (workload, contender, metric) \
+                    and all(f.get(k) == v for k, v in params.items()):
+                return f
+        return None
+
+    def value(self, workload, contender, metric, **params):
+        f = self.one(workload, contender, metric, **params)
+        return None if f is None else f["value"]
+
+
+def cell(v, fmt):
+    return "–" if v is None else fmt.format(v)
+
+
+def tables(run):
+    m = run.machine
+    movies = run.sizes["movies"]
+    out = [f"Measured on {m['cpu']} ({m['cores']} cores, {m['memory_gb']} GB), Redis "
+           f"{m['redis']}, Python {m['python']}, on {m['date']}, by `make bench` "
+           f"(`{run.command}`). Each workload's contenders ran interleaved in one process; "
+           f"figures are medians of {run.sizes['rounds']} rounds. bench/README.md says how "
+           "to read them.", "",
+           f"**Recipe 2, count movies by genre over {movies:,} hashes** "
+           "(time; another client's PINGs meanwhile; redis-server RSS growth)", "",
+           "| contender | time | ratio to Lua | PING p50 / p99 | RSS growth |",
+           "|---|---|---|---|---|"]
+    for key, label in BATCH:
+        v = lambda metric: run.value("batch", key, metric)  # noqa: E731
+        grow = None
+        if v("seconds") is not None:
+            grow = run.value("memory", key, "rss_peak_mb") - run.value(
+                "memory", key, "rss_before_mb")
+        out.append(f"| {label} | {cell(v('seconds'), '{:.2f} s')} | "
+                   f"{cell(v('ratio_to_lua'), '{:.2f}x')} | "
+                   f"{cell(v('ping_p50_ms'), '{:.1f}')} / {cell(v('ping_p99_ms'), '{:.1f}')} ms"
+                   f" | {cell(grow, '{:+.0f} MB')} |")
+    out += ["", f"**Recipe 1 as a keyspace trigger, redis-benchmark SET "
+                f"({run.sizes['set_requests']:,} requests, 50 clients, random keys)**", "",
+            "| registration | SET/s | ratio to none | SET p99 | backlog drained after "
+            "| all_keys complete |", "|---|---|---|---|---|---|"]
+    for key, label in TRIGGERS:
+        v = lambda metric: run.value("triggers", key, metric)  # noqa: E731
+        complete = v("all_keys_complete")
+        out.append(f"| {label} | {cell(v('set_rps'), '{:,.0f}')} | "
+                   f"{cell(v('ratio_to_none'), '{:.2f}')} | {cell(v('set_p99_ms'), '{:.1f} ms')}"
+                   f" | {cell(v('drain_s'), '{:.2f} s')} | "
+                   f"{'–' if complete is None else ('yes' if complete else 'NO')} |")
+    out += ["", f"**Recipe 3, stream to keys, a backlog of {run.sizes['messages']:,} "
+                "messages**", "",
+            "| consumer | messages/s | ratio to the worker | start |", "|---|---|---|---|"]
+    for key, label in STREAMS:
+        v = lambda metric: run.value("streams", key, metric)  # noqa: E731
+        out.append(f"| {label} | {cell(v('msgs_per_s'), '{:,.0f}')} | "
+                   f"{cell(v('ratio_to_worker'), '{:.2f}')} | {cell(v('start_s'), '{:.3f} s')} |")
+    out += ["", "**Entry cost, ns per record entering a step and coming back**", "",
+            "| batch size | Python step | Wasm guest |", "|---|---|---|"]
+    for batch in (1, 64, 1024):
+        py = run.value("entry_cost", "python", "ns_per_record", batch=batch)
+        wasm = run.value("entry_cost", "wasm", "ns_per_record", batch=batch)
+        out.append(f"| {batch} | {cell(py, '{:,.0f}')} | {cell(wasm, '{:,.0f}')} |")
+    out += ["", "![bench chart](bench/results/chart.png)"]
+    return "\n".join(out)
+
+
+def chart(run, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    panels = [
+        (axes[0][0], "batch", BATCH, "ratio_to_lua",
+         f"Recipe 2 over {run.sizes['movies']:,} movies:\ntime, ratio to Lua (lower is better)",
+         1.0, False),
+        (axes[0][1], "batch", BATCH, "ping_p99_ms",
+         "Another client's PING p99 during recipe 2, ms\n(log scale, lower is better)", None,
+         True),
+        (axes[1][0], "triggers", TRIGGERS, "ratio_to_none",
+         "SET throughput with recipe 1 registered,\nratio to none (higher is better)", 1.0,
+         False),
+        (axes[1][1], "streams", STREAMS, "ratio_to_worker",
+         "Recipe 3 messages/s, ratio to a\nredis-py worker (higher is better)", 1.0, False),
+    ]
+    for ax, workload, contenders, metric, title, line, log in panels:
+        labels, values = [], []
+        for key, label in contenders:
+            v = run.value(workload, key, metric)
+            if v is not None:
+                labels.append(label.replace(": ", ":\n", 1) if len(label) > 24 else label)
+                values.append(v)
+        bars = ax.barh(labels, values, color="#4a7ab5")
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="y", labelsize=8)
+        if log:
+            ax.set_xscale("log")
+        if line is not None:
+            ax.axvline(line, color="#c03030", linewidth=1)
+        for b, v in zip(bars, values):
+            ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:.2f}",
+                    va="center", fontsize=8)
+        ax.margins(x=0.18)
+    m = run.machine
+    fig.suptitle(f"redisgears-rs bench, {m['date']}: {m['cpu']}, {m['cores']} cores, "
+                 f"Redis {m['redis']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "results", "full.jsonl")
+    run = Run(path)
+    with open(README) as f:
+        text = f.read()
+    if BEGIN not in text or END not in text:
+        sys.exit(f"README.md has no {BEGIN} ... {END} section")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(README, "w") as f:
+        f.write(head + BEGIN + "\n" + tables(run) + "\n" + END + tail)
+    chart(run, CHART)
+    print(f"README.md and {os.path.relpath(CHART, ROOT)} now show {path}")
+
+
+if __name__ == "__main__":
+    main()

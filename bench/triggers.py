@@ -1,0 +1,99 @@
+"""Workload 2, keyspace triggers: redis-benchmark SET load (50 clients, unpipelined,
+random keys) with recipe 1 (keep the set all_keys of every key) registered, against the
+same load with no registration.
+
+- none: no registration
+- python_sync / python_async: recipes/python/all_keys.py with mode='sync' / as printed
+- wasm_sync / wasm_async: bench/guests/all_keys_sync / recipes/wasm/all_keys
+
+After each load the bench waits until all_keys is complete (async triggers drain a
+backlog) and checks that it holds exactly the keys written.
+"""
+import csv
+import io
+import subprocess
+import time
+
+from harness import guest_bytes, interleaved, median_of, recipe, wait_until
+
+CONTENDERS = ["none", "python_sync", "python_async", "wasm_sync", "wasm_async"]
+WASM_GUESTS = {"wasm_sync": "all_keys_sync", "wasm_async": "all_keys"}
+
+
+def python_source(mode):
+    code = recipe("all_keys.py")
+    if mode == "sync":
+        assert "builder.register()" in code, code
+        code = code.replace("builder.register()", "builder.register(mode='sync')")
+    return code
+
+
+def register(c, name):
+    """Registers the contender's trigger; returns how to take it away again."""
+    if name == "none":
+        return lambda: None
+    if name.startswith("python"):
+        assert c.execute_command("RG.PYEXECUTE", python_source(name.split("_")[1])) == "OK"
+
+        def unregister():
+            for entry in c.execute_command("RG.DUMPREGISTRATIONS"):
+                c.execute_command("RG.UNREGISTER", dict(zip(entry[0::2], entry[1::2]))["id"])
+        return unregister
+    guest = WASM_GUESTS[name]
+    c.execute_command("RG.WASMUPLOAD", guest, guest_bytes(guest))
+    return lambda: c.execute_command("RG.WASMDELETE", guest)
+
+
+def redis_benchmark(port, requests, clients):
+    out = subprocess.run(
+        ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
+         "-n", str(requests), "-r", "1000000000", "--csv", "SET", "key:__rand_int__", "v"],
+        capture_output=True, text=True, check=True).stdout
+    row = list(csv.DictReader(io.StringIO(out)))[-1]
+    return float(row["rps"]), float(row["p99_latency_ms"])
+
+
+def all_keys_caught_up(c):
+    return c.scard("all_keys") == c.dbsize() - 1
+
+
+def check_all_keys(c):
+    """all_keys holds exactly the keys written."""
+    written = {k for k in c.scan_iter(count=10000) if k != "all_keys"}
+    members = c.smembers("all_keys")
+    assert members == written, (len(members), len(written))
+    return True
+
+
+def run(figures, server, requests, rounds, clients=50):
+    c = server.client()
+
+    def run_one(name):
+        c.flushall()
+        unregister = register(c, name)
+        try:
+            rps, p99 = redis_benchmark(server.port, requests, clients)
+            loaded = time.perf_counter()
+            if name != "none":
+                wait_until(lambda: all_keys_caught_up(c), timeout=120, interval=0.002,
+                           what=f"all_keys to hold every key ({name})")
+            drain = time.perf_counter() - loaded
+            complete = name == "none" or check_all_keys(c)
+        finally:
+            unregister()
+        return {"rps": rps, "p99_ms": p99, "drain_s": 0.0 if name == "none" else drain,
+                "complete": bool(complete)}
+
+    results = interleaved(CONTENDERS, rounds, run_one)
+    base = median_of(results["none"], "rps")
+    for name, rs in results.items():
+        rps = median_of(rs, "rps")
+        params = {"requests": requests, "clients": clients, "rounds": rounds}
+        figures.add("triggers", name, "set_rps", rps, "req/s", **params)
+        figures.add("triggers", name, "ratio_to_none", rps / base, "x", **params)
+        figures.add("triggers", name, "set_p99_ms", median_of(rs, "p99_ms"), "ms", **params)
+        if name != "none":
+            figures.add("triggers", name, "drain_s", median_of(rs, "drain_s"), "s", **params)
+            figures.add("triggers", name, "all_keys_complete",
+                        all(r["complete"] for r in rs), "bool", **params)
+    c.flushall()
