@@ -24,6 +24,11 @@ STREAMS = [("wasm", "Wasm guest"), ("python", "Python recipe"),
            ("worker", "redis-py consumer-group worker")]
 
 
+# The alternatives a Redis user has, drawn apart from the module's contenders.
+PEERS = {"lua", "lua_floor", "client", "none", "worker"}
+OURS, PEER = "#4a7ab5", "#9a9a9a"
+
+
 class Run:
     def __init__(self, path):
         with open(path) as f:
@@ -70,7 +75,7 @@ def tables(run):
         out.append(f"| {label} | {cell(v('seconds'), '{:.2f} s')} | "
                    f"{cell(v('ratio_to_lua'), '{:.2f}x')} | "
                    f"{cell(v('ping_p50_ms'), '{:.1f}')} / {cell(v('ping_p99_ms'), '{:.1f}')} ms"
-                   f" | {cell(grow, '{:+.0f} MB')} |")
+                   f" | {cell(grow, '{:+.1f} MB')} |")
     out += ["", f"**Recipe 1 as a keyspace trigger, redis-benchmark SET "
                 f"({run.sizes['set_requests']:,} requests, 50 clients, random keys)**", "",
             "| registration | SET/s | ratio to none | SET p99 | backlog drained after "
@@ -125,7 +130,9 @@ def chart(run, path):
             if v is not None:
                 labels.append(label.replace(": ", ":\n", 1) if len(label) > 24 else label)
                 values.append(v)
-        bars = ax.barh(labels, values, color="#4a7ab5")
+        colors = [PEER if key in PEERS else OURS for key, _ in contenders
+                  if run.value(workload, key, metric) is not None]
+        bars = ax.barh(labels, values, color=colors)
         ax.invert_yaxis()
         ax.set_title(title, fontsize=10)
         ax.tick_params(axis="y", labelsize=8)
