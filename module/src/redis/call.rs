@@ -27,6 +27,11 @@ pub fn call(context: &Context, args: &[&[u8]]) -> Value {
     }
 }
 
+/// A recipe's `execute()`: the common reads by the key API (see `fast`), else `call`.
+pub fn execute(context: &Context, args: &[&[u8]]) -> Value {
+    super::fast::try_read(context, args).unwrap_or_else(|| call(context, args))
+}
+
 fn to_value(reply: &CallReply) -> Value {
     match reply {
         CallReply::I64(i) => Value::Int(i.to_i64()),
