@@ -65,6 +65,7 @@ mod error;
 mod fused;
 mod host;
 mod records;
+mod shortcut;
 mod value;
 
 /// The runtime behind [`guest!`]; public only for the macro's expansion.
