@@ -45,6 +45,9 @@ where
 }
 
 pub(crate) fn unpack(bytes: &[u8]) -> Result<Value> {
+    if let Some(v) = crate::unpack::value(bytes) {
+        return Ok(v);
+    }
     rmpv::decode::read_value(&mut &bytes[..])
         .map_err(|e| Error::msg(format!("malformed MessagePack from the host: {e}")))
 }

@@ -66,6 +66,7 @@ mod fused;
 mod host;
 mod records;
 mod shortcut;
+mod unpack;
 mod value;
 
 /// The runtime behind [`guest!`]; public only for the macro's expansion.
