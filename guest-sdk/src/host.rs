@@ -8,15 +8,46 @@ use crate::__rt::bindings::redisgears::guest::host as wit;
 use crate::value::{from_value, to_value};
 use crate::{Error, Result};
 
-fn command<I, A>(args: I) -> Vec<Vec<u8>>
+/// Arguments longer than this are not kept between calls (a big SET value would
+/// otherwise hold guest memory for good).
+const KEEP_ARG: usize = 4096;
+
+thread_local! {
+    /// The buffers of the last command's arguments, reused by the next one: most
+    /// commands are short, and a fresh `Vec` per argument was a good part of a call.
+    static ARGS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with the command's arguments as the WIT call wants them.
+fn with_command<I, A, R>(args: I, f: impl FnOnce(&[Vec<u8>]) -> R) -> R
 where
     I: IntoIterator<Item = A>,
     A: AsRef<[u8]>,
 {
-    args.into_iter().map(|a| a.as_ref().to_vec()).collect()
+    // Taken out while in use: no borrow is held across `f` or the argument conversions.
+    let mut buf = ARGS.with(|a| std::mem::take(&mut *a.borrow_mut()));
+    let mut n = 0;
+    for arg in args {
+        let arg = arg.as_ref();
+        match buf.get_mut(n) {
+            Some(b) => {
+                b.clear();
+                b.extend_from_slice(arg);
+            }
+            None => buf.push(arg.to_vec()),
+        }
+        n += 1;
+    }
+    let out = f(&buf[..n]);
+    buf.retain(|b| b.capacity() <= KEEP_ARG);
+    ARGS.with(|a| *a.borrow_mut() = buf);
+    out
 }
 
 pub(crate) fn unpack(bytes: &[u8]) -> Result<Value> {
+    if let Some(v) = crate::unpack::value(bytes) {
+        return Ok(v);
+    }
     rmpv::decode::read_value(&mut &bytes[..])
         .map_err(|e| Error::msg(format!("malformed MessagePack from the host: {e}")))
 }
@@ -40,7 +71,7 @@ where
     I: IntoIterator<Item = A>,
     A: AsRef<[u8]>,
 {
-    let reply = wit::execute(&command(args)).map_err(Error::msg)?;
+    let reply = with_command(args, wit::execute).map_err(Error::msg)?;
     unpack(&reply)
 }
 
@@ -55,10 +86,14 @@ where
 /// let n = execute_as::<i64>(["incr", "counter"])?;
 /// # Ok(()) }
 /// ```
-pub fn execute_as<T: DeserializeOwned>(
+pub fn execute_as<T: DeserializeOwned + 'static>(
     args: impl IntoIterator<Item = impl AsRef<[u8]>>,
 ) -> Result<T> {
-    let reply = execute(args)?;
+    let reply = with_command(args, wit::execute).map_err(Error::msg)?;
+    let reply = match crate::shortcut::take_packed::<T>(reply) {
+        Ok(t) => return Ok(t),
+        Err(reply) => unpack(&reply)?,
+    };
     from_value(&reply).map_err(|e| {
         Error::msg(format!(
             "cannot decode the reply as {}: {e}",
@@ -198,7 +233,7 @@ where
     I: IntoIterator<Item = A>,
     A: AsRef<[u8]>,
 {
-    let reply = wit::call_next(&command(args)).map_err(Error::msg)?;
+    let reply = with_command(args, wit::call_next).map_err(Error::msg)?;
     unpack(&reply)
 }
 

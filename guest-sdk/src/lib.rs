@@ -65,6 +65,8 @@ mod error;
 mod fused;
 mod host;
 mod records;
+mod shortcut;
+mod unpack;
 mod value;
 
 /// The runtime behind [`guest!`]; public only for the macro's expansion.

@@ -82,6 +82,10 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> crate::Result<T> {
 
 /// `to_value` that moves a `Value` through untouched.
 pub(crate) fn into_value<T: Serialize + 'static>(value: T) -> crate::Result<Value> {
+    let value = match crate::shortcut::give(value) {
+        Ok(v) => return Ok(v),
+        Err(value) => value,
+    };
     let mut slot = Some(value);
     if let Some(v) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Value>>() {
         return Ok(v.take().expect("the slot is full"));
@@ -104,6 +108,13 @@ pub(crate) fn decode<T: DeserializeOwned + 'static>(
             .expect("the slot is full");
         return Ok(t);
     }
+    let value = match value {
+        Cow::Owned(v) => match crate::shortcut::take::<T>(v) {
+            Ok(t) => return Ok(t),
+            Err(v) => Cow::Owned(v),
+        },
+        borrowed => borrowed,
+    };
     T::deserialize(ValueDeserializer(&value)).map_err(|e| {
         Error::msg(format!(
             "cannot decode the {what} as {}: {e}",

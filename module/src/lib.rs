@@ -71,6 +71,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     redis::lock::init_main_thread(ctx);
+    redis::fast::init(ctx);
     redis::lock::set_slice_micros(config::get(config::Key::LockSliceMicros) as u64);
     let python = config::get(config::Key::PythonEnabled) == 1;
     if python {

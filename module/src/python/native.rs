@@ -7,7 +7,7 @@ use redis_module::logging::{self, RedisLogLevel};
 
 use super::convert::to_py;
 use crate::engine::value::Value;
-use crate::redis::call::call;
+use crate::redis::call::{execute as redis_execute, with_refs};
 use crate::redis::lock as redis_lock;
 
 create_exception!(
@@ -87,8 +87,9 @@ fn execute<'py>(
         // Re-creating a session on load or on a replica repeats none of its side effects.
         return Ok(py.None().into_bound(py));
     }
-    let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
-    let reply = with_redis(py, || call(&redis_lock::context(), &refs));
+    let reply = with_redis(py, || {
+        with_refs(&argv, |refs| redis_execute(&redis_lock::context(), refs))
+    });
     reply_to_py(py, &reply)
 }
 

@@ -73,18 +73,20 @@ impl KeysReader {
         self.pattern.clone().ok_or_else(|| anyhow!("no pattern"))
     }
 
-    fn record(&self, key: &str) -> Result<Option<Value>> {
-        let key_value = (Value::str("key"), Value::str(key));
+    /// The record of `key` (moved into it: one allocation less per key of a scan).
+    fn record(&self, key: String) -> Result<Option<Value>> {
         let event = (Value::str("event"), Value::Nil);
         Ok(Some(match self.records {
-            RecordShape::Name => Value::str(key),
-            RecordShape::KeyAndEvent => Value::Map(vec![key_value, event]),
+            RecordShape::Name => Value::Str(key),
+            RecordShape::KeyAndEvent => {
+                Value::Map(vec![(Value::str("key"), Value::Str(key)), event])
+            }
             RecordShape::WithValue => {
-                let Some((type_name, value)) = read_value(key)? else {
+                let Some((type_name, value)) = read_value(&key)? else {
                     return Ok(None);
                 };
                 Value::Map(vec![
-                    key_value,
+                    (Value::str("key"), Value::Str(key)),
                     (Value::str("value"), value),
                     (Value::str("type"), Value::str(type_name)),
                     event,
@@ -134,7 +136,7 @@ impl Reader for KeysReader {
         let mut out = Vec::new();
         if self.no_scan {
             self.done = true;
-            if let Some(r) = self.record(&pattern)? {
+            if let Some(r) = self.record(pattern.clone())? {
                 let exists = self.records == RecordShape::WithValue
                     || matches!(redis_call(&[b"EXISTS", pattern.as_bytes()])?, Value::Int(1));
                 if exists {
@@ -146,7 +148,7 @@ impl Reader for KeysReader {
         let count = self.scan_count.unwrap_or(max).max(1).to_string();
         while out.len() < max {
             if let Some(key) = self.pending.pop_front() {
-                if let Some(r) = self.record(&key)? {
+                if let Some(r) = self.record(key)? {
                     out.push(r);
                 }
                 continue;

@@ -27,6 +27,27 @@ pub fn call(context: &Context, args: &[&[u8]]) -> Value {
     }
 }
 
+/// Calls `f` with `args` as slices, without allocating for commands of up to 8 arguments
+/// (an `execute()` per record made that Vec a measurable part of the call).
+pub fn with_refs<R>(args: &[Vec<u8>], f: impl FnOnce(&[&[u8]]) -> R) -> R {
+    const SHORT: usize = 8;
+    if args.len() <= SHORT {
+        let mut refs: [&[u8]; SHORT] = [&[]; SHORT];
+        for (r, a) in refs.iter_mut().zip(args) {
+            *r = a.as_slice();
+        }
+        f(&refs[..args.len()])
+    } else {
+        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        f(&refs)
+    }
+}
+
+/// A recipe's `execute()`: the common reads by the key API (see `fast`), else `call`.
+pub fn execute(context: &Context, args: &[&[u8]]) -> Value {
+    super::fast::try_read(context, args).unwrap_or_else(|| call(context, args))
+}
+
 fn to_value(reply: &CallReply) -> Value {
     match reply {
         CallReply::I64(i) => Value::Int(i.to_i64()),

@@ -73,8 +73,25 @@ pub fn set_slice_micros(micros: u64) {
     SLICE_MICROS.store(micros, Ordering::Relaxed);
 }
 
+thread_local! {
+    /// Whether this thread is the main thread, once known (asked several times per Redis
+    /// call; `thread::current()` costs an Arc clone each time).
+    static IS_MAIN: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
 pub fn on_main_thread() -> bool {
-    MAIN_THREAD.get() == Some(&std::thread::current().id())
+    IS_MAIN.with(|known| {
+        if let Some(main) = known.get() {
+            return main;
+        }
+        // Before load no thread is the main one yet: not remembered.
+        let Some(main_id) = MAIN_THREAD.get() else {
+            return false;
+        };
+        let main = *main_id == std::thread::current().id();
+        known.set(Some(main));
+        main
+    })
 }
 
 fn with_worker<R>(f: impl FnOnce(&mut WorkerLock) -> R) -> R {

@@ -3,5 +3,6 @@
 
 pub mod blocked;
 pub mod call;
+pub mod fast;
 pub mod lock;
 pub mod reply;

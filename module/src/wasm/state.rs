@@ -11,7 +11,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::redisgears::guest::{host, types};
 use super::codec;
 use crate::engine::value::Value;
-use crate::redis::{call::call, lock};
+use crate::redis::call::{execute, with_refs};
+use crate::redis::lock;
 
 /// How much of a guest's stderr is kept (the text of a panic, for the error reply).
 const STDERR_KEEP: usize = 4096;
@@ -99,8 +100,7 @@ impl HostState {
         let reply = if what == "call_next" {
             self.with_redis(|| crate::triggers::hooks::call_next(command))?
         } else {
-            let refs: Vec<&[u8]> = command.iter().map(|a| a.as_slice()).collect();
-            self.with_redis(|| call(&lock::context(), &refs))
+            self.with_redis(|| with_refs(&command, |refs| execute(&lock::context(), refs)))
         };
         match reply {
             Value::Error(e) => Err(e),

@@ -1,0 +1,144 @@
+//! A fast path for the reads recipes do most: `execute('hget', key, field)` through the
+//! key API instead of a command call.
+//!
+//! Why: RedisModule_Call allocates a client and argument objects, looks the command up,
+//! times it, writes the reply as RESP and parses it back; for a one-field read that is
+//! most of the cost of a recipe's `execute()` (recipe 2 does one per key).
+//!
+//! What stays the same as HGET through RedisModule_Call: the reply (nil for a missing key
+//! or field, the value's bytes otherwise), the WRONGTYPE error text, and the key lookup
+//! itself: RedisModule_OpenKey in read mode is the `lookupKeyRead` HGET does (lazy expiry,
+//! LRU/LFU update, keyspace hits/misses, the `keymiss` notification).
+//! What differs: the read is not counted in INFO commandstats, not shown by MONITOR or
+//! SLOWLOG, and not seen by other modules' command filters (ours lets the module's own
+//! calls through anyway). Only user `execute()` takes this path; hooks and readers call.
+//!
+//! Off on a cluster node (RedisModule_Call refuses keys of other shards there; the key
+//! API would read them) and when HGET is not a command of this server (rename-command).
+
+use std::os::raw::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redis_module::{raw, Context};
+
+use super::call::call;
+use crate::engine::value::Value;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// HGET's reply to a key of another type (Redis's `shared.wrongtypeerr`).
+const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+/// Decides once, at load on the main thread, whether the fast path may be used.
+pub fn init(ctx: &Context) {
+    // SAFETY: `ctx` is the module's context during load, on the main thread.
+    let flags = unsafe { raw::RedisModule_GetContextFlags.unwrap()(ctx.ctx) };
+    let cluster = flags & raw::REDISMODULE_CTX_FLAGS_CLUSTER as i32 != 0;
+    // `COMMAND INFO hget` is [nil] when rename-command renamed or removed HGET.
+    let hget_exists = matches!(
+        call(ctx, &[b"COMMAND", b"INFO", b"hget"]),
+        Value::List(entries) if matches!(entries.first(), Some(Value::List(_)))
+    );
+    ENABLED.store(!cluster && hget_exists, Ordering::Release);
+}
+
+/// The reply of `args` when it is a read this path serves, else None (the caller runs
+/// the command). `ctx` must be usable now: the main thread, or the Redis lock held.
+pub fn try_read(ctx: &Context, args: &[&[u8]]) -> Option<Value> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
+    match args {
+        [cmd, key, field] if cmd.eq_ignore_ascii_case(b"hget") => {
+            Some(super::lock::calling(|| hget(ctx.ctx, key, field)))
+        }
+        _ => None,
+    }
+}
+
+/// A RedisModuleString of ours, freed on drop.
+struct OwnedString {
+    ctx: *mut raw::RedisModuleCtx,
+    ptr: *mut raw::RedisModuleString,
+}
+
+impl OwnedString {
+    fn new(ctx: *mut raw::RedisModuleCtx, bytes: &[u8]) -> OwnedString {
+        // SAFETY: the buffer is valid for `len` bytes; Redis copies it. Without automatic
+        // memory on `ctx` the string is ours to free (Drop).
+        let ptr = unsafe {
+            raw::RedisModule_CreateString.unwrap()(
+                ctx,
+                bytes.as_ptr() as *const c_char,
+                bytes.len(),
+            )
+        };
+        OwnedString { ctx, ptr }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        let mut len = 0usize;
+        // SAFETY: `ptr` is a live string; the returned buffer lives as long as it does,
+        // which the borrow of `self` guarantees.
+        unsafe {
+            let p = raw::RedisModule_StringPtrLen.unwrap()(self.ptr, &mut len);
+            std::slice::from_raw_parts(p as *const u8, len)
+        }
+    }
+}
+
+impl Drop for OwnedString {
+    fn drop(&mut self) {
+        // SAFETY: created (or handed to us) by Redis, freed exactly once, here.
+        unsafe { raw::RedisModule_FreeString.unwrap()(self.ctx, self.ptr) };
+    }
+}
+
+/// A key opened for reading, closed on drop.
+struct OpenKey(*mut raw::RedisModuleKey);
+
+impl Drop for OpenKey {
+    fn drop(&mut self) {
+        // SAFETY: a handle RedisModule_OpenKey returned (CloseKey accepts NULL too).
+        unsafe { raw::RedisModule_CloseKey.unwrap()(self.0) };
+    }
+}
+
+fn hget(ctx: *mut raw::RedisModuleCtx, key: &[u8], field: &[u8]) -> Value {
+    let key_name = OwnedString::new(ctx, key);
+    // SAFETY: the caller may use `ctx` now; the key name outlives the handle (declared
+    // before it, so dropped after it), and Redis keeps its own reference anyway.
+    let handle = OpenKey(unsafe {
+        raw::RedisModule_OpenKey.unwrap()(ctx, key_name.ptr, raw::REDISMODULE_READ as i32)
+    });
+    if handle.0.is_null() {
+        return Value::Nil; // no such key (read mode opens no missing key)
+    }
+    // SAFETY: `handle` is an open key.
+    if unsafe { raw::RedisModule_KeyType.unwrap()(handle.0) }
+        != raw::REDISMODULE_KEYTYPE_HASH as i32
+    {
+        return Value::Error(WRONGTYPE.into());
+    }
+    let field = OwnedString::new(ctx, field);
+    let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
+    // SAFETY: variadic (field, &value) pairs ended by NULL, as RedisModule_HashGet
+    // expects without REDISMODULE_HASH_CFIELDS; `field` and `value` outlive the call.
+    let status = unsafe {
+        raw::RedisModule_HashGet.unwrap()(
+            handle.0,
+            raw::REDISMODULE_HASH_NONE as i32,
+            field.ptr,
+            &mut value as *mut *mut raw::RedisModuleString,
+            std::ptr::null_mut::<raw::RedisModuleString>(),
+        )
+    };
+    if status != raw::REDISMODULE_OK as i32 {
+        return Value::Error(WRONGTYPE.into());
+    }
+    if value.is_null() {
+        return Value::Nil;
+    }
+    let value = OwnedString { ctx, ptr: value };
+    Value::from_redis_bytes(value.bytes())
+}
