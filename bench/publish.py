@@ -24,6 +24,30 @@ STREAMS = [("wasm", "Wasm guest"), ("python", "Python recipe"),
            ("worker", "redis-py consumer-group worker")]
 
 
+# DESIGN.md's performance targets: (workload, contender) -> [(metric, at most?, bound)].
+TARGETS = {
+    ("batch", "wasm"): [("ratio_to_lua", True, 0.75), ("ping_p99_ms", True, 10.0)],
+    ("batch", "python"): [("ratio_to_lua", True, 2.0), ("ping_p99_ms", True, 10.0)],
+    ("triggers", "wasm_sync"): [("ratio_to_none", False, 0.70)],
+    ("triggers", "python_async"): [("ratio_to_none", False, 0.50)],
+    ("streams", "wasm"): [("ratio_to_worker", False, 3.0)],
+    ("streams", "python"): [("ratio_to_worker", False, 1.5)],
+}
+UNITS = {"ratio_to_lua": "x Lua", "ping_p99_ms": " ms p99", "ratio_to_none": "x none",
+         "ratio_to_worker": "x worker"}
+
+
+def target(run, workload, contender):
+    """The DESIGN target of a row and whether this run meets it ('' when it has none)."""
+    parts = []
+    for metric, at_most, bound in TARGETS.get((workload, contender), []):
+        v = run.value(workload, contender, metric)
+        met = v is not None and (v <= bound if at_most else v >= bound)
+        parts.append(f"{'≤' if at_most else '≥'} {bound:g}{UNITS[metric]}: "
+                     f"{'met' if met else '**missed**'}")
+    return "; ".join(parts)
+
+
 # The alternatives a Redis user has, drawn apart from the module's contenders.
 PEERS = {"lua", "lua_floor", "client", "none", "worker"}
 OURS, PEER = "#4a7ab5", "#9a9a9a"
@@ -61,11 +85,11 @@ def tables(run):
            f"{m['redis']}, Python {m['python']}, on {m['date']}, by `make bench` "
            f"(`{run.command}`). Each workload's contenders ran interleaved in one process; "
            f"figures are medians of {run.sizes['rounds']} rounds. bench/README.md says how "
-           "to read them.", "",
+           "to read them; the targets are DESIGN.md's.", "",
            f"**Recipe 2, count movies by genre over {movies:,} hashes** "
            "(time; another client's PINGs meanwhile; redis-server RSS growth)", "",
-           "| contender | time | ratio to Lua | PING p50 / p99 | RSS growth |",
-           "|---|---|---|---|---|"]
+           "| contender | time | ratio to Lua | PING p50 / p99 | RSS growth | target |",
+           "|---|---|---|---|---|---|"]
     for key, label in BATCH:
         v = lambda metric: run.value("batch", key, metric)  # noqa: E731
         grow = None
@@ -75,25 +99,28 @@ def tables(run):
         out.append(f"| {label} | {cell(v('seconds'), '{:.2f} s')} | "
                    f"{cell(v('ratio_to_lua'), '{:.2f}x')} | "
                    f"{cell(v('ping_p50_ms'), '{:.1f}')} / {cell(v('ping_p99_ms'), '{:.1f}')} ms"
-                   f" | {cell(grow, '{:+.1f} MB')} |")
+                   f" | {cell(grow, '{:+.1f} MB')} | {target(run, 'batch', key)} |")
     out += ["", f"**Recipe 1 as a keyspace trigger, redis-benchmark SET "
                 f"({run.sizes['set_requests']:,} requests, 50 clients, random keys)**", "",
             "| registration | SET/s | ratio to none | SET p99 | backlog drained after "
-            "| all_keys complete |", "|---|---|---|---|---|---|"]
+            "| all_keys complete | target |", "|---|---|---|---|---|---|---|"]
     for key, label in TRIGGERS:
         v = lambda metric: run.value("triggers", key, metric)  # noqa: E731
         complete = v("all_keys_complete")
         out.append(f"| {label} | {cell(v('set_rps'), '{:,.0f}')} | "
                    f"{cell(v('ratio_to_none'), '{:.2f}')} | {cell(v('set_p99_ms'), '{:.1f} ms')}"
                    f" | {cell(v('drain_s'), '{:.2f} s')} | "
-                   f"{'–' if complete is None else ('yes' if complete else 'NO')} |")
+                   f"{'–' if complete is None else ('yes' if complete else 'NO')} | "
+                   f"{target(run, 'triggers', key)} |")
     out += ["", f"**Recipe 3, stream to keys, a backlog of {run.sizes['messages']:,} "
                 "messages**", "",
-            "| consumer | messages/s | ratio to the worker | start |", "|---|---|---|---|"]
+            "| consumer | messages/s | ratio to the worker | start | target |",
+            "|---|---|---|---|---|"]
     for key, label in STREAMS:
         v = lambda metric: run.value("streams", key, metric)  # noqa: E731
         out.append(f"| {label} | {cell(v('msgs_per_s'), '{:,.0f}')} | "
-                   f"{cell(v('ratio_to_worker'), '{:.2f}')} | {cell(v('start_s'), '{:.3f} s')} |")
+                   f"{cell(v('ratio_to_worker'), '{:.2f}')} | {cell(v('start_s'), '{:.3f} s')} | "
+                   f"{target(run, 'streams', key)} |")
     out += ["", "**Entry cost, ns per record entering a step and coming back**", "",
             "| batch size | Python step | Wasm guest |", "|---|---|---|"]
     for batch in (1, 64, 1024):
