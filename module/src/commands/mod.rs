@@ -9,10 +9,17 @@ pub mod trigger;
 pub mod wasm;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use redis_module::{Context, RedisResult, RedisString, RedisValue};
 
+use crate::engine::compile::Stage;
+use crate::engine::execution::Execution;
+use crate::engine::plan::Mode;
+use crate::engine::reader::Reader;
 use crate::engine::value::Value;
+use crate::executions::{results_reply, run_here, submit};
+use crate::redis::blocked::BlockedClient;
 use crate::redis::reply::reply;
 
 /// What a handler answers.
@@ -36,6 +43,38 @@ pub fn guarded(ctx: &Context, args: Vec<RedisString>, handler: Handler) -> Redis
         ),
     }
     Ok(RedisValue::NoReply)
+}
+
+/// A job RG.PYEXECUTE or RG.WASMRUN built, ready to start.
+pub struct Job {
+    pub exec: Arc<Execution>,
+    pub reader: Box<dyn Reader>,
+    pub stages: Vec<Stage>,
+    pub mode: Mode,
+    /// Whether its steps are Python's (they run on the pool's Python workers).
+    pub python: bool,
+}
+
+/// Starts a job: a sync one runs here, an async one on the worker pool. The client gets
+/// the results (blocked until they exist) or, with UNBLOCKING, the execution id.
+pub fn start(ctx: &Context, job: Job, unblocking: bool) -> Answer {
+    let exec = job.exec;
+    if job.mode == Mode::Sync {
+        run_here(&exec, job.reader, job.stages);
+        if unblocking {
+            return Answer::Reply(Value::str(exec.id.as_str()));
+        }
+        return Answer::Reply(results_reply(&exec.state()));
+    }
+    let answer = if unblocking {
+        Answer::Reply(Value::str(exec.id.as_str()))
+    } else {
+        let client = BlockedClient::block(ctx);
+        exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
+        Answer::Blocked
+    };
+    submit(exec, job.reader, job.stages, job.python);
+    answer
 }
 
 /// Text of an argument; commands take UTF-8 names and options.

@@ -2,12 +2,9 @@
 
 use redis_module::{Context, ContextFlags, RedisString};
 
-use super::{arity, strs, text, Answer};
-use crate::engine::plan::Mode;
+use super::{arity, start, strs, text, Answer, Job};
 use crate::engine::value::Value;
-use crate::executions::{results_reply, run_here, submit};
 use crate::python::{script, session};
-use crate::redis::blocked::BlockedClient;
 use crate::state::globals;
 
 struct Options {
@@ -133,24 +130,14 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
     let Some(run) = outcome.run else {
         return Ok(Answer::Reply(Value::Status("OK".into())));
     };
-    let exec = run.exec;
-    if run.mode == Mode::Sync {
-        run_here(&exec, run.reader, run.stages);
-        if opts.unblocking {
-            return Ok(Answer::Reply(Value::str(exec.id.as_str())));
-        }
-        let reply = results_reply(&exec.state());
-        return Ok(Answer::Reply(reply));
-    }
-    let answer = if opts.unblocking {
-        Answer::Reply(Value::str(exec.id.as_str()))
-    } else {
-        let client = BlockedClient::block(ctx);
-        exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
-        Answer::Blocked
+    let job = Job {
+        exec: run.exec,
+        reader: run.reader,
+        stages: run.stages,
+        mode: run.mode,
+        python: true,
     };
-    submit(exec, run.reader, run.stages, true);
-    Ok(answer)
+    Ok(start(ctx, job, opts.unblocking))
 }
 
 pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {

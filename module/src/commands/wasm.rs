@@ -1,17 +1,13 @@
 //! RG.WASMUPLOAD, RG.WASMRUN, RG.WASMLIST, RG.WASMDELETE (and RG.INNERWASM, which carries
 //! an upload to replicas and the AOF with its registration ids).
 
-use std::sync::Arc;
-
 use redis_module::{Context, ContextFlags, RedisString};
 
-use super::{arity, ok, text, Answer};
+use super::{arity, ok, start, text, Answer, Job};
 use crate::config::{self, Key};
 use crate::engine::compile::compile;
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
-use crate::executions::{results_reply, run_here, submit};
-use crate::redis::blocked::BlockedClient;
 use crate::state::globals;
 use crate::wasm::{fused, guests, plan};
 
@@ -110,22 +106,14 @@ pub fn run(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     let reports = steps.iter().map(|s| s.report()).collect();
     let exec = globals().registry.create(None, reports);
     exec.keep_alive(Box::new(program.clone()));
-    if mode == Mode::Sync {
-        run_here(&exec, reader, stages);
-        if unblocking {
-            return Ok(Answer::Reply(Value::str(exec.id.as_str())));
-        }
-        return Ok(Answer::Reply(results_reply(&exec.state())));
-    }
-    let answer = if unblocking {
-        Answer::Reply(Value::str(exec.id.as_str()))
-    } else {
-        let client = BlockedClient::block(ctx);
-        exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
-        Answer::Blocked
+    let job = Job {
+        exec,
+        reader,
+        stages,
+        mode,
+        python: false,
     };
-    submit(Arc::clone(&exec), reader, stages, false);
-    Ok(answer)
+    Ok(start(ctx, job, unblocking))
 }
 
 /// RG.WASMLIST [WITHCODE]
