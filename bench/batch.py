@@ -10,11 +10,11 @@ over N generated movie hashes, by every contender a Redis user has.
 Each run is checked against the counts the loader wrote. While each runs, another
 client's PING latency and redis-server's RSS are sampled.
 """
-import ast
 import time
 from collections import Counter
 
-from harness import Pinger, RssSampler, guest_bytes, interleaved, median_of, recipe
+from harness import (Pinger, RssSampler, deploy_guest, interleaved, median_of,
+                     python_groupby_counts, recipe, wasm_groupby_counts)
 from load_movies import load
 
 LUA_SCAN = """
@@ -45,25 +45,11 @@ def flat_counts(flat):
     return Counter(dict(zip(flat[0::2], (int(v) for v in flat[1::2]))))
 
 
-def python_counts(reply):
+def ok(reply):
+    """The results of an RG.PYEXECUTE / RG.WASMRUN reply that has no errors."""
     results, errors = reply
     assert errors == [], errors
-    out = Counter()
-    for text in results:
-        # each result is the str() of {'key': genre, 'value': n}
-        d = ast.literal_eval(text)
-        out[d["key"]] += d["value"]
-    return out
-
-
-def wasm_counts(reply):
-    results, errors = reply
-    assert errors == [], errors
-    out = Counter()
-    for flat in results:
-        d = dict(zip(flat[0::2], flat[1::2]))
-        out[d["key"]] += int(d["value"])
-    return out
+    return results
 
 
 def client_counts(c):
@@ -84,9 +70,9 @@ def client_counts(c):
 def contenders(c, code):
     return {
         "lua": lambda: flat_counts(c.eval(LUA, 0)),
-        "python": lambda: python_counts(c.execute_command("RG.PYEXECUTE", code)),
-        "wasm": lambda: wasm_counts(
-            c.execute_command("RG.WASMRUN", "genres", "count", "movie:*")),
+        "python": lambda: python_groupby_counts(ok(c.execute_command("RG.PYEXECUTE", code))),
+        "wasm": lambda: wasm_groupby_counts(
+            ok(c.execute_command("RG.WASMRUN", "genres", "count", "movie:*"))),
         "client": lambda: client_counts(c),
         "lua_floor": lambda: c.eval(LUA_FLOOR, 0),
     }
@@ -98,7 +84,7 @@ def run(figures, server, count, rounds):
     t0 = time.perf_counter()
     expected = Counter(load(c, count))
     figures.add("batch", "loader", "load_seconds", time.perf_counter() - t0, "s", keys=count)
-    c.execute_command("RG.WASMUPLOAD", "genres", guest_bytes("genres"))
+    delete_guest = deploy_guest(c, "genres")
     jobs = contenders(c, recipe("count_genres.py"))
     pinger = Pinger(server.port)
 
@@ -120,7 +106,7 @@ def run(figures, server, count, rounds):
         results = interleaved(jobs, rounds, run_one)
     finally:
         pinger.close()
-        c.execute_command("RG.WASMDELETE", "genres")
+        delete_guest()
     lua = median_of(results["lua"], "seconds")
     for name, rs in results.items():
         secs = median_of(rs, "seconds")

@@ -8,7 +8,7 @@ the runtime (once per batch) plus converting the record both ways.
 """
 import time
 
-from harness import guest_bytes, interleaved, median_of
+from harness import deploy_guest, interleaved, median_of
 
 PY_BASE = "GB('KeysOnlyReader').count().run('k:*', convertToStr=False)"
 PY_STEP = "GB('KeysOnlyReader').map(lambda x: x).count().run('k:*', convertToStr=False)"
@@ -25,7 +25,7 @@ def run(figures, server, count, rounds, batches=(1, 64, 1024)):
     c = server.client()
     c.flushall()
     default_batch = c.execute_command("RG.CONFIGGET", "BatchSize")[0]
-    c.execute_command("RG.WASMUPLOAD", "kitchen", guest_bytes("kitchen"))
+    delete_guest = deploy_guest(c, "kitchen")
     pipe = c.pipeline(transaction=False)
     for i in range(count):
         pipe.set(f"k:{i}", i)
@@ -52,5 +52,5 @@ def run(figures, server, count, rounds, batches=(1, 64, 1024)):
                             records=count, rounds=rounds)
     finally:
         c.execute_command("RG.CONFIGSET", "BatchSize", default_batch)
-        c.execute_command("RG.WASMDELETE", "kitchen")
+        delete_guest()
         c.flushall()

@@ -18,13 +18,20 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "recipes", "python"))
 
 import redis  # noqa: E402
-from conftest import RedisServer, guest_bytes, wait_until  # noqa: E402,F401
+from conftest import (RedisServer, python_groupby_counts, recipe, unregister_all,  # noqa: E402,F401
+                      upload, wait_until, wasm_groupby_counts)
 
 
-def recipe(name):
-    """The source of a Python recipe under recipes/python, as users run it."""
-    with open(os.path.join(ROOT, "recipes", "python", name)) as f:
-        return f.read()
+def register_python(c, code):
+    """Registers a Python recipe's triggers; returns how to take them away again."""
+    assert c.execute_command("RG.PYEXECUTE", code) == "OK"
+    return lambda: unregister_all(c)
+
+
+def deploy_guest(c, name):
+    """Uploads the guest `name` (its triggers start); returns how to delete it again."""
+    upload(c, name)
+    return lambda: c.execute_command("RG.WASMDELETE", name)
 
 
 class Figures:
@@ -44,12 +51,6 @@ class Figures:
         if self.out:
             self.out.write(line + "\n")
             self.out.flush()
-
-    def get(self, workload, contender, metric):
-        for f in self.all:
-            if (f["workload"], f["contender"], f["metric"]) == (workload, contender, metric):
-                return f["value"]
-        return None
 
 
 def interleaved(contenders, rounds, run_one):

@@ -8,7 +8,6 @@ Each workload gets a fresh redis-server with the module on a free port; its cont
 run interleaved in rounds. Figures go to stdout and to --out (JSON lines).
 """
 import argparse
-import json
 import os
 import sys
 import time

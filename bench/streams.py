@@ -18,7 +18,7 @@ import time
 
 import redis
 
-from harness import guest_bytes, interleaved, median_of, recipe, wait_until
+from harness import deploy_guest, interleaved, median_of, recipe, register_python, wait_until
 
 STREAM = "inputStream"
 CONTENDERS = ["python", "wasm", "worker"]
@@ -41,15 +41,9 @@ def _work(port, ready, stop):
 def start(c, port, name):
     """Starts the contender's consumer; returns how to stop it."""
     if name == "python":
-        assert c.execute_command("RG.PYEXECUTE", recipe("stream_to_keys.py")) == "OK"
-
-        def unregister():
-            for entry in c.execute_command("RG.DUMPREGISTRATIONS"):
-                c.execute_command("RG.UNREGISTER", dict(zip(entry[0::2], entry[1::2]))["id"])
-        return unregister
+        return register_python(c, recipe("stream_to_keys.py"))
     if name == "wasm":
-        c.execute_command("RG.WASMUPLOAD", "stream_to_keys", guest_bytes("stream_to_keys"))
-        return lambda: c.execute_command("RG.WASMDELETE", "stream_to_keys")
+        return deploy_guest(c, "stream_to_keys")
     c.xgroup_create(STREAM, "workers", id="0", mkstream=True)
     ready, stop = multiprocessing.Event(), multiprocessing.Event()
     proc = multiprocessing.Process(target=_work, args=(port, ready, stop), daemon=True)

@@ -14,7 +14,7 @@ import io
 import subprocess
 import time
 
-from harness import guest_bytes, interleaved, median_of, recipe, wait_until
+from harness import deploy_guest, interleaved, median_of, recipe, register_python, wait_until
 
 CONTENDERS = ["none", "python_sync", "python_async", "wasm_sync", "wasm_async"]
 WASM_GUESTS = {"wasm_sync": "all_keys_sync", "wasm_async": "all_keys"}
@@ -33,15 +33,8 @@ def register(c, name):
     if name == "none":
         return lambda: None
     if name.startswith("python"):
-        assert c.execute_command("RG.PYEXECUTE", python_source(name.split("_")[1])) == "OK"
-
-        def unregister():
-            for entry in c.execute_command("RG.DUMPREGISTRATIONS"):
-                c.execute_command("RG.UNREGISTER", dict(zip(entry[0::2], entry[1::2]))["id"])
-        return unregister
-    guest = WASM_GUESTS[name]
-    c.execute_command("RG.WASMUPLOAD", guest, guest_bytes(guest))
-    return lambda: c.execute_command("RG.WASMDELETE", guest)
+        return register_python(c, python_source(name.split("_")[1]))
+    return deploy_guest(c, WASM_GUESTS[name])
 
 
 def redis_benchmark(port, requests, clients):

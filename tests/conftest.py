@@ -4,12 +4,14 @@ Every server gets a free port and a temporary directory, and is shut down after 
 (module or function scope). The module path comes from GEARS_MODULE (the Makefile sets it)
 or defaults to the release build of this checkout.
 """
+import ast
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections import Counter
 
 import pytest
 import redis
@@ -128,8 +130,7 @@ def r(server):
     c.flushall()
     yield c
     if server.alive():
-        for entry in c.execute_command("RG.DUMPREGISTRATIONS"):
-            c.execute_command("RG.UNREGISTER", pairs(entry)["id"])
+        unregister_all(c)
         assert c.execute_command("RG.DUMPREGISTRATIONS") == []
         for guest in c.execute_command("RG.WASMLIST"):
             c.execute_command("RG.WASMDELETE", pairs(guest)["name"])
@@ -160,6 +161,34 @@ def pairs(flat):
     """A flat [k1, v1, k2, v2...] reply as a dict."""
     assert isinstance(flat, list) and len(flat) % 2 == 0, flat
     return dict(zip(flat[0::2], flat[1::2]))
+
+
+def unregister_all(client):
+    """RG.UNREGISTER every registration."""
+    for entry in client.execute_command("RG.DUMPREGISTRATIONS"):
+        client.execute_command("RG.UNREGISTER", pairs(entry)["id"])
+
+
+def recipe(name):
+    """The source of a Python recipe under recipes/python, as users run it."""
+    with open(os.path.join(ROOT, "recipes", "python", name)) as f:
+        return f.read()
+
+
+def python_groupby_counts(results):
+    """A Python recipe's groupby results (each the str() of {'key': k, 'value': n}) as a
+    Counter."""
+    return Counter({d["key"]: d["value"] for d in map(ast.literal_eval, results)})
+
+
+def wasm_groupby_counts(results):
+    """A guest's groupby results (each a flat [key, k, value, v] array) as a Counter."""
+    out = Counter()
+    for flat in results:
+        d = dict(zip(flat[0::2], flat[1::2]))
+        assert set(d) == {"key", "value"}, flat
+        out[d["key"]] += int(d["value"])
+    return out
 
 
 def dump_regs(client):

@@ -1,34 +1,18 @@
 """The three recipes of RECIPES.md as Rust guests give the same results as the Python
 recipes on the same data (compared as parsed multisets, not reply text)."""
-import ast
 import os
 import sys
 from collections import Counter
 
-from conftest import ROOT, pyexecute, upload, wait_until, wasmrun_ok, run_ok
+from conftest import (ROOT, pyexecute, python_groupby_counts, recipe, run_ok, upload,
+                      wait_until, wasm_groupby_counts, wasmrun_ok)
 
 sys.path.insert(0, os.path.join(ROOT, "recipes", "python"))
 import load_movies  # noqa: E402
 
 
-def recipe(name):
-    with open(os.path.join(ROOT, "recipes", "python", name)) as f:
-        return f.read()
-
-
 def python_genres(c):
-    return Counter({d["key"]: d["value"]
-                    for d in map(ast.literal_eval, run_ok(c, recipe("count_genres.py")))})
-
-
-def wasm_genres(results):
-    """A guest's groupby results: each a flat [key, k, value, v] array."""
-    out = Counter()
-    for flat in results:
-        d = dict(zip(flat[0::2], flat[1::2]))
-        assert set(d) == {"key", "value"}, flat
-        out[d["key"]] += int(d["value"])
-    return out
+    return python_groupby_counts(run_ok(c, recipe("count_genres.py")))
 
 
 def test_recipe2_genres_equal_python(r):
@@ -36,7 +20,7 @@ def test_recipe2_genres_equal_python(r):
     r.set("other", "x")  # not a movie
     r.hset("movie:nogenre", "title", "none")  # a movie without genres
     upload(r, "genres")
-    wasm = wasm_genres(wasmrun_ok(r, "genres", "count", "movie:*"))
+    wasm = wasm_groupby_counts(wasmrun_ok(r, "genres", "count", "movie:*"))
     py = python_genres(r)
     assert wasm == py
     assert wasm == Counter(expected)
@@ -45,7 +29,7 @@ def test_recipe2_genres_equal_python(r):
 def test_recipe2_default_pattern(r):
     load_movies.load(r, 200, seed=1)
     upload(r, "genres")
-    assert wasm_genres(wasmrun_ok(r, "genres", "count")) == python_genres(r)
+    assert wasm_groupby_counts(wasmrun_ok(r, "genres", "count")) == python_genres(r)
 
 
 def test_recipe1_all_keys_equal_python(r):
