@@ -459,7 +459,7 @@ def test_endless_loop_in_async_def_step_aborted(fresh_server):
     (a coroutine left spinning would block every later coroutine)."""
     s = fresh_server(module_args=["ExecutionThreads", 1])
     cl = s.client(socket_timeout=30, retry=Retry(NoBackoff(), 0))
-    eid = abort_within_one_second(cl, ASYNC_SPIN)
+    abort_within_one_second(cl, ASYNC_SPIN)
     assert cl.ping() is True
     wait_until(lambda: sessions(cl) == [], timeout=5, what="the session of the aborted run to go")
     later = """

@@ -3,7 +3,6 @@ atomic blocks, log and config, registrations on every kind of event, with the sa
 results as the same plan in Python (compared as parsed values). The guest is
 tests/guests/kitchen."""
 import ast
-import time
 from collections import Counter
 
 import pytest

@@ -3,10 +3,7 @@ RELOAD, AOF rewrite, replica, promotion; and REPLACE swaps a live guest with no 
 or run twice."""
 import threading
 
-import redis
-
-from conftest import (upload, guest_regs, dump_regs, wasmrun_ok, wait_until, pairs,
-                      guest_bytes)
+from conftest import upload, guest_regs, dump_regs, wasmrun_ok, wait_until, pairs
 from test_registrations_persist import (restart, wait_link_up, wait_replica_caught_up,
                                         wait_aof_rewrite)
 
