@@ -16,12 +16,12 @@
 //! Off on a cluster node (RedisModule_Call refuses keys of other shards there; the key
 //! API would read them) and when HGET is not a command of this server (rename-command).
 
-use std::os::raw::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis_module::{raw, Context};
 
 use super::call::call;
+use super::string::OwnedString;
 use crate::engine::value::Value;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -56,44 +56,6 @@ pub fn try_read(ctx: &Context, args: &[&[u8]]) -> Option<Value> {
     }
 }
 
-/// A RedisModuleString of ours, freed on drop.
-struct OwnedString {
-    ctx: *mut raw::RedisModuleCtx,
-    ptr: *mut raw::RedisModuleString,
-}
-
-impl OwnedString {
-    fn new(ctx: *mut raw::RedisModuleCtx, bytes: &[u8]) -> OwnedString {
-        // SAFETY: the buffer is valid for `len` bytes; Redis copies it. Without automatic
-        // memory on `ctx` the string is ours to free (Drop).
-        let ptr = unsafe {
-            raw::RedisModule_CreateString.unwrap()(
-                ctx,
-                bytes.as_ptr() as *const c_char,
-                bytes.len(),
-            )
-        };
-        OwnedString { ctx, ptr }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        let mut len = 0usize;
-        // SAFETY: `ptr` is a live string; the returned buffer lives as long as it does,
-        // which the borrow of `self` guarantees.
-        unsafe {
-            let p = raw::RedisModule_StringPtrLen.unwrap()(self.ptr, &mut len);
-            std::slice::from_raw_parts(p as *const u8, len)
-        }
-    }
-}
-
-impl Drop for OwnedString {
-    fn drop(&mut self) {
-        // SAFETY: created (or handed to us) by Redis, freed exactly once, here.
-        unsafe { raw::RedisModule_FreeString.unwrap()(self.ctx, self.ptr) };
-    }
-}
-
 /// A key opened for reading, closed on drop.
 struct OpenKey(*mut raw::RedisModuleKey);
 
@@ -105,7 +67,7 @@ impl Drop for OpenKey {
 }
 
 fn hget(ctx: *mut raw::RedisModuleCtx, key: &[u8], field: &[u8]) -> Value {
-    let key_name = OwnedString::new(ctx, key);
+    let key_name = OwnedString::new(key);
     // SAFETY: the caller may use `ctx` now; the key name outlives the handle (declared
     // before it, so dropped after it), and Redis keeps its own reference anyway.
     let handle = OpenKey(unsafe {
@@ -120,7 +82,7 @@ fn hget(ctx: *mut raw::RedisModuleCtx, key: &[u8], field: &[u8]) -> Value {
     {
         return Value::Error(WRONGTYPE.into());
     }
-    let field = OwnedString::new(ctx, field);
+    let field = OwnedString::new(field);
     let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
     // SAFETY: variadic (field, &value) pairs ended by NULL, as RedisModule_HashGet
     // expects without REDISMODULE_HASH_CFIELDS; `field` and `value` outlive the call.
@@ -139,6 +101,8 @@ fn hget(ctx: *mut raw::RedisModuleCtx, key: &[u8], field: &[u8]) -> Value {
     if value.is_null() {
         return Value::Nil;
     }
-    let value = OwnedString { ctx, ptr: value };
+    // SAFETY: HashGet handed us a new string of our own (the context has no automatic
+    // memory), to free once.
+    let value = unsafe { OwnedString::from_raw(value) };
     Value::from_redis_bytes(value.bytes())
 }
