@@ -102,7 +102,7 @@ pub fn get_results_blocking(ctx: &Context, args: &[RedisString]) -> Result<Answe
     if exec.status().is_finished() {
         return Ok(Answer::Reply(results_reply(&exec.state())));
     }
-    let client = BlockedClient::block(ctx);
+    let client = BlockedClient::block(ctx, "RG.GETRESULTSBLOCKING")?;
     exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
     Ok(Answer::Blocked)
 }

@@ -4,10 +4,12 @@ use redis_module::{Context, RedisString};
 
 use super::{arity, text, Answer};
 use crate::engine::execution::ExecState;
+use crate::engine::plan::Mode;
 use crate::engine::reader::VecReader;
 use crate::engine::value::Value;
-use crate::redis::blocked::BlockedClient;
-use crate::triggers::{command, fire};
+use crate::redis::blocked::{can_block, BlockedClient};
+use crate::redis::lock::selected_db;
+use crate::triggers::{command, event_db, fire};
 
 /// The results as a flat array; the first error becomes an error reply.
 fn trigger_reply(st: &ExecState) -> Value {
@@ -26,11 +28,18 @@ fn run_trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
             .map(|a| Value::from_redis_bytes(a.as_slice()))
             .collect(),
     );
+    if reg.mode != Mode::Sync && !can_block(ctx) {
+        return Err(
+            "ERR can not run a non-sync execution inside MULTI, a script, or a call from a module or a recipe"
+                .into(),
+        );
+    }
+    let _db = event_db(selected_db(ctx));
     let exec = fire(&reg, Box::new(VecReader::new(vec![record])));
     if exec.status().is_finished() {
         return Ok(Answer::Reply(trigger_reply(&exec.state())));
     }
-    let client = BlockedClient::block(ctx);
+    let client = BlockedClient::block(ctx, "RG.TRIGGER")?;
     exec.on_finish(Box::new(move |st| client.reply(&trigger_reply(st))));
     Ok(Answer::Blocked)
 }
