@@ -10,7 +10,7 @@ use crate::engine::reader::Reader;
 use crate::engine::run::{run, RunEnv};
 use crate::engine::value::Value;
 use crate::python::interrupt;
-use crate::redis::lock;
+use crate::redis::{door, lock};
 use crate::state::globals;
 
 fn env() -> RunEnv<'static> {
@@ -54,6 +54,7 @@ pub fn abort_requested_here() -> bool {
 }
 
 fn run_marked(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>) {
+    let _acting = door::act_as(&exec.run_as);
     CURRENT.with(|c| c.borrow_mut().push((exec.seq, exec.abort_flag())));
     run(exec, reader, stages, &env());
     CURRENT.with(|c| c.borrow_mut().pop());

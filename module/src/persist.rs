@@ -9,12 +9,33 @@ use std::os::raw::c_int;
 use redis_module::native_types::RedisType;
 use redis_module::raw;
 
+use crate::engine::execution::RunAs;
 use crate::python::{script, session};
 use crate::state::globals;
 use crate::wasm::guests;
 
-/// 1: Python sessions; 2: then Wasm guests (name, description, bytes, ids by index).
-const ENCODING_VERSION: i32 = 2;
+/// 1: Python sessions; 2: then Wasm guests (name, description, bytes, ids by index);
+/// 3: each session and guest then carries its owner (ACL user) and database.
+const ENCODING_VERSION: i32 = 3;
+
+/// Whom code saved before owners were kept acts for.
+fn legacy_owner() -> RunAs {
+    RunAs::new("default", 0)
+}
+
+fn save_owner(rdb: *mut raw::RedisModuleIO, owner: &RunAs) {
+    raw::save_string(rdb, &owner.user);
+    raw::save_unsigned(rdb, owner.db as u64);
+}
+
+fn read_owner(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Result<RunAs, String> {
+    if encver < 3 {
+        return Ok(legacy_owner());
+    }
+    let user = read_text(rdb)?;
+    let db = read_u64(rdb)? as i32;
+    Ok(RunAs::new(&user, db))
+}
 
 pub static GEARS_AUX: RedisType = RedisType::new(
     "gears-rs1",
@@ -42,8 +63,8 @@ pub static GEARS_AUX: RedisType = RedisType::new(
     },
 );
 
-/// A session to persist: (id, description, code, [(index, registration id)]).
-type SavedSession = (String, Option<String>, String, Vec<(usize, String)>);
+/// A session to persist: (id, description, code, [(index, registration id)], owner).
+type SavedSession = (String, Option<String>, String, Vec<(usize, String)>, RunAs);
 
 fn sessions_to_save() -> Vec<SavedSession> {
     let mut by_session: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
@@ -58,23 +79,35 @@ fn sessions_to_save() -> Vec<SavedSession> {
     by_session
         .into_iter()
         .filter_map(|(sid, mut ids)| {
-            let (desc, code) = session::source(&sid)?;
+            let (desc, code, owner) = session::source(&sid)?;
             ids.sort();
-            Some((sid, desc, code.to_string(), ids))
+            Some((sid, desc, code.to_string(), ids, owner))
         })
         .collect()
 }
 
 /// A guest to persist: (name, description, component bytes, registration ids by index,
-/// "" where one was unregistered).
-type SavedGuest = (String, Option<String>, std::sync::Arc<Vec<u8>>, Vec<String>);
+/// "" where one was unregistered, owner).
+type SavedGuest = (
+    String,
+    Option<String>,
+    std::sync::Arc<Vec<u8>>,
+    Vec<String>,
+    RunAs,
+);
 
 fn guests_to_save() -> Vec<SavedGuest> {
     guests::list()
         .into_iter()
         .map(|p| {
             let ids = guests::ids_of(&p);
-            (p.name.clone(), p.desc.clone(), p.bytes.clone(), ids)
+            (
+                p.name.clone(),
+                p.desc.clone(),
+                p.bytes.clone(),
+                ids,
+                p.owner.clone(),
+            )
         })
         .collect()
 }
@@ -82,7 +115,7 @@ fn guests_to_save() -> Vec<SavedGuest> {
 fn save_guests(rdb: *mut raw::RedisModuleIO) {
     let saved = std::panic::catch_unwind(guests_to_save).unwrap_or_default();
     raw::save_unsigned(rdb, saved.len() as u64);
-    for (name, desc, bytes, ids) in saved {
+    for (name, desc, bytes, ids, owner) in saved {
         raw::save_string(rdb, &name);
         raw::save_unsigned(rdb, desc.is_some() as u64);
         raw::save_string(rdb, desc.as_deref().unwrap_or(""));
@@ -91,13 +124,14 @@ fn save_guests(rdb: *mut raw::RedisModuleIO) {
         for id in ids {
             raw::save_string(rdb, &id);
         }
+        save_owner(rdb, &owner);
     }
 }
 
-/// A guest as read back: (name, description, component bytes, ids by index).
-type LoadedGuest = (String, Option<String>, Vec<u8>, Vec<String>);
+/// A guest as read back: (name, description, component bytes, ids by index, owner).
+type LoadedGuest = (String, Option<String>, Vec<u8>, Vec<String>, RunAs);
 
-fn read_guests(rdb: *mut raw::RedisModuleIO) -> Result<Vec<LoadedGuest>, String> {
+fn read_guests(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Result<Vec<LoadedGuest>, String> {
     let n = read_u64(rdb)?;
     let mut out = Vec::new();
     for _ in 0..n {
@@ -113,7 +147,8 @@ fn read_guests(rdb: *mut raw::RedisModuleIO) -> Result<Vec<LoadedGuest>, String>
         for _ in 0..count {
             ids.push(read_text(rdb)?);
         }
-        out.push((name, has_desc.then_some(desc), bytes, ids));
+        let owner = read_owner(rdb, encver)?;
+        out.push((name, has_desc.then_some(desc), bytes, ids, owner));
     }
     Ok(out)
 }
@@ -129,7 +164,7 @@ extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
 fn save_sessions(rdb: *mut raw::RedisModuleIO) {
     let saved = std::panic::catch_unwind(sessions_to_save).unwrap_or_default();
     raw::save_unsigned(rdb, saved.len() as u64);
-    for (sid, desc, code, ids) in saved {
+    for (sid, desc, code, ids, owner) in saved {
         raw::save_string(rdb, &sid);
         raw::save_unsigned(rdb, desc.is_some() as u64);
         raw::save_string(rdb, desc.as_deref().unwrap_or(""));
@@ -139,6 +174,7 @@ fn save_sessions(rdb: *mut raw::RedisModuleIO) {
             raw::save_unsigned(rdb, index as u64);
             raw::save_string(rdb, &id);
         }
+        save_owner(rdb, &owner);
     }
 }
 
@@ -151,7 +187,7 @@ fn read_u64(rdb: *mut raw::RedisModuleIO) -> Result<u64, String> {
     raw::load_unsigned(rdb).map_err(|e| e.to_string())
 }
 
-fn read_sessions(rdb: *mut raw::RedisModuleIO) -> Result<Vec<SavedSession>, String> {
+fn read_sessions(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Result<Vec<SavedSession>, String> {
     let n = read_u64(rdb)?;
     let mut out = Vec::new();
     for _ in 0..n {
@@ -165,7 +201,8 @@ fn read_sessions(rdb: *mut raw::RedisModuleIO) -> Result<Vec<SavedSession>, Stri
             let index = read_u64(rdb)? as usize;
             ids.push((index, read_text(rdb)?));
         }
-        out.push((sid, has_desc.then_some(desc), code, ids));
+        let owner = read_owner(rdb, encver)?;
+        out.push((sid, has_desc.then_some(desc), code, ids, owner));
     }
     Ok(out)
 }
@@ -180,9 +217,9 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
         ));
         return raw::Status::Err as c_int;
     }
-    let read = read_sessions(rdb).and_then(|s| {
+    let read = read_sessions(rdb, encver).and_then(|s| {
         let guests = if encver >= 2 {
-            read_guests(rdb)?
+            read_guests(rdb, encver)?
         } else {
             Vec::new()
         };
@@ -199,21 +236,21 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
         // What is in memory is replaced by what the file holds.
         globals().registrations.clear();
         guests::clear();
-        for (sid, desc, code, ids) in sessions {
+        for (sid, desc, code, ids, owner) in sessions {
             if !globals().python {
                 redis_module::logging::log_warning(format!(
                     "gears: session {sid} is not re-created: Python is disabled"
                 ));
                 continue;
             }
-            if let Err(e) = script::restore(&sid, desc, &code, ids) {
+            if let Err(e) = script::restore(&sid, desc, &code, ids, &owner) {
                 redis_module::logging::log_warning(format!(
                     "gears: session {sid} could not be re-created: {e}"
                 ));
             }
         }
-        for (name, desc, bytes, ids) in saved_guests {
-            if let Err(e) = guests::install(&name, desc, bytes, true, Some(ids)) {
+        for (name, desc, bytes, ids, owner) in saved_guests {
+            if let Err(e) = guests::install(&name, desc, bytes, true, Some(ids), owner) {
                 redis_module::logging::log_warning(format!(
                     "gears: guest {name} could not be re-created: {e}"
                 ));

@@ -11,16 +11,19 @@ pub mod wasm;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use redis_module::{Context, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, ContextFlags, RedisResult, RedisString, RedisValue};
 
 use crate::engine::compile::Stage;
-use crate::engine::execution::Execution;
+use crate::engine::execution::{Execution, RunAs};
 use crate::engine::plan::Mode;
 use crate::engine::reader::Reader;
 use crate::engine::value::Value;
 use crate::executions::{results_reply, run_here, submit};
 use crate::redis::blocked::BlockedClient;
+use crate::redis::door;
+use crate::redis::lock::selected_db;
 use crate::redis::reply::reply;
+use crate::state::globals;
 
 /// What a handler answers.
 pub enum Answer {
@@ -56,25 +59,32 @@ pub struct Job {
 }
 
 /// Starts a job: a sync one runs here, an async one on the worker pool. The client gets
-/// the results (blocked until they exist) or, with UNBLOCKING, the execution id.
-pub fn start(ctx: &Context, job: Job, unblocking: bool) -> Answer {
+/// the results (blocked until they exist) or, with UNBLOCKING, the execution id. A client
+/// that cannot be blocked gets an error and the job does not start.
+pub fn start(ctx: &Context, job: Job, unblocking: bool, command: &str) -> Result<Answer, String> {
     let exec = job.exec;
     if job.mode == Mode::Sync {
         run_here(&exec, job.reader, job.stages);
         if unblocking {
-            return Answer::Reply(Value::str(exec.id.as_str()));
+            return Ok(Answer::Reply(Value::str(exec.id.as_str())));
         }
-        return Answer::Reply(results_reply(&exec.state()));
+        return Ok(Answer::Reply(results_reply(&exec.state())));
     }
     let answer = if unblocking {
         Answer::Reply(Value::str(exec.id.as_str()))
     } else {
-        let client = BlockedClient::block(ctx);
+        let client = match BlockedClient::block(ctx, command) {
+            Ok(client) => client,
+            Err(e) => {
+                globals().registry.forget(&exec);
+                return Err(e);
+            }
+        };
         exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
         Answer::Blocked
     };
     submit(exec, job.reader, job.stages, job.python);
-    answer
+    Ok(answer)
 }
 
 /// Text of an argument; commands take UTF-8 names and options.
@@ -96,6 +106,29 @@ pub fn arity(args: &[RedisString], min: usize, max: Option<usize>) -> Result<(),
         ));
     }
     Ok(())
+}
+
+/// Whom code sent by this command's client acts for: that client's ACL user (or the
+/// owner of the code that called the command), in the database it has selected.
+pub fn run_as(ctx: &Context) -> Result<RunAs, String> {
+    let user = door::command_user(ctx).ok_or_else(|| {
+        "ERR this command needs a client with an ACL user (a module called it without one)"
+            .to_string()
+    })?;
+    Ok(RunAs::new(&user, selected_db(ctx)))
+}
+
+/// Internal commands (RG.INNER*) are accepted from replication and AOF loading only.
+pub fn internal_only(ctx: &Context, command: &str) -> Result<(), String> {
+    if ctx
+        .get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "ERR {command} is internal to the module: it is accepted only from replication and AOF loading"
+    ))
 }
 
 pub fn ok() -> Result<Answer, String> {

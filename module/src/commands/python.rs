@@ -1,10 +1,12 @@
 //! RG.PYEXECUTE, RG.PYSTATS, RG.PYDUMPSESSIONS.
 
-use redis_module::{Context, ContextFlags, RedisString};
+use redis_module::{Context, RedisString};
 
-use super::{arity, start, strs, text, Answer, Job};
+use super::{arity, internal_only, run_as, start, strs, text, Answer, Job};
+use crate::engine::execution::RunAs;
 use crate::engine::value::Value;
 use crate::python::{script, session};
+use crate::redis::blocked::can_block;
 use crate::state::globals;
 
 struct Options {
@@ -73,11 +75,13 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
     if !globals().python {
         return Err("ERR Python is disabled on this server (PythonEnabled 0)".into());
     }
-    if ctx
-        .get_flags()
-        .intersects(ContextFlags::MULTI | ContextFlags::LUA)
-    {
-        return Err("ERR RG.PYEXECUTE can not run inside MULTI or a script".into());
+    if !can_block(ctx) {
+        // A script can register, run sync or block its client: it never runs where
+        // the client cannot be blocked, so it never stops half-way for that.
+        return Err(
+            "ERR RG.PYEXECUTE can not run inside MULTI, a script, or a call from a module or a recipe"
+                .into(),
+        );
     }
     if opts.upgrade && opts.id.is_none() {
         return Err("ERR UPGRADE needs the ID of the session to upgrade".into());
@@ -87,9 +91,15 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
             return Err(format!("ERR session {other} does not exist (REPLACE_WITH)"));
         }
     }
-    let (session, displaced) =
-        session::open(opts.id.clone(), opts.desc.clone(), &opts.code, opts.upgrade)
-            .map_err(|e| format!("ERR {e}"))?;
+    let owner = run_as(ctx)?;
+    let (session, displaced) = session::open(
+        opts.id.clone(),
+        opts.desc.clone(),
+        &opts.code,
+        owner.clone(),
+        opts.upgrade,
+    )
+    .map_err(|e| format!("ERR {e}"))?;
     let sid = session.id().to_string();
     // Registrations the new script replaces: the upgraded session's and REPLACE_WITH's.
     let replaced: Vec<(String, bool)> = globals()
@@ -103,7 +113,7 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
                 .then(|| (r.id.clone(), owner == sid))
         })
         .collect();
-    let outcome = match script::execute(&opts.code, session, None) {
+    let outcome = match script::execute(&opts.code, session, None, &owner) {
         Ok(outcome) => outcome,
         Err(e) => {
             if let Some(displaced) = displaced {
@@ -125,6 +135,7 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
             opts.desc.as_deref(),
             &opts.code,
             &outcome.registrations,
+            &owner,
         );
     }
     let Some(run) = outcome.run else {
@@ -137,7 +148,7 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
         mode: run.mode,
         python: true,
     };
-    Ok(start(ctx, job, opts.unblocking))
+    start(ctx, job, opts.unblocking, "RG.PYEXECUTE")
 }
 
 pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
@@ -197,12 +208,17 @@ pub fn replicate_session(
     desc: Option<&str>,
     code: &str,
     ids: &[(usize, String)],
+    owner: &RunAs,
 ) {
     let indices: Vec<String> = ids.iter().map(|(i, _)| i.to_string()).collect();
+    let db = owner.db.to_string();
     let mut args: Vec<&[u8]> = vec![
         sid.as_bytes(),
         desc.unwrap_or("").as_bytes(),
         code.as_bytes(),
+        OWNER.as_bytes(),
+        owner.user.as_bytes(),
+        db.as_bytes(),
     ];
     for ((_, id), index) in ids.iter().zip(&indices) {
         args.push(index.as_bytes());
@@ -211,27 +227,40 @@ pub fn replicate_session(
     ctx.replicate("RG.INNERREGISTER", args.as_slice());
 }
 
-/// RG.INNERREGISTER sid desc code [index id ...]: re-creates a session with exactly these
-/// registrations (from the primary's replication stream or the AOF).
-pub fn inner_register(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+/// Marks the owner in RG.INNERREGISTER (older streams have none: the default user, db 0).
+const OWNER: &str = "OWNER";
+
+/// RG.INNERREGISTER sid desc code [OWNER user db] [index id ...]: re-creates a session with
+/// exactly these registrations (from the primary's replication stream or the AOF).
+pub fn inner_register(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 4, None)?;
+    internal_only(ctx, "RG.INNERREGISTER")?;
     if !globals().python {
         return Err("ERR Python is disabled on this server (PythonEnabled 0)".into());
-    }
-    if !(args.len() - 4).is_multiple_of(2) {
-        return Err("ERR RG.INNERREGISTER takes index id pairs after the code".into());
     }
     let sid = text(&args[1])?;
     let desc = text(&args[2])?;
     let code = text(&args[3])?;
+    let (owner, pairs) = match args.get(4).map(|a| a.as_slice()) {
+        Some(marker) if marker == OWNER.as_bytes() && args.len() >= 7 => {
+            let db = text(&args[6])?
+                .parse()
+                .map_err(|_| "ERR bad database in RG.INNERREGISTER".to_string())?;
+            (RunAs::new(&text(&args[5])?, db), &args[7..])
+        }
+        _ => (RunAs::new("default", 0), &args[4..]),
+    };
+    if !pairs.len().is_multiple_of(2) {
+        return Err("ERR RG.INNERREGISTER takes index id pairs after the code".into());
+    }
     let mut ids = Vec::new();
-    for pair in args[4..].chunks(2) {
+    for pair in pairs.chunks(2) {
         let index: usize = text(&pair[0])?
             .parse()
             .map_err(|_| "ERR bad registration index".to_string())?;
         ids.push((index, text(&pair[1])?));
     }
     let desc = (!desc.is_empty()).then_some(desc);
-    script::restore(&sid, desc, &code, ids).map_err(|e| format!("ERR {e}"))?;
+    script::restore(&sid, desc, &code, ids, &owner).map_err(|e| format!("ERR {e}"))?;
     Ok(Answer::Reply(Value::Status("OK".into())))
 }

@@ -3,17 +3,27 @@
 
 use redis_module::{Context, ContextFlags, RedisString};
 
-use super::{arity, ok, start, text, Answer, Job};
+use super::{arity, internal_only, ok, run_as, start, text, Answer, Job};
 use crate::config::{self, Key};
 use crate::engine::compile::compile;
+use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
+use crate::redis::blocked::can_block;
 use crate::state::globals;
 use crate::wasm::{fused, guests, plan};
 
-fn replicate_upload(ctx: &Context, name: &str, desc: Option<&str>, ids: &[String], bytes: &[u8]) {
+fn replicate_upload(
+    ctx: &Context,
+    name: &str,
+    desc: Option<&str>,
+    ids: &[String],
+    bytes: &[u8],
+    owner: &RunAs,
+) {
     let ids = ids.join(",");
     let has_desc = if desc.is_some() { "1" } else { "0" };
+    let db = owner.db.to_string();
     ctx.replicate(
         "RG.INNERWASM",
         &[
@@ -22,6 +32,8 @@ fn replicate_upload(ctx: &Context, name: &str, desc: Option<&str>, ids: &[String
             desc.unwrap_or("").as_bytes(),
             ids.as_bytes(),
             bytes,
+            owner.user.as_bytes(),
+            db.as_bytes(),
         ][..],
     );
 }
@@ -52,23 +64,42 @@ pub fn upload(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     {
         return Err("ERR RG.WASMUPLOAD can not run inside MULTI or a script".into());
     }
-    let ids = guests::install(&name, desc.clone(), bytes.clone(), replace, None)
-        .map_err(|e| format!("ERR {e}"))?;
-    replicate_upload(ctx, &name, desc.as_deref(), &ids, &bytes);
+    let owner = run_as(ctx)?;
+    let ids = guests::install(
+        &name,
+        desc.clone(),
+        bytes.clone(),
+        replace,
+        None,
+        owner.clone(),
+    )
+    .map_err(|e| format!("ERR {e}"))?;
+    replicate_upload(ctx, &name, desc.as_deref(), &ids, &bytes, &owner);
     ok()
 }
 
-/// RG.INNERWASM name has_desc desc ids bytes: re-creates a guest with exactly these
-/// registration ids (from the primary's replication stream or the AOF).
-pub fn inner_upload(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
-    arity(args, 6, Some(6))?;
+/// RG.INNERWASM name has_desc desc ids bytes [user db]: re-creates a guest with exactly
+/// these registration ids and owner (from the primary's replication stream or the AOF;
+/// older streams carry no owner: the default user, db 0).
+pub fn inner_upload(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 6, Some(8))?;
+    internal_only(ctx, "RG.INNERWASM")?;
     let name = text(&args[1])?;
     let desc = (text(&args[2])? == "1")
         .then(|| text(&args[3]))
         .transpose()?;
     let ids: Vec<String> = text(&args[4])?.split(',').map(str::to_string).collect();
     let bytes = args[5].as_slice().to_vec();
-    guests::install(&name, desc, bytes, true, Some(ids)).map_err(|e| format!("ERR {e}"))?;
+    let owner = match args.get(6..8) {
+        Some([user, db]) => RunAs::new(
+            &text(user)?,
+            text(db)?
+                .parse()
+                .map_err(|_| "ERR bad database in RG.INNERWASM".to_string())?,
+        ),
+        _ => RunAs::new("default", 0),
+    };
+    guests::install(&name, desc, bytes, true, Some(ids), owner).map_err(|e| format!("ERR {e}"))?;
     ok()
 }
 
@@ -91,12 +122,11 @@ pub fn run(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
         .job(&job_name)
         .ok_or_else(|| format!("ERR guest '{name}' has no job '{job_name}'"))?;
     let mode = plan::mode(job).map_err(|e| format!("ERR {e}"))?;
-    if mode != Mode::Sync
-        && ctx
-            .get_flags()
-            .intersects(ContextFlags::MULTI | ContextFlags::LUA)
-    {
-        return Err("ERR an async job can not run inside MULTI or a script".into());
+    if mode != Mode::Sync && !can_block(ctx) {
+        return Err(
+            "ERR an async job can not run inside MULTI, a script, or a call from a module or a recipe"
+                .into(),
+        );
     }
     let steps = plan::steps(&program, job).map_err(|e| format!("ERR {e}"))?;
     let reader = plan::job_reader(&program, job, run_args).map_err(|e| format!("ERR {e}"))?;
@@ -104,7 +134,15 @@ pub fn run(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     let stages = compile(&steps, Some(&fused::host()), profile, mode == Mode::Sync)
         .map_err(|e| format!("ERR {e:#}"))?;
     let reports = steps.iter().map(|s| s.report()).collect();
-    let exec = globals().registry.create(None, reports);
+    // A job acts for the guest's owner and for the client that runs it: both must be
+    // allowed every call (neither gains the other's permissions).
+    let client = run_as(ctx)?;
+    let acting = RunAs {
+        user: program.owner.user.clone(),
+        invoker: Some(client.user).filter(|u| *u != program.owner.user),
+        db: client.db,
+    };
+    let exec = globals().registry.create(None, reports, acting);
     exec.keep_alive(Box::new(program.clone()));
     let job = Job {
         exec,
@@ -113,7 +151,7 @@ pub fn run(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
         mode,
         python: false,
     };
-    Ok(start(ctx, job, unblocking))
+    start(ctx, job, unblocking, "RG.WASMRUN")
 }
 
 /// RG.WASMLIST [WITHCODE]

@@ -59,6 +59,31 @@ pub enum Abort {
     Stopping,
 }
 
+/// Whom a run acts for: the user whose permissions its calls get (the owner of its
+/// code), the user that started it when that is someone else (a client running a
+/// guest's job: both must be allowed), and the database its calls act on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunAs {
+    pub user: Arc<str>,
+    pub invoker: Option<Arc<str>>,
+    pub db: i32,
+}
+
+impl RunAs {
+    pub fn new(user: &str, db: i32) -> RunAs {
+        RunAs {
+            user: user.into(),
+            invoker: None,
+            db,
+        }
+    }
+
+    /// The users whose permissions every call of the run must satisfy.
+    pub fn users(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(&*self.user).chain(self.invoker.as_deref())
+    }
+}
+
 /// Called once when the execution finishes (e.g. to answer a blocked client).
 pub type Waiter = Box<dyn FnOnce(&ExecState) + Send>;
 
@@ -67,6 +92,7 @@ pub struct Execution {
     pub seq: u64,
     /// The registration whose event started it, if any.
     pub registration: Option<String>,
+    pub run_as: RunAs,
     state: Mutex<ExecState>,
     waiters: Mutex<Vec<Waiter>>,
     abort_requested: Arc<AtomicBool>,
@@ -82,11 +108,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Execution {
-    pub fn new(id: String, seq: u64, registration: Option<String>, steps: Vec<StepReport>) -> Self {
+    pub fn new(
+        id: String,
+        seq: u64,
+        registration: Option<String>,
+        steps: Vec<StepReport>,
+        run_as: RunAs,
+    ) -> Self {
         Execution {
             id,
             seq,
             registration,
+            run_as,
             state: Mutex::new(ExecState {
                 status: Status::Created,
                 results: Vec::new(),

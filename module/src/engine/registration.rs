@@ -42,6 +42,9 @@ pub struct Registration {
     pub trigger: Arc<dyn Trigger>,
     pub steps: Vec<Step>,
     pub host: Option<Arc<dyn Host>>,
+    /// Whom its executions act for: its owner (the user that registered it) and the
+    /// database it was registered in (a keyspace or command event's own database wins).
+    pub run_as: super::execution::RunAs,
     /// Plan text (RG.DUMPREGISTRATIONS 'PD').
     pub plan_text: String,
     /// Owner (the Python session id), if any.

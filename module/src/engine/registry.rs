@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::execution::{Execution, StepReport};
+use super::execution::{Execution, RunAs, StepReport};
 
 #[derive(Default)]
 struct Inner {
@@ -54,10 +54,15 @@ impl Registry {
     }
 
     /// A new execution with the next id, kept until dropped or trimmed.
-    pub fn create(&self, registration: Option<String>, steps: Vec<StepReport>) -> Arc<Execution> {
+    pub fn create(
+        &self,
+        registration: Option<String>,
+        steps: Vec<StepReport>,
+        run_as: RunAs,
+    ) -> Arc<Execution> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{}", self.shard_id, seq);
-        let exec = Arc::new(Execution::new(id, seq, registration, steps));
+        let exec = Arc::new(Execution::new(id, seq, registration, steps, run_as));
         self.inner().executions.insert(seq, exec.clone());
         exec
     }
@@ -161,14 +166,14 @@ mod tests {
     #[test]
     fn ids_drop_and_trim() {
         let reg = Registry::new("0".repeat(40));
-        let a = reg.create(None, vec![]);
-        let b = reg.create(None, vec![]);
+        let a = reg.create(None, vec![], RunAs::new("default", 0));
+        let b = reg.create(None, vec![], RunAs::new("default", 0));
         assert_eq!(a.id, format!("{}-1", "0".repeat(40)));
         assert!(reg.get(&b.id).is_some());
         assert!(reg.get("nope").is_none());
         assert_eq!(reg.drop_execution(&a.id), Err(DropError::Running));
         done(&reg, &a, 1, 100);
-        let c = reg.create(None, vec![]);
+        let c = reg.create(None, vec![], RunAs::new("default", 0));
         done(&reg, &b, 1, 100);
         assert!(reg.get(&a.id).is_none());
         assert!(reg.get(&b.id).is_some());
@@ -185,11 +190,11 @@ mod tests {
         let reg = Registry::new("0".repeat(40));
         let mut ids = Vec::new();
         for _ in 0..5 {
-            let e = reg.create(Some("r1".into()), vec![]);
+            let e = reg.create(Some("r1".into()), vec![], RunAs::new("default", 0));
             done(&reg, &e, 1000, 2);
             ids.push(e.id.clone());
         }
-        let other = reg.create(None, vec![]);
+        let other = reg.create(None, vec![], RunAs::new("default", 0));
         done(&reg, &other, 1000, 2);
         let kept: Vec<_> = ids.iter().filter(|id| reg.get(id).is_some()).collect();
         assert_eq!(kept, vec![&ids[3], &ids[4]]);

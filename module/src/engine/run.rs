@@ -160,6 +160,7 @@ fn replies(results: Vec<Value>) -> Vec<Value> {
 mod tests {
     use super::*;
     use crate::engine::compile::compile;
+    use crate::engine::execution::RunAs;
     use crate::engine::plan::{Exchange, NativeStep, Step, StepKind};
 
     fn step(kind: StepKind) -> Step {
@@ -183,7 +184,7 @@ mod tests {
             step(StepKind::Native(NativeStep::SumCounts)),
         ];
         let stages = compile(&steps, None, true, false).unwrap();
-        let exec = Execution::new("x-1".into(), 1, None, vec![]);
+        let exec = Execution::new("x-1".into(), 1, None, vec![], RunAs::new("default", 0));
         let records = (0..1500).map(Value::Int).collect();
         let env = RunEnv {
             batch_size: 64,
@@ -199,7 +200,7 @@ mod tests {
 
     #[test]
     fn aborted_before_start_never_runs() {
-        let exec = Execution::new("x-1".into(), 1, None, vec![]);
+        let exec = Execution::new("x-1".into(), 1, None, vec![], RunAs::new("default", 0));
         assert_eq!(
             exec.request_abort(),
             crate::engine::execution::Abort::FinishedHere

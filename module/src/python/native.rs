@@ -7,7 +7,8 @@ use redis_module::logging::{self, RedisLogLevel};
 
 use super::convert::to_py;
 use crate::engine::value::Value;
-use crate::redis::call::{execute as redis_execute, with_refs};
+use crate::redis::call::with_refs;
+use crate::redis::door::{self, Caller};
 use crate::redis::lock as redis_lock;
 
 create_exception!(
@@ -88,7 +89,7 @@ fn execute<'py>(
         return Ok(py.None().into_bound(py));
     }
     let reply = with_redis(py, || {
-        with_refs(&argv, |refs| redis_execute(&redis_lock::context(), refs))
+        with_refs(&argv, |refs| door::execute(Caller::Python, refs))
     });
     reply_to_py(py, &reply)
 }
@@ -171,8 +172,10 @@ fn to_args(args: &Bound<'_, PyTuple>) -> PyResult<Vec<Vec<u8>>> {
 #[pyo3(signature = (*args))]
 fn call_next<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
     let args = to_args(args)?;
-    let reply = with_redis(py, || crate::triggers::hooks::call_next(args))
-        .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
+    let reply = with_redis(py, || {
+        crate::triggers::hooks::call_next(Caller::Python, args)
+    })
+    .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
     reply_to_py(py, &reply)
 }
 

@@ -15,7 +15,7 @@ use super::session::SessionRef;
 use super::{fused, plan, runtime};
 use crate::config::{self, Key};
 use crate::engine::compile::{compile, Stage};
-use crate::engine::execution::Execution;
+use crate::engine::execution::{Execution, RunAs};
 use crate::engine::plan::{Mode, StepKind};
 use crate::engine::reader::Reader;
 use crate::engine::registration::Registration;
@@ -41,6 +41,8 @@ struct ScriptState {
     /// Re-creating a persisted or replicated session: which register() calls (by index)
     /// come back, with their ids. run() and top-level execute() do nothing then.
     restoring: Option<HashMap<usize, String>>,
+    /// Whom the script, its run and its registrations act for.
+    run_as: RunAs,
 }
 
 /// What a successful script did.
@@ -66,8 +68,10 @@ pub fn execute(
     code: &str,
     session: SessionRef,
     restoring: Option<HashMap<usize, String>>,
+    run_as: &RunAs,
 ) -> Result<ScriptOutcome, String> {
     let code = CString::new(code).map_err(|_| "the script contains a NUL byte".to_string())?;
+    let _acting = crate::redis::door::act_as(run_as);
     Python::attach(|py| {
         SCRIPT.with(|s| {
             *s.borrow_mut() = Some(ScriptState {
@@ -75,6 +79,7 @@ pub fn execute(
                 run: None,
                 registered: Vec::new(),
                 restoring,
+                run_as: run_as.clone(),
             })
         });
         let result =
@@ -230,9 +235,11 @@ pub fn on_run(
     let stages = compile(&steps, Some(&host), profile, mode == Mode::Sync)
         .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
     let reports = steps.iter().map(|s| s.report()).collect();
-    let exec = globals().registry.create(None, reports);
     SCRIPT.with(|s| {
         if let Some(state) = s.borrow_mut().as_mut() {
+            let exec = globals()
+                .registry
+                .create(None, reports, state.run_as.clone());
             exec.keep_alive(Box::new(state.session.clone()));
             state.run = Some(ScriptRun {
                 exec,
@@ -253,12 +260,12 @@ pub fn on_register(
     steps: &Bound<'_, PyList>,
     options: &Bound<'_, PyDict>,
 ) -> PyResult<Option<String>> {
-    let (session, index, restored_id) = SCRIPT
+    let (session, index, restored_id, run_as) = SCRIPT
         .with(|s| {
             s.borrow().as_ref().map(|st| {
                 let index = st.registered.len();
                 let restored = st.restoring.as_ref().map(|ids| ids.get(&index).cloned());
-                (st.session.clone(), index, restored)
+                (st.session.clone(), index, restored, st.run_as.clone())
             })
         })
         .ok_or_else(|| {
@@ -306,6 +313,7 @@ pub fn on_register(
         trigger,
         steps,
         host: Some(host),
+        run_as,
         plan_text,
         session: Some(session.id().to_string()),
         guest: None,
@@ -336,12 +344,14 @@ pub fn restore(
     desc: Option<String>,
     code: &str,
     ids: Vec<(usize, String)>,
+    run_as: &RunAs,
 ) -> Result<(), String> {
     for r in globals().registrations.list() {
         if r.session.as_deref() == Some(sid) {
             globals().registrations.remove(&r.id);
         }
     }
-    let (session, _) = super::session::open(Some(sid.to_string()), desc, code, true)?;
-    execute(code, session, Some(ids.into_iter().collect())).map(|_| ())
+    let (session, _) =
+        super::session::open(Some(sid.to_string()), desc, code, run_as.clone(), true)?;
+    execute(code, session, Some(ids.into_iter().collect()), run_as).map(|_| ())
 }

@@ -6,10 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use crate::engine::execution::RunAs;
+
 #[derive(Clone)]
 struct Entry {
     desc: Option<String>,
     code: Arc<str>,
+    /// Whom the session's code acts for (persisted and replicated with its source).
+    run_as: RunAs,
     handle: Weak<Handle>,
 }
 
@@ -80,6 +84,7 @@ pub fn open(
     id: Option<String>,
     desc: Option<String>,
     code: &str,
+    run_as: RunAs,
     take_over: bool,
 ) -> Result<(SessionRef, Option<Displaced>), String> {
     let mut map = sessions();
@@ -100,6 +105,7 @@ pub fn open(
         Entry {
             desc,
             code: code.into(),
+            run_as,
             handle: Arc::downgrade(&handle),
         },
     );
@@ -114,12 +120,12 @@ pub fn exists(id: &str) -> bool {
         .is_some_and(|e| e.handle.strong_count() > 0)
 }
 
-/// (description, source text) of a live session.
-pub fn source(id: &str) -> Option<(Option<String>, Arc<str>)> {
+/// (description, source text, whom it acts for) of a live session.
+pub fn source(id: &str) -> Option<(Option<String>, Arc<str>, RunAs)> {
     sessions()
         .get(id)
         .filter(|e| e.handle.strong_count() > 0)
-        .map(|e| (e.desc.clone(), e.code.clone()))
+        .map(|e| (e.desc.clone(), e.code.clone(), e.run_as.clone()))
 }
 
 /// (id, description, reference count) of every live session.

@@ -4,9 +4,23 @@ use redis_module::{CallOptionsBuilder, CallReply, CallResult, Context};
 
 use crate::engine::value::Value;
 
+/// How user code's calls differ from the module's own.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// The module's own calls, and Python's: any command.
+    Full,
+    /// As a Lua script may call: no `noscript` command, no write when over maxmemory.
+    Script,
+}
+
 /// Runs a command on `ctx` (which the caller may use: main thread or lock held).
 /// Writes are replicated; an error reply becomes `Value::Error`.
 pub fn call(context: &Context, args: &[&[u8]]) -> Value {
+    call_in(context, args, Mode::Full)
+}
+
+/// As `call`, in `mode`.
+pub fn call_in(context: &Context, args: &[&[u8]], mode: Mode) -> Value {
     let Some((cmd, rest)) = args.split_first() else {
         return Value::Error("ERR no command given".into());
     };
@@ -16,10 +30,11 @@ pub fn call(context: &Context, args: &[&[u8]]) -> Value {
     if cmd.contains('\0') {
         return Value::Error("ERR the command name contains a NUL byte".into());
     }
-    let options = CallOptionsBuilder::new()
-        .errors_as_replies()
-        .replicate()
-        .build();
+    let builder = CallOptionsBuilder::new().errors_as_replies().replicate();
+    let options = match mode {
+        Mode::Full => builder.build(),
+        Mode::Script => builder.script_mode().verify_oom().build(),
+    };
     let reply: CallResult = super::lock::calling(|| context.call_ext(cmd, &options, rest));
     match reply {
         Ok(reply) => to_value(&reply),
@@ -41,11 +56,6 @@ pub fn with_refs<R>(args: &[Vec<u8>], f: impl FnOnce(&[&[u8]]) -> R) -> R {
         let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
         f(&refs)
     }
-}
-
-/// A recipe's `execute()`: the common reads by the key API (see `fast`), else `call`.
-pub fn execute(context: &Context, args: &[&[u8]]) -> Value {
-    super::fast::try_read(context, args).unwrap_or_else(|| call(context, args))
 }
 
 fn to_value(reply: &CallReply) -> Value {

@@ -190,17 +190,67 @@ pub fn yield_if_slice_over() {
     })
 }
 
-/// A context to call Redis with: this worker's (locking it if needed) or the main one.
+/// A context to call Redis with: this worker's (locking it if needed) or the main one,
+/// on the database of this thread's current scope (`use_db`).
 pub fn context() -> Context {
-    if on_main_thread() {
-        return Context::new(MAIN_CTX.load(Ordering::Acquire));
+    let ctx = if on_main_thread() {
+        MAIN_CTX.load(Ordering::Acquire)
+    } else {
+        with_worker(|w| {
+            if !w.held {
+                lock_now(w);
+            }
+            w.ctx
+        })
+    };
+    select_current_db(ctx);
+    Context::new(ctx)
+}
+
+thread_local! {
+    /// The database the calls of this thread act on (see `use_db`).
+    static DB: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// Until it drops, calls on this thread act on its database; then the previous one.
+pub struct DbScope {
+    previous: i32,
+}
+
+impl Drop for DbScope {
+    fn drop(&mut self) {
+        DB.with(|d| d.set(self.previous));
     }
-    with_worker(|w| {
-        if !w.held {
-            lock_now(w);
+}
+
+/// Makes `db` the database of this thread's calls (a run: its client's or its event's).
+pub fn use_db(db: i32) -> DbScope {
+    DbScope {
+        previous: DB.with(|d| d.replace(db)),
+    }
+}
+
+/// The database this thread's calls act on.
+pub fn current_db() -> i32 {
+    DB.with(|d| d.get())
+}
+
+fn select_current_db(ctx: *mut raw::RedisModuleCtx) {
+    let db = current_db();
+    // SAFETY: `ctx` is usable by this thread now (the main thread's, or a worker's with
+    // the lock held); selecting a database only changes its client's db pointer. A db
+    // out of range is refused by Redis and leaves the selection as it was.
+    unsafe {
+        if raw::RedisModule_GetSelectedDb.unwrap()(ctx) != db {
+            raw::RedisModule_SelectDb.unwrap()(ctx, db);
         }
-        Context::new(w.ctx)
-    })
+    }
+}
+
+/// The database a command's client has selected.
+pub fn selected_db(ctx: &Context) -> i32 {
+    // SAFETY: `ctx` is a live context of a command or callback on the main thread.
+    unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }
 }
 
 /// Enters an atomic block: the lock is held until the matching `atomic_exit`.

@@ -1,8 +1,12 @@
 //! The thin Redis-facing layer shared by commands, readers and hosts: the Redis lock and
 //! its time slices, calling commands, writing replies, blocked clients.
 
+pub mod acl;
+pub mod arity;
 pub mod blocked;
 pub mod call;
+pub mod door;
 pub mod fast;
 pub mod lock;
 pub mod reply;
+pub mod string;

@@ -21,7 +21,8 @@ use crate::engine::reader::VecReader;
 use crate::engine::registration::{Registration, Trigger};
 use crate::engine::value::Value;
 use crate::redis::blocked::BlockedClient;
-use crate::redis::call::call;
+use crate::redis::call::{call, with_refs};
+use crate::redis::door::{self, Caller};
 use crate::state::globals;
 
 pub struct HookTrigger {
@@ -84,6 +85,17 @@ const NOT_HOOKABLE: &[&str] = &[
     "punsubscribe",
     "sunsubscribe",
     "monitor",
+    // A client's connection state, or the server's life: never someone else's code.
+    "select",
+    "auth",
+    "hello",
+    "reset",
+    "quit",
+    "debug",
+    "shutdown",
+    "sync",
+    "psync",
+    "replconf",
 ];
 
 /// Checks that `command` can be intercepted; returns its first key position.
@@ -172,7 +184,7 @@ unsafe extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     let _ = std::panic::catch_unwind(|| {
         // Commands the module calls itself (call_next, execute()) reach the real command:
         // NOSELF alone misses calls from worker threads.
-        if globals().registrations.generation() == 0 || crate::redis::lock::in_call() {
+        if crate::redis::lock::in_call() {
             return;
         }
         // SAFETY: the filter context is valid during this call; strings are only read.
@@ -190,7 +202,17 @@ unsafe extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
             let ptr = raw::RedisModule_StringPtrLen.unwrap()(name, &mut len);
             let name = String::from_utf8_lossy(std::slice::from_raw_parts(ptr as *const u8, len))
                 .to_ascii_lowercase();
-            if !is_intercepted(&name) {
+            if name == "rg.innerhook" {
+                // Sent by a client (ours never passes here): marked, so it is refused.
+                let mark = raw::RedisModule_CreateString.unwrap()(
+                    std::ptr::null_mut(),
+                    FROM_CLIENT.as_ptr() as *const c_char,
+                    FROM_CLIENT.len(),
+                );
+                raw::RedisModule_CommandFilterArgInsert.unwrap()(fctx, 1, mark);
+                return;
+            }
+            if globals().registrations.generation() == 0 || !is_intercepted(&name) {
                 return;
             }
             const INNER: &[u8] = b"RG.INNERHOOK";
@@ -331,8 +353,9 @@ fn run_hook(
     exec
 }
 
-/// call_next(*args): the next hook of the running chain (run here), or the real command.
-pub fn call_next(args: Vec<Vec<u8>>) -> Result<Value, String> {
+/// call_next(*args): the next hook of the running chain (run here), or the real command
+/// (through the door, as the hook's `caller`).
+pub fn call_next(caller: Caller, args: Vec<Vec<u8>>) -> Result<Value, String> {
     let current = crate::executions::current_execution();
     let frame = current
         .and_then(|seq| frames(|f| f.get(&seq).map(|h| (h.command.clone(), h.next.clone()))));
@@ -342,10 +365,7 @@ pub fn call_next(args: Vec<Vec<u8>>) -> Result<Value, String> {
     let mut full = vec![command.clone().into_bytes()];
     full.extend(args);
     match next.split_first() {
-        None => {
-            let refs: Vec<&[u8]> = full.iter().map(|a| a.as_slice()).collect();
-            Ok(call(&crate::redis::lock::context(), &refs))
-        }
+        None => Ok(with_refs(&full, |refs| door::execute(caller, refs))),
         Some((hook, rest)) => {
             let exec = run_hook(hook, &command, &full, rest.to_vec(), true);
             let st = exec.state();
@@ -358,17 +378,32 @@ fn bytes(args: &[RedisString]) -> Vec<Vec<u8>> {
     args.iter().map(|a| a.as_slice().to_vec()).collect()
 }
 
+/// What the filter puts after an RG.INNERHOOK a client sent itself.
+const FROM_CLIENT: &[u8] = b"\0sent-by-a-client";
+
 /// RG.INNERHOOK CMD args...: what an intercepted command becomes.
 pub fn inner_hook(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     crate::commands::arity(args, 2, None)?;
+    if args[1].as_slice() == FROM_CLIENT {
+        return Err("ERR unknown command 'RG.INNERHOOK': it is internal to the module".into());
+    }
     let original = bytes(&args[1..]);
     let command = String::from_utf8_lossy(&original[0]).to_ascii_lowercase();
     let flags = ctx.get_flags();
     let refs: Vec<&[u8]> = original.iter().map(|a| a.as_slice()).collect();
     if flags.intersects(ContextFlags::REPLICATED | ContextFlags::LOADING) {
-        return Ok(Answer::Reply(call(&crate::redis::lock::context(), &refs)));
+        return Ok(Answer::Reply(call(ctx, &refs)));
     }
-    let cannot_block = flags.intersects(ContextFlags::MULTI | ContextFlags::LUA);
+    // The client's own permissions for the command it sent: a hook runs with its owner's,
+    // so it must not let the client past its ACL.
+    if let Some(user) = door::command_user(ctx) {
+        if crate::redis::arity::check(&refs)? {
+            crate::redis::acl::check(&user, &refs)?;
+        }
+    }
+    // Hooks and the command itself act on the client's database.
+    let _db = super::event_db(crate::redis::lock::selected_db(ctx));
+    let cannot_block = !crate::redis::blocked::can_block(ctx);
     let mut hooks = hooks_for(&command, &original);
     if !hooks.is_empty() {
         let first = hooks.remove(0);
@@ -376,20 +411,20 @@ pub fn inner_hook(ctx: &Context, args: &[RedisString]) -> Result<Answer, String>
         if exec.status().is_finished() {
             return Ok(Answer::Reply(hook_result(&exec.state())));
         }
-        let client = BlockedClient::block(ctx);
+        let client = BlockedClient::block(ctx, &command)?;
         exec.on_finish(Box::new(move |st| client.reply(&hook_result(st))));
         return Ok(Answer::Blocked);
     }
     // commands= registrations: run the command; events it raises start their executions.
     INTERCEPT.with(|i| {
         *i.borrow_mut() = Some(Intercept {
-            command,
+            command: command.clone(),
             execs: Vec::new(),
             override_reply: None,
         })
     });
     super::set_force_inline(cannot_block);
-    let reply = call(&crate::redis::lock::context(), &refs);
+    let reply = call(ctx, &refs);
     super::set_force_inline(false);
     let intercept = INTERCEPT.with(|i| i.borrow_mut().take());
     let Some(intercept) = intercept else {
@@ -404,7 +439,7 @@ pub fn inner_hook(ctx: &Context, args: &[RedisString]) -> Result<Answer, String>
     if pending.is_empty() {
         return Ok(Answer::Reply(answer));
     }
-    let client = Arc::new(Mutex::new(Some(BlockedClient::block(ctx))));
+    let client = Arc::new(Mutex::new(Some(BlockedClient::block(ctx, &command)?)));
     let left = Arc::new(AtomicUsize::new(pending.len()));
     let answer = Arc::new(answer);
     for exec in pending {

@@ -110,6 +110,7 @@ pub fn on_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
     if flags.contains(ContextFlags::LOADING) || !flags.contains(ContextFlags::MASTER) {
         return;
     }
+    let _db = super::event_db(crate::redis::lock::selected_db(ctx));
     let registrations = globals().registrations.list();
     let key_text = String::from_utf8_lossy(key);
     let mut type_of_key: Option<String> = None;

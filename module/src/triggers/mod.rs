@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use crate::config::{self, Key};
 use crate::engine::compile::compile;
-use crate::engine::execution::{Execution, Status, StepReport};
+use crate::engine::execution::{Execution, RunAs, Status, StepReport};
 use crate::engine::plan::Mode;
 use crate::engine::reader::Reader;
 use crate::engine::registration::Registration;
 use crate::executions::{fail, run_here, submit_compiled};
+use crate::redis::lock;
 use crate::state::globals;
 
 /// Async events waiting for a worker (bounded by MaxPendingEvents).
@@ -30,6 +31,44 @@ thread_local! {
 
 pub fn set_force_inline(on: bool) {
     FORCE_INLINE.with(|f| f.set(on));
+}
+
+thread_local! {
+    /// The database of the event being dispatched on this thread (a keyspace event's,
+    /// or the client's of RG.TRIGGER or a hooked command), if any.
+    static EVENT_DB: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
+
+/// While it lives, registrations fired on this thread act on the event's database.
+pub struct EventDb {
+    previous: Option<i32>,
+    _db: lock::DbScope,
+}
+
+impl Drop for EventDb {
+    fn drop(&mut self) {
+        EVENT_DB.with(|e| e.set(self.previous));
+    }
+}
+
+/// Dispatches the events of this scope as happening in database `db`.
+pub fn event_db(db: i32) -> EventDb {
+    EventDb {
+        previous: EVENT_DB.with(|e| e.replace(Some(db))),
+        _db: lock::use_db(db),
+    }
+}
+
+/// Whom an execution of `reg` acts for: its owner, in the event's database where the
+/// event has one (keyspace, command), else in the registration's (streams, timers).
+fn run_as_of(reg: &Registration) -> RunAs {
+    let mut run_as = reg.run_as.clone();
+    if let Some(db) = EVENT_DB.with(|e| e.get()) {
+        if reg.trigger.reader() != "StreamReader" && reg.trigger.reader() != "TimeReader" {
+            run_as.db = db;
+        }
+    }
+    run_as
 }
 
 pub fn reports(reg: &Registration) -> Vec<StepReport> {
@@ -67,7 +106,7 @@ pub fn fire_then(
 ) -> Arc<Execution> {
     let exec = globals()
         .registry
-        .create(Some(reg.id.clone()), reports(reg));
+        .create(Some(reg.id.clone()), reports(reg), run_as_of(reg));
     if let Some(prepare) = prepare {
         prepare(&exec);
     }

@@ -291,7 +291,8 @@ pub fn on_message(reg: &Arc<Registration>, key: &[u8]) {
     let Some(trigger) = trigger_of(reg) else {
         return;
     };
-    if !trigger.matches(key) {
+    // A stream registration consumes the streams of the database it was registered in.
+    if !trigger.matches(key) || lock::current_db() != reg.run_as.db {
         return;
     }
     let key = String::from_utf8_lossy(key).into_owned();
@@ -375,6 +376,7 @@ fn batch_done(
     let Some(trigger) = trigger_of(&reg) else {
         return;
     };
+    let _db = lock::use_db(reg.run_as.db);
     let (failed, aborted) = {
         let st = exec.state();
         (
@@ -551,6 +553,7 @@ fn on_timer(ctx: &Context, owner: Weak<Registration>) {
     };
     let flags = ctx.get_flags();
     if flags.contains(ContextFlags::MASTER) && !flags.contains(ContextFlags::LOADING) {
+        let _db = lock::use_db(reg.run_as.db);
         let caught =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sweep(&reg, trigger)));
         if caught.is_err() {

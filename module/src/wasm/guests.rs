@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::program::Program;
 use super::{fused, plan};
 use crate::engine::compile::compile;
+use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
 use crate::engine::registration::{Registration, Trigger};
 use crate::plans::triggers;
@@ -85,6 +86,7 @@ pub fn install(
     bytes: Vec<u8>,
     replace: bool,
     restored: Option<Vec<String>>,
+    owner: RunAs,
 ) -> Result<Vec<String>, String> {
     if name.is_empty() {
         return Err("a guest needs a name".into());
@@ -92,7 +94,7 @@ pub fn install(
     if !replace && restored.is_none() && get(name).is_some() {
         return Err(format!("guest '{name}' already exists (use REPLACE)"));
     }
-    let program = Arc::new(Program::load(name, desc, bytes).map_err(|e| format!("{e:#}"))?);
+    let program = Arc::new(Program::load(name, desc, bytes, owner).map_err(|e| format!("{e:#}"))?);
     check_jobs(&program)?;
     let host = fused::host();
     let old = registrations_of(name);
@@ -141,6 +143,7 @@ pub fn install(
             trigger,
             steps,
             host: Some(host.clone()),
+            run_as: program.owner.clone(),
             plan_text,
             session: None,
             guest: Some(name.to_string()),

@@ -10,6 +10,7 @@ use super::bindings::{types, GuestPre, CONTRACT_VERSION, PLANS_INTERFACE};
 use super::runtime::{self, Fault, Live};
 use super::state::HostState;
 use crate::config::{self, Key};
+use crate::engine::execution::RunAs;
 
 /// Idle instances kept per guest (one per worker and the main thread is the usual need).
 const IDLE_KEEP: usize = 8;
@@ -23,6 +24,9 @@ pub struct Program {
     /// The contract version the guest was built against.
     pub version: String,
     pub description: types::Description,
+    /// Whom its jobs and registrations act for: the user that uploaded it, in the
+    /// database it was uploaded from.
+    pub owner: RunAs,
     pre: GuestPre<HostState>,
     idle: Mutex<Vec<Live>>,
 }
@@ -70,7 +74,7 @@ fn contract_version(component: &wasmtime::component::Component) -> Result<String
 
 impl Program {
     /// Compiles, checks and describes a guest. Nothing is registered yet.
-    pub fn load(name: &str, desc: Option<String>, bytes: Vec<u8>) -> Result<Program> {
+    pub fn load(name: &str, desc: Option<String>, bytes: Vec<u8>, owner: RunAs) -> Result<Program> {
         check_header(&bytes)?;
         let component = wasmtime::component::Component::new(runtime::engine()?, &bytes)
             .map_err(|e| anyhow!("the component does not compile: {e:#}"))?;
@@ -97,6 +101,7 @@ impl Program {
             hash,
             version,
             description,
+            owner,
             pre,
             idle: Mutex::new(vec![live]),
         })

@@ -11,7 +11,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::redisgears::guest::{host, types};
 use super::codec;
 use crate::engine::value::Value;
-use crate::redis::call::{execute, with_refs};
+use crate::redis::call::with_refs;
+use crate::redis::door::{self, Caller};
 use crate::redis::lock;
 
 /// How much of a guest's stderr is kept (the text of a panic, for the error reply).
@@ -98,9 +99,9 @@ impl HostState {
             return Err(format!("{what}() needs a command name"));
         }
         let reply = if what == "call_next" {
-            self.with_redis(|| crate::triggers::hooks::call_next(command))?
+            self.with_redis(|| crate::triggers::hooks::call_next(Caller::Guest, command))?
         } else {
-            self.with_redis(|| with_refs(&command, |refs| execute(&lock::context(), refs)))
+            self.with_redis(|| with_refs(&command, |refs| door::execute(Caller::Guest, refs)))
         };
         match reply {
             Value::Error(e) => Err(e),

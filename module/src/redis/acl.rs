@@ -1,0 +1,69 @@
+//! Checking a command against an ACL user's permissions, for calls made on that user's
+//! behalf by code it sent (a recipe, a guest, a registration).
+//!
+//! Redis checks the permissions of a client's own commands; a module's calls run on a
+//! client with no user and are never checked. So before every call of user code, the
+//! door (`door.rs`) asks here whether the owner of that code may run it: the command,
+//! its subcommand, its keys and its channels (RedisModule_ACLCheckCommandPermissions,
+//! Redis 7.0+). The user is looked up by name on every check: a user object kept between
+//! checks could be freed by ACL DELUSER while the lock is given back, and a look-up is a
+//! tree search plus one small allocation.
+
+use redis_module::raw;
+
+use super::string::OwnedString;
+
+/// An ACL user looked up by name, released on drop.
+struct User(*mut raw::RedisModuleUser);
+
+impl Drop for User {
+    fn drop(&mut self) {
+        // SAFETY: a user RedisModule_GetModuleUserFromUserName returned, freed once here
+        // (freeing it does not touch the ACL user it refers to).
+        unsafe { raw::RedisModule_FreeModuleUser.unwrap()(self.0) };
+    }
+}
+
+/// Whether `user` may run `args` (command name first), whose arity the caller checked
+/// (`arity::check`). `Err` is the error reply: NOPERM naming the user. An unknown command
+/// passes: running it gives Redis's own "unknown command" error. The Redis lock must be
+/// held.
+pub fn check(user: &str, args: &[&[u8]]) -> Result<(), String> {
+    // SAFETY: the API pointers are written once, by RedisModule_Init at load, before any
+    // command or thread runs; only read afterwards.
+    let apis = unsafe {
+        (
+            raw::RedisModule_GetModuleUserFromUserName,
+            raw::RedisModule_ACLCheckCommandPermissions,
+        )
+    };
+    let (Some(lookup), Some(check_cmd)) = apis else {
+        return Err("NOPERM this server has no ACL check for modules (Redis 7.0+ needed)".into());
+    };
+    let name = OwnedString::new(user.as_bytes());
+    // SAFETY: `name` is a live string; the returned user (or NULL) is ours to free.
+    let found = unsafe { lookup(name.ptr) };
+    if found.is_null() {
+        return Err(format!(
+            "NOPERM the ACL user '{user}' that owns this code does not exist any more"
+        ));
+    }
+    let found = User(found);
+    let strings: Vec<OwnedString> = args.iter().map(|a| OwnedString::new(a)).collect();
+    let mut argv: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.ptr).collect();
+    // SAFETY: `found` is a live module user, `argv` holds `argv.len()` live strings that
+    // outlive the call, and the caller checked the command's arity (Redis finds keys and
+    // channels at fixed positions without bounds checks); errno is read right after.
+    let status = unsafe { check_cmd(found.0, argv.as_mut_ptr(), argv.len() as i32) };
+    if status == raw::REDISMODULE_OK as i32
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT)
+    {
+        return Ok(());
+    }
+    let command =
+        String::from_utf8_lossy(args.first().copied().unwrap_or_default()).to_ascii_lowercase();
+    Err(format!(
+        "NOPERM user '{user}' has no permissions to run this '{command}' call (the command, \
+         a subcommand, a key or a channel is not allowed to this user)"
+    ))
+}
