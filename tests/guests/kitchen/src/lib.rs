@@ -242,6 +242,20 @@ fn jobs(g: &mut Guest) {
             })
             .run(Run::new()),
     );
+    // execute() of any command (the safety tests): the reply as text, an error as "ERR: ...".
+    for (name, mode) in [("exec", Mode::Async), ("exec_sync", Mode::Sync)] {
+        g.job(
+            name,
+            GearsBuilder::generator(|args: Vec<String>| Ok([args]))
+                .map(|args: Vec<String>| {
+                    Ok(match execute(&args) {
+                        Ok(v) => format!("{v:?}"),
+                        Err(e) => format!("ERR: {e}"),
+                    })
+                })
+                .run(Run::new().mode(mode)),
+        );
+    }
     g.job(
         "log",
         one_record()
