@@ -11,3 +11,4 @@ pub mod plan;
 pub mod runtime;
 pub mod script;
 pub mod session;
+pub mod watchdog;
