@@ -4,7 +4,9 @@
 pub mod convert;
 pub mod fused;
 pub mod generator;
+pub mod info;
 pub mod interrupt;
+pub mod janitor;
 pub mod memory;
 pub mod native;
 pub mod plan;

@@ -89,6 +89,7 @@ pub fn init() -> anyhow::Result<()> {
             .call_method1("_install_recursion_cap", (recursion_cap(),))?;
         let _ = GEARS.set(gears.unbind());
         super::watchdog::start(py, &dir.to_string_lossy())?;
+        super::janitor::start()?;
         Ok(())
     })
     .map_err(|e| anyhow::anyhow!("starting Python: {e}"))

@@ -78,8 +78,14 @@ pub fn execute(
             })
         });
         let watch = super::watchdog::enter(py);
-        let result =
-            runtime::new_globals(py).and_then(|globals| py.run(&code, Some(&globals), None));
+        let result = runtime::new_globals(py).and_then(|globals| {
+            SCRIPT.with(|s| {
+                if let Some(st) = s.borrow().as_ref() {
+                    st.session.set_globals(globals.clone().unbind());
+                }
+            });
+            py.run(&code, Some(&globals), None)
+        });
         let over_budget = watch.fired().and_then(|f| f.error());
         drop(watch);
         let state = SCRIPT.with(|s| s.borrow_mut().take());

@@ -15,7 +15,7 @@
 
 use std::ffi::CStr;
 use std::os::raw::{c_int, c_ulong};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,17 @@ struct Entry {
 // SAFETY: `tstate` is only used by the watchdog while it holds the GIL and TABLE; the
 // entry is removed (under the GIL) before its thread state can go away.
 unsafe impl Send for Entry {}
+
+static OVER_BUDGET: AtomicU64 = AtomicU64::new(0);
+static ABORTED: AtomicU64 = AtomicU64::new(0);
+
+/// How many times Python code was interrupted: (over budget, aborted).
+pub fn interruptions() -> (u64, u64) {
+    (
+        OVER_BUDGET.load(Ordering::Relaxed),
+        ABORTED.load(Ordering::Relaxed),
+    )
+}
 
 static TABLE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 static ABORTED_TYPE: AtomicPtr<ffi::PyObject> = AtomicPtr::new(std::ptr::null_mut());
@@ -139,6 +150,11 @@ fn act(now: Instant) {
         };
         if e.fired.is_none() {
             e.fired = Some(fired);
+            let count = match fired {
+                Fired::Aborted => &ABORTED,
+                Fired::OverBudget(_) => &OVER_BUDGET,
+            };
+            count.fetch_add(1, Ordering::Relaxed);
             if let Fired::OverBudget(ms) = fired {
                 redis_module::logging::log_warning(format!(
                     "gears: Python code held Redis for more than {ms} ms (PythonMaxLockMillis); interrupting it"
