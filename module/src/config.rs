@@ -40,6 +40,7 @@ entries! {
     PythonEnabled = "PythonEnabled", 1, 0, 1, false;
     WasmMaxCallMillis = "WasmMaxCallMillis", 500, 1, i64::MAX, true;
     WasmMaxMemoryMB = "WasmMaxMemoryMB", 64, 1, 65536, true;
+    PythonMaxLockMillis = "PythonMaxLockMillis", 5000, 10, 600_000, true;
 }
 
 static VALUES: [AtomicI64; ENTRIES.len()] = [const { AtomicI64::new(0) }; ENTRIES.len()];

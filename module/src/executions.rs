@@ -44,6 +44,11 @@ pub fn current_execution() -> Option<u64> {
     CURRENT.with(|c| c.borrow().last().map(|(seq, _)| *seq))
 }
 
+/// The abort flag of the execution running on this thread, if any.
+pub fn current_abort_flag() -> Option<Arc<AtomicBool>> {
+    CURRENT.with(|c| c.borrow().last().map(|(_, flag)| flag.clone()))
+}
+
 /// Whether RG.ABORTEXECUTION asked the execution running on this thread to stop.
 pub fn abort_requested_here() -> bool {
     CURRENT.with(|c| {

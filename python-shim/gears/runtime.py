@@ -156,3 +156,34 @@ def _install_sleep_release():
 
 
 _install_sleep_release()
+
+
+def _install_recursion_cap(cap):
+    """Caps ``sys.setrecursionlimit`` inside recipes at ``cap`` (set by the host at load).
+
+    CPython counts C-level recursion (repr of nested lists, ==, pickle, sorted(key=...)
+    calling back into Python) against the recursion limit, and a high limit lets such
+    code overflow the C stack of the thread it runs on: that kills Redis. The host
+    computes ``cap`` from the main thread's and the workers' stack sizes. A larger request
+    is clamped to the cap (libraries that raise the limit at import keep working) and
+    logged; ``sys.getrecursionlimit()`` tells the value in force.
+    """
+    import sys as _sys
+    real = getattr(_sys.setrecursionlimit, '_gears_real', _sys.setrecursionlimit)
+
+    def setrecursionlimit(limit):
+        if not isinstance(limit, int):
+            raise TypeError("'%s' object cannot be interpreted as an integer"
+                            % type(limit).__name__)
+        if limit > cap:
+            log('sys.setrecursionlimit(%d) was clamped to %d: a higher limit could '
+                'overflow the C stack and crash Redis' % (limit, cap), level='warning')
+            limit = cap
+        real(limit)
+
+    setrecursionlimit._gears_real = real
+    setrecursionlimit._gears_cap = cap
+    setrecursionlimit.__doc__ = real.__doc__
+    _sys.setrecursionlimit = setrecursionlimit
+    if _sys.getrecursionlimit() > cap:
+        real(cap)

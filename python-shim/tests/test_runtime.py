@@ -100,3 +100,26 @@ def test_sleep_gives_the_lock_back_first(fake):
     fake.reset()
     time.sleep(0)
     assert ('release_lock_slice', ()) in fake.calls
+
+
+def test_recursion_cap_clamps_and_logs(fake):
+    import sys
+    from gears import runtime
+    real = getattr(sys.setrecursionlimit, '_gears_real', sys.setrecursionlimit)
+    before = sys.getrecursionlimit()
+    try:
+        runtime._install_recursion_cap(1500)
+        sys.setrecursionlimit(1200)
+        assert sys.getrecursionlimit() == 1200
+        assert not any(c[0] == 'log' for c in fake.calls)
+        sys.setrecursionlimit(10 ** 7)
+        assert sys.getrecursionlimit() == 1500
+        assert any(c[0] == 'log' and 'clamped to 1500' in c[1][0] and c[1][1] == 'warning'
+                   for c in fake.calls)
+        with pytest.raises(TypeError):
+            sys.setrecursionlimit('x')
+        runtime._install_recursion_cap(1500)  # installing again wraps the real one once
+        assert sys.setrecursionlimit._gears_real is real
+    finally:
+        sys.setrecursionlimit = real
+        real(before)

@@ -4,6 +4,11 @@ use crossbeam_channel::{unbounded, Sender};
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// A worker's stack. Python steps recurse on it (CPython 3.11 recursion through C
+/// functions takes up to about 3.2 KB per level: the default limit of 1000 alone
+/// overflowed Rust's default 2 MB); only the pages touched are ever resident.
+pub const WORKER_STACK: usize = 64 << 20;
+
 pub struct Pool {
     jobs: Sender<Job>,
 }
@@ -16,6 +21,7 @@ impl Pool {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("gears-worker-{i}"))
+                .stack_size(WORKER_STACK)
                 .spawn(move || {
                     on_start();
                     for job in rx.iter() {

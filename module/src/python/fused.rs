@@ -8,6 +8,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use super::convert::{describe_error, host, to_py, to_reply, to_value};
 use super::native::ExecutionAborted;
 use super::runtime;
+use super::watchdog;
 use crate::engine::operator::{Operator, RunCtx, Stop};
 use crate::engine::plan::{Host, HostStep, OutputForm};
 use crate::engine::value::Value;
@@ -71,7 +72,10 @@ struct FusedOp {
 
 fn stop_of(py: Python<'_>, err: PyErr) -> Stop {
     if err.is_instance_of::<ExecutionAborted>(py) {
-        Stop::Aborted
+        match watchdog::fired_here().and_then(|f| f.error()) {
+            Some(over_budget) => Stop::Failed(over_budget),
+            None => Stop::Aborted,
+        }
     } else {
         Stop::Failed(describe_error(py, &err))
     }
@@ -102,6 +106,7 @@ impl FusedOp {
 impl Operator for FusedOp {
     fn push(&mut self, cx: &mut RunCtx, batch: Vec<Value>) -> Result<Vec<Value>, Stop> {
         Python::attach(|py| {
+            let _watch = watchdog::enter(py);
             cx.count_entry("python");
             let list = PyList::empty(py);
             for v in &batch {
@@ -125,6 +130,7 @@ impl Operator for FusedOp {
             return Ok(Vec::new());
         }
         Python::attach(|py| {
+            let _watch = watchdog::enter(py);
             cx.count_entry("python");
             let reply = self
                 .run

@@ -31,17 +31,19 @@ impl GeneratorReader {
 impl Reader for GeneratorReader {
     fn next_batch(&mut self, max: usize) -> anyhow::Result<Option<Vec<Value>>> {
         Python::attach(|py| {
+            let watch = super::watchdog::enter(py);
+            let failed = |e: &PyErr| match watch.fired().and_then(|f| f.error()) {
+                Some(over_budget) => anyhow::anyhow!("{over_budget}"),
+                None => anyhow::anyhow!("{}", describe_error(py, e)),
+            };
             let items = self
                 .reader
                 .bind(py)
                 .call_method1("next", (max,))
-                .map_err(|e| anyhow::anyhow!("{}", describe_error(py, &e)))?;
+                .map_err(|e| failed(&e))?;
             let mut out = Vec::new();
-            for item in items
-                .try_iter()
-                .map_err(|e| anyhow::anyhow!("{}", describe_error(py, &e)))?
-            {
-                let item = item.map_err(|e| anyhow::anyhow!("{}", describe_error(py, &e)))?;
+            for item in items.try_iter().map_err(|e| failed(&e))? {
+                let item = item.map_err(|e| failed(&e))?;
                 out.push(if self.as_values {
                     to_value(&item)
                 } else {
@@ -57,6 +59,7 @@ impl Reader for GeneratorReader {
 pub fn pattern_source(generator: Py<PyAny>) -> PatternSource {
     Box::new(move || {
         Python::attach(|py| {
+            let _watch = super::watchdog::enter(py);
             let pattern = generator
                 .bind(py)
                 .call0()

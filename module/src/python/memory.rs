@@ -24,6 +24,12 @@ pub struct Stats {
     pub current: u64,
 }
 
+/// Whether the counting wrappers are installed (Python was started).
+pub fn installed() -> bool {
+    // SAFETY: ORIGINAL is written once, on the main thread at load, before any reader.
+    unsafe { (*std::ptr::addr_of!(ORIGINAL))[0].is_some() }
+}
+
 pub fn stats() -> Stats {
     Stats {
         total: TOTAL.load(Ordering::Relaxed),

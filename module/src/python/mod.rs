@@ -4,10 +4,13 @@
 pub mod convert;
 pub mod fused;
 pub mod generator;
+pub mod info;
 pub mod interrupt;
+pub mod janitor;
 pub mod memory;
 pub mod native;
 pub mod plan;
 pub mod runtime;
 pub mod script;
 pub mod session;
+pub mod watchdog;

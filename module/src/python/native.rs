@@ -97,11 +97,13 @@ fn execute<'py>(
 #[pyfunction]
 fn lock(py: Python<'_>) {
     py.detach(redis_lock::atomic_enter);
+    super::watchdog::atomic_entered(py);
 }
 
 #[pyfunction]
-fn unlock() {
+fn unlock(py: Python<'_>) {
     redis_lock::atomic_exit();
+    super::watchdog::atomic_left(py);
 }
 
 #[pyfunction]

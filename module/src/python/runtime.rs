@@ -84,10 +84,38 @@ pub fn init() -> anyhow::Result<()> {
         let fused = py.import("gears._fused")?;
         let _ = FUSED_RUN.set(fused.getattr("FusedRun")?.unbind());
         let _ = GENERATOR_READER.set(fused.getattr("GeneratorReader")?.unbind());
+        gears
+            .getattr("runtime")?
+            .call_method1("_install_recursion_cap", (recursion_cap(),))?;
         let _ = GEARS.set(gears.unbind());
+        super::watchdog::start(py, &dir.to_string_lossy())?;
+        super::janitor::start()?;
         Ok(())
     })
     .map_err(|e| anyhow::anyhow!("starting Python: {e}"))
+}
+
+/// C stack one unit of the recursion limit may take: CPython 3.11 counts C-level
+/// recursion (repr, ==, pickle, sorted(key=...) calling back into Python) against the
+/// same limit. The worst pattern measured, a function recursing through
+/// `sorted(key=f)`, overflowed 8 MB at a limit of about 2,560 (3.2 KB per unit).
+const STACK_PER_RECURSION: u64 = 4096;
+
+/// The highest recursion limit a recipe may set: what fits the smaller of the main
+/// thread's stack (sync steps run there) and a worker's, at the worst measured cost.
+fn recursion_cap() -> u64 {
+    // SAFETY: getrlimit only writes the struct we pass.
+    let main_stack = unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_STACK, &mut lim) == 0 && lim.rlim_cur != libc::RLIM_INFINITY
+        {
+            lim.rlim_cur as u64
+        } else {
+            8 << 20
+        }
+    };
+    let stack = main_stack.min(crate::engine::pool::WORKER_STACK as u64);
+    (stack / STACK_PER_RECURSION).max(1000)
 }
 
 fn handle<'py>(py: Python<'py>, cell: &OnceLock<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {

@@ -82,8 +82,17 @@ pub fn execute(
                 run_as: run_as.clone(),
             })
         });
-        let result =
-            runtime::new_globals(py).and_then(|globals| py.run(&code, Some(&globals), None));
+        let watch = super::watchdog::enter(py);
+        let result = runtime::new_globals(py).and_then(|globals| {
+            SCRIPT.with(|s| {
+                if let Some(st) = s.borrow().as_ref() {
+                    st.session.set_globals(globals.clone().unbind());
+                }
+            });
+            py.run(&code, Some(&globals), None)
+        });
+        let over_budget = watch.fired().and_then(|f| f.error());
+        drop(watch);
         let state = SCRIPT.with(|s| s.borrow_mut().take());
         let (run, registered) = state.map(|s| (s.run, s.registered)).unwrap_or_default();
         let registrations: Vec<(usize, String)> = registered
@@ -100,7 +109,7 @@ pub fn execute(
                 for (_, id) in registrations {
                     globals().registrations.remove(&id);
                 }
-                Err(describe_error(py, &e))
+                Err(over_budget.unwrap_or_else(|| describe_error(py, &e)))
             }
         }
     })

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
 use crate::engine::execution::RunAs;
 
 #[derive(Clone)]
@@ -26,10 +29,16 @@ fn sessions() -> MutexGuard<'static, BTreeMap<String, Entry>> {
 
 struct Handle {
     id: String,
+    /// The globals dict of the session's script, released when the session ends.
+    globals: Mutex<Option<Py<PyDict>>>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        let globals = self.globals.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(globals) = globals.take() {
+            super::janitor::release(globals);
+        }
         let mut map = sessions();
         // Only the entry of this very handle goes (an upgrade may have replaced it).
         if map
@@ -48,6 +57,11 @@ pub struct SessionRef(Arc<Handle>);
 impl SessionRef {
     pub fn id(&self) -> &str {
         &self.0.id
+    }
+
+    /// The globals dict the session's script runs in (released when the session ends).
+    pub fn set_globals(&self, globals: Py<PyDict>) {
+        *self.0.globals.lock().unwrap_or_else(|e| e.into_inner()) = Some(globals);
     }
 }
 
@@ -99,7 +113,10 @@ pub fn open(
     if live.is_some() && !take_over {
         return Err(format!("Session {id} already exists"));
     }
-    let handle = Arc::new(Handle { id: id.clone() });
+    let handle = Arc::new(Handle {
+        id: id.clone(),
+        globals: Mutex::new(None),
+    });
     map.insert(
         id.clone(),
         Entry {
@@ -135,4 +152,12 @@ pub fn dump() -> Vec<(String, Option<String>, usize)> {
         .filter(|(_, e)| e.handle.strong_count() > 0)
         .map(|(id, e)| (id.clone(), e.desc.clone(), e.handle.strong_count()))
         .collect()
+}
+
+/// How many sessions are live.
+pub fn live_count() -> usize {
+    sessions()
+        .values()
+        .filter(|e| e.handle.strong_count() > 0)
+        .count()
 }

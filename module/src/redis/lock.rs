@@ -276,6 +276,21 @@ pub fn atomic_exit() {
     })
 }
 
+/// Ends an atomic block that user code left open (it returned or failed inside it).
+pub fn atomic_reset() {
+    if on_main_thread() {
+        return;
+    }
+    with_worker(|w| {
+        if w.atomic_depth > 0 {
+            w.atomic_depth = 0;
+            if w.held && !in_call() {
+                unlock_now(w);
+            }
+        }
+    })
+}
+
 thread_local! {
     static IS_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }

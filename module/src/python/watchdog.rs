@@ -1,0 +1,358 @@
+//! Nothing Python runs may hold Redis for good, and an abort cannot be swallowed.
+//!
+//! Every entry into user Python code is a `Watch` (a guard) that lists its thread in a
+//! table: whether it holds Redis right now (the main thread, a worker inside a Redis call,
+//! an `atomic()` block) and since when, and the abort flag of its execution. One watchdog
+//! thread, started at load, looks at the table every few ms. It never waits for the Redis
+//! lock; it takes the GIL only when it has something to do. A thread that held Redis
+//! longer than PythonMaxLockMillis, or whose execution was aborted, gets `ExecutionAborted`
+//! raised asynchronously, again every `RERAISE` until its entry ends, and a C trace
+//! function that raises it again at every line of user code: a bare `except:` cannot
+//! keep the code running (the handler's own lines raise again). Frames of the gears
+//! package are spared, so `atomic().__exit__` still gives the Redis lock back.
+//!
+//! Lock order: the GIL, then TABLE. Nobody waits for the GIL while holding TABLE.
+
+use std::ffi::CStr;
+use std::os::raw::{c_int, c_ulong};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::PyTypeInfo;
+
+use super::native::ExecutionAborted;
+use crate::config::{self, Key};
+use crate::redis::lock;
+
+/// How often the watchdog looks at the table.
+const TICK: Duration = Duration::from_millis(10);
+/// How often an interrupted thread gets the exception raised again.
+const RERAISE: Duration = Duration::from_millis(50);
+
+/// Why a thread's Python code is being stopped.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fired {
+    /// RG.ABORTEXECUTION.
+    Aborted,
+    /// It held Redis for more than this many ms (PythonMaxLockMillis).
+    OverBudget(i64),
+}
+
+impl Fired {
+    /// The error entry of an execution stopped for this reason (None: a plain abort).
+    pub fn error(self) -> Option<String> {
+        match self {
+            Fired::Aborted => None,
+            Fired::OverBudget(ms) => Some(format!(
+                "Execution was aborted: it held Redis for more than {ms} ms (PythonMaxLockMillis)"
+            )),
+        }
+    }
+}
+
+struct Frame {
+    atomic: bool,
+    /// Since when this frame holds Redis, if it does.
+    holds: Option<Instant>,
+}
+
+struct Entry {
+    ident: c_ulong,
+    tstate: *mut ffi::PyThreadState,
+    frames: Vec<Frame>,
+    abort: Option<Arc<AtomicBool>>,
+    fired: Option<Fired>,
+    raised: Option<Instant>,
+}
+
+// SAFETY: `tstate` is only used by the watchdog while it holds the GIL and TABLE; the
+// entry is removed (under the GIL) before its thread state can go away.
+unsafe impl Send for Entry {}
+
+static OVER_BUDGET: AtomicU64 = AtomicU64::new(0);
+static ABORTED: AtomicU64 = AtomicU64::new(0);
+
+/// How many times Python code was interrupted: (over budget, aborted).
+pub fn interruptions() -> (u64, u64) {
+    (
+        OVER_BUDGET.load(Ordering::Relaxed),
+        ABORTED.load(Ordering::Relaxed),
+    )
+}
+
+static TABLE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+static ABORTED_TYPE: AtomicPtr<ffi::PyObject> = AtomicPtr::new(std::ptr::null_mut());
+/// Files under this folder (the python-shim) are spared by the tracer.
+static SHIM_DIR: OnceLock<String> = OnceLock::new();
+
+fn table() -> MutexGuard<'static, Vec<Entry>> {
+    TABLE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn thread_ident() -> c_ulong {
+    // SAFETY: pthread_self has no preconditions; CPython's thread ids are pthread ids.
+    unsafe { libc::pthread_self() as c_ulong }
+}
+
+/// Starts the watchdog thread. Called once at load, after the interpreter started.
+pub fn start(py: Python<'_>, shim_dir: &str) -> std::io::Result<()> {
+    let _ = SHIM_DIR.set(shim_dir.to_string());
+    let ty = ExecutionAborted::type_object(py);
+    // The type object lives as long as the interpreter: keep one reference forever.
+    ABORTED_TYPE.store(ty.into_any().unbind().into_ptr(), Ordering::Release);
+    std::thread::Builder::new()
+        .name("gears-watchdog".into())
+        .spawn(|| loop {
+            std::thread::sleep(TICK);
+            if something_due(Instant::now()) {
+                Python::attach(|_py| act(Instant::now()));
+            }
+        })
+        .map(|_| ())
+}
+
+fn due(e: &Entry, now: Instant, budget: Duration) -> Option<Fired> {
+    match e.fired {
+        Some(f) => e
+            .raised
+            .is_none_or(|r| now.duration_since(r) >= RERAISE)
+            .then_some(f),
+        None => {
+            if e.abort.as_ref().is_some_and(|a| a.load(Ordering::Acquire)) {
+                return Some(Fired::Aborted);
+            }
+            let since = e.frames.iter().find_map(|f| f.holds)?;
+            (now.duration_since(since) > budget)
+                .then_some(Fired::OverBudget(budget.as_millis() as i64))
+        }
+    }
+}
+
+fn budget() -> Duration {
+    Duration::from_millis(config::get(Key::PythonMaxLockMillis).max(1) as u64)
+}
+
+fn something_due(now: Instant) -> bool {
+    let budget = budget();
+    table().iter().any(|e| due(e, now, budget).is_some())
+}
+
+/// With the GIL: raises in every thread that is due.
+fn act(now: Instant) {
+    let budget = budget();
+    let ty = ABORTED_TYPE.load(Ordering::Acquire);
+    for e in table().iter_mut() {
+        let Some(fired) = due(e, now, budget) else {
+            continue;
+        };
+        if e.fired.is_none() {
+            e.fired = Some(fired);
+            let count = match fired {
+                Fired::Aborted => &ABORTED,
+                Fired::OverBudget(_) => &OVER_BUDGET,
+            };
+            count.fetch_add(1, Ordering::Relaxed);
+            if let Fired::OverBudget(ms) = fired {
+                redis_module::logging::log_warning(format!(
+                    "gears: Python code held Redis for more than {ms} ms (PythonMaxLockMillis); interrupting it"
+                ));
+            }
+        }
+        e.raised = Some(now);
+        // SAFETY: the GIL is held; the entry's thread state is alive while it is listed
+        // (removed under the GIL); the exception type lives for the whole process.
+        unsafe {
+            _PyEval_SetTrace(e.tstate, Some(abort_tracer), std::ptr::null_mut());
+            ffi::PyThreadState_SetAsyncExc(e.ident as _, ty);
+        }
+    }
+}
+
+extern "C" {
+    /// CPython's per-thread-state `sys.settrace` (exported; what debuggers use to trace a
+    /// thread other than the calling one).
+    fn _PyEval_SetTrace(
+        tstate: *mut ffi::PyThreadState,
+        func: Option<ffi::Py_tracefunc>,
+        arg: *mut ffi::PyObject,
+    ) -> c_int;
+}
+
+/// True when `frame` runs code of the python-shim (spared, so it can clean up).
+///
+/// # Safety
+/// The GIL is held and `frame` is a live frame.
+unsafe fn shim_frame(frame: *mut ffi::PyFrameObject) -> bool {
+    let Some(dir) = SHIM_DIR.get() else {
+        return false;
+    };
+    // SAFETY: per the function's contract; every new reference is released.
+    unsafe {
+        let code = ffi::PyFrame_GetCode(frame);
+        if code.is_null() {
+            ffi::PyErr_Clear();
+            return false;
+        }
+        let name = ffi::PyObject_GetAttrString(code.cast(), c"co_filename".as_ptr());
+        ffi::Py_DECREF(code.cast());
+        if name.is_null() {
+            ffi::PyErr_Clear();
+            return false;
+        }
+        let utf8 = ffi::PyUnicode_AsUTF8(name);
+        let spared = !utf8.is_null() && CStr::from_ptr(utf8).to_bytes().starts_with(dir.as_bytes());
+        if utf8.is_null() {
+            ffi::PyErr_Clear();
+        }
+        ffi::Py_DECREF(name);
+        spared
+    }
+}
+
+/// Raises `ExecutionAborted` at every call and line of user code.
+unsafe extern "C" fn abort_tracer(
+    _obj: *mut ffi::PyObject,
+    frame: *mut ffi::PyFrameObject,
+    what: c_int,
+    _arg: *mut ffi::PyObject,
+) -> c_int {
+    if what != ffi::PyTrace_LINE && what != ffi::PyTrace_CALL {
+        return 0;
+    }
+    // SAFETY: CPython calls the tracer with the GIL held and a live frame.
+    unsafe {
+        if shim_frame(frame) {
+            return 0;
+        }
+        ffi::PyErr_SetString(
+            ABORTED_TYPE.load(Ordering::Acquire),
+            c"Execution was aborted".as_ptr(),
+        );
+    }
+    -1
+}
+
+/// Lists a frame for this thread; returns how many frames it had before.
+fn push(frame: Frame, abort: Option<Arc<AtomicBool>>) -> usize {
+    let ident = thread_ident();
+    let mut t = table();
+    if let Some(e) = t.iter_mut().find(|e| e.ident == ident) {
+        let depth = e.frames.len();
+        e.frames.push(frame);
+        if e.abort.is_none() {
+            e.abort = abort;
+        }
+        return depth;
+    }
+    t.push(Entry {
+        ident,
+        // SAFETY: called with the GIL held, so this thread has a current thread state.
+        tstate: unsafe { ffi::PyThreadState_Get() },
+        frames: vec![frame],
+        abort,
+        fired: None,
+        raised: None,
+    });
+    0
+}
+
+/// Pops this thread's frames down to `depth`; the last one out stops the raising.
+/// Called with the GIL held.
+fn pop_to(depth: usize) {
+    let ident = thread_ident();
+    let stopped = {
+        let mut t = table();
+        let Some(i) = t.iter().position(|e| e.ident == ident) else {
+            return;
+        };
+        t[i].frames.truncate(depth);
+        if !t[i].frames.is_empty() {
+            return;
+        }
+        t.swap_remove(i).fired.is_some()
+    };
+    if stopped {
+        // SAFETY: the GIL is held; both calls act on this thread only. The watchdog can
+        // no longer raise here: the entry is gone and it raises only with the GIL.
+        unsafe {
+            ffi::PyEval_SetTrace(None, std::ptr::null_mut());
+            ffi::PyThreadState_SetAsyncExc(ident as _, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Why this thread is being stopped, if it is.
+pub fn fired_here() -> Option<Fired> {
+    let ident = thread_ident();
+    table()
+        .iter()
+        .find(|e| e.ident == ident)
+        .and_then(|e| e.fired)
+}
+
+/// An entry into user Python code, watched until it is dropped (with the GIL held).
+pub struct Watch<'py> {
+    depth: usize,
+    _py: Python<'py>,
+}
+
+/// Watches the Python code this thread runs from now on. Holding Redis (the main
+/// thread, or a worker inside a Redis call) counts against PythonMaxLockMillis.
+pub fn enter(py: Python<'_>) -> Watch<'_> {
+    let holds = (lock::on_main_thread() || lock::in_call()).then(Instant::now);
+    let depth = push(
+        Frame {
+            atomic: false,
+            holds,
+        },
+        crate::executions::current_abort_flag(),
+    );
+    Watch { depth, _py: py }
+}
+
+impl Watch<'_> {
+    /// Why the code was stopped, if the watchdog stopped it.
+    pub fn fired(&self) -> Option<Fired> {
+        fired_here()
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if self.depth == 0 {
+            // An atomic() block the code left open ends with it: never keep Redis locked.
+            lock::atomic_reset();
+        }
+        pop_to(self.depth);
+    }
+}
+
+/// An `atomic()` block starts (the Redis lock is held): it counts against the budget.
+pub fn atomic_entered(_py: Python<'_>) {
+    push(
+        Frame {
+            atomic: true,
+            holds: Some(Instant::now()),
+        },
+        None,
+    );
+}
+
+/// An `atomic()` block ends.
+pub fn atomic_left(_py: Python<'_>) {
+    let ident = thread_ident();
+    let depth = {
+        let t = table();
+        let Some(e) = t.iter().find(|e| e.ident == ident) else {
+            return;
+        };
+        match e.frames.last() {
+            Some(f) if f.atomic => e.frames.len() - 1,
+            _ => return,
+        }
+    };
+    pop_to(depth);
+}
