@@ -1,8 +1,9 @@
 //! The thin Redis-facing layer shared by commands, readers and hosts: the Redis lock and
-//! its time slices, calling commands, writing replies, blocked clients.
+//! its time slices, calling commands, writing replies, blocked clients, slow work off the main thread.
 
 pub mod blocked;
 pub mod call;
 pub mod fast;
 pub mod lock;
+pub mod offload;
 pub mod reply;
