@@ -529,6 +529,7 @@ def test_max_executions_drops_oldest(fresh_server):
 DEFAULTS = {
     "MaxExecutions": 1000,
     "MaxExecutionsPerRegistration": 100,
+    "MaxResultsBytes": 256 << 20,
     "ProfileExecutions": 0,
     "PythonAttemptTraceback": 1,
     "ExecutionThreads": 3,

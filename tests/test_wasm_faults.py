@@ -58,7 +58,7 @@ def test_trap_error_carries_the_panic_message(faults):
 
 def test_abort_stops_a_spinning_async_guest(faults):
     r = faults
-    r.execute_command("RG.CONFIGSET", "WasmMaxCallMillis", "60000")
+    r.execute_command("RG.CONFIGSET", "WasmMaxCallMillis", "10000")
     try:
         eid = r.execute_command("RG.WASMRUN", "faults", "spin", "UNBLOCKING")
         wait_until(lambda: pairs(pairs(r.execute_command("RG.GETEXECUTION", eid)[0])[

@@ -29,6 +29,9 @@ macro_rules! entries {
 entries! {
     MaxExecutions = "MaxExecutions", 1000, 1, i64::MAX, true;
     MaxExecutionsPerRegistration = "MaxExecutionsPerRegistration", 100, 0, i64::MAX, true;
+    // Results kept by finished executions, in bytes (Value::approx_size); 256 MB holds
+    // about 6 million short records and stays well below a usual maxmemory.
+    MaxResultsBytes = "MaxResultsBytes", 256 << 20, 0, i64::MAX, true;
     ProfileExecutions = "ProfileExecutions", 0, 0, 1, true;
     PythonAttemptTraceback = "PythonAttemptTraceback", 1, 0, 1, true;
     ExecutionThreads = "ExecutionThreads", 3, 1, 256, false;
@@ -38,7 +41,9 @@ entries! {
     LockSliceMicros = "LockSliceMicros", 1000, 1, 10_000_000, true;
     MaxPendingEvents = "MaxPendingEvents", 100000, 1, i64::MAX, true;
     PythonEnabled = "PythonEnabled", 1, 0, 1, false;
-    WasmMaxCallMillis = "WasmMaxCallMillis", 500, 1, i64::MAX, true;
+    // One guest call handles one batch or one describe: 10 s is 20x the default and keeps
+    // a spinning upload's describe (which holds its client) bounded.
+    WasmMaxCallMillis = "WasmMaxCallMillis", 500, 1, 10_000, true;
     WasmMaxMemoryMB = "WasmMaxMemoryMB", 64, 1, 65536, true;
     PythonMaxLockMillis = "PythonMaxLockMillis", 5000, 10, 600_000, true;
 }

@@ -7,6 +7,7 @@ use crate::config::{self, Key};
 use crate::engine::compile::Stage;
 use crate::engine::execution::{ExecState, Execution, Status};
 use crate::engine::reader::Reader;
+use crate::engine::registry::Limits;
 use crate::engine::run::{run, RunEnv};
 use crate::engine::value::Value;
 use crate::python::interrupt;
@@ -22,14 +23,15 @@ fn env() -> RunEnv<'static> {
     }
 }
 
-/// Keeps the registry within MaxExecutions / MaxExecutionsPerRegistration once `exec`
-/// has finished.
+/// Keeps the registry within MaxExecutions / MaxExecutionsPerRegistration /
+/// MaxResultsBytes once `exec` has finished.
 pub fn trim(exec: &Execution) {
-    globals().registry.finished(
-        exec,
-        config::get(Key::MaxExecutions).max(1) as usize,
-        config::get(Key::MaxExecutionsPerRegistration).max(0) as usize,
-    );
+    let limits = Limits {
+        max: config::get(Key::MaxExecutions).max(1) as usize,
+        per_registration: config::get(Key::MaxExecutionsPerRegistration).max(0) as usize,
+        max_bytes: config::get(Key::MaxResultsBytes).max(0) as usize,
+    };
+    globals().registry.finished(exec, &limits);
 }
 
 thread_local! {

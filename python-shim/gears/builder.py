@@ -47,9 +47,20 @@ def _check_bool(method, name, v):
 def _check_str_list(method, name, v):
     if v is None:
         return None
-    if isinstance(v, str) or not all(isinstance(x, str) for x in v):
+    try:
+        items = None if isinstance(v, (str, bytes)) else list(v)
+    except TypeError:
+        items = None
+    if items is None or not all(isinstance(x, str) for x in items):
         raise TypeError('%s(): %s must be a list of str' % (method, name))
-    return list(v)
+    return items
+
+
+def _check_mode(method, mode):
+    if mode not in MODES:
+        raise ValueError('%s(): unknown execution mode %r (mode must be one of %s)'
+                         % (method, mode, ', '.join(MODES)))
+    return mode
 
 
 def _check_str(method, name, v):
@@ -80,7 +91,7 @@ class GearsBuilder(object):
             raise TypeError('GearsBuilder(): reader must be a str, got %s'
                             % type(reader).__name__)
         if reader not in READERS:
-            raise ValueError('GearsBuilder(): unknown reader %r (expected one of %s)'
+            raise ValueError('GearsBuilder(): reader does not exists: %r (expected one of %s)'
                              % (reader, ', '.join(READERS)))
         if desc is not None and not isinstance(desc, str):
             raise TypeError('GearsBuilder(): desc must be a str or None, got %s'
@@ -193,9 +204,7 @@ class GearsBuilder(object):
         if unknown:
             raise TypeError('Unknown arguments were given: %s' % ', '.join(unknown))
 
-        mode = kwargs.get('mode', 'async')
-        if mode not in MODES:
-            raise ValueError('run(): mode must be one of %s, got %r' % (', '.join(MODES), mode))
+        mode = _check_mode('run', kwargs.get('mode', 'async'))
 
         # like RedisGears 1.2: any falsy arg (None, '') means defaultArg
         if not arg:
@@ -248,9 +257,7 @@ class GearsBuilder(object):
         unknown = [k for k in kwargs if k not in allowed]
         if unknown:
             raise TypeError('Unknown arguments were given: %s' % ', '.join(unknown))
-        mode = kwargs.get('mode', 'async')
-        if mode not in MODES:
-            raise ValueError('register(): mode must be one of %s, got %r' % (', '.join(MODES), mode))
+        mode = _check_mode('register', kwargs.get('mode', 'async'))
         on_registered = kwargs.get('onRegistered', None)
         if on_registered is not None:
             _check_callable('register', 'onRegistered', on_registered)
@@ -282,8 +289,12 @@ class GearsBuilder(object):
             reader_args = {'interval': _check_count('register', 'interval', kwargs.get('interval'), 1)}
         else:  # CommandReader
             hook, trigger = kwargs.get('hook'), kwargs.get('trigger')
-            if (hook is None) == (trigger is None):
-                raise TypeError('register(): CommandReader needs either trigger=name or hook=command')
+            if hook is None and trigger is None:
+                raise TypeError('register(): no trigger or hook argument was given '
+                                '(CommandReader needs either trigger=name or hook=command)')
+            if hook is not None and trigger is not None:
+                raise TypeError('register(): trigger argument can not be given with keyprefix '
+                                'or hook (CommandReader needs either trigger=name or hook=command)')
             if hook is not None:
                 if 'mode' not in kwargs:
                     mode = 'sync'  # hooks run in sync mode by default
@@ -292,6 +303,9 @@ class GearsBuilder(object):
                 if keyprefix is not None:
                     reader_args['keyprefix'] = _check_str('register', 'keyprefix', keyprefix)
             else:
+                if kwargs.get('keyprefix') is not None:
+                    raise TypeError('register(): trigger argument can not be given with keyprefix '
+                                    'or hook (keyprefix goes with hook=command)')
                 reader_args = {'trigger': _check_str('register', 'trigger', trigger)}
         steps = list(self.steps)
         if convertToStr:

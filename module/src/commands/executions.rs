@@ -15,12 +15,22 @@ use crate::state::globals;
 
 const NOT_FOUND: &str = "execution plan does not exist";
 
+/// Why an execution is gone when the byte bound dropped it (it starts as 1.2's text, so
+/// clients matching that still do).
+const DROPPED: &str = "execution plan does not exist: its results were dropped to respect \
+                       MaxResultsBytes (fetch results sooner, or raise MaxResultsBytes)";
+
+fn not_found(id: &str) -> String {
+    if globals().registry.dropped_for_bytes(id) {
+        DROPPED.into()
+    } else {
+        NOT_FOUND.into()
+    }
+}
+
 fn find(args: &[RedisString]) -> Result<Arc<Execution>, String> {
     let id = text(&args[1])?;
-    globals()
-        .registry
-        .get(&id)
-        .ok_or_else(|| NOT_FOUND.to_string())
+    globals().registry.get(&id).ok_or_else(|| not_found(&id))
 }
 
 fn plan_reply(st: &ExecState) -> Value {
@@ -109,9 +119,10 @@ pub fn get_results_blocking(ctx: &Context, args: &[RedisString]) -> Result<Answe
 
 pub fn drop_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 2, Some(2))?;
-    match globals().registry.drop_execution(&text(&args[1])?) {
+    let id = text(&args[1])?;
+    match globals().registry.drop_execution(&id) {
         Ok(()) => ok(),
-        Err(DropError::NotFound) => Err(NOT_FOUND.into()),
+        Err(DropError::NotFound) => Err(not_found(&id)),
         Err(DropError::Running) => {
             Err("ERR can not drop a running execution, abort it first".into())
         }

@@ -10,6 +10,7 @@ use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
 use crate::redis::blocked::can_block;
+use crate::redis::offload::offload;
 use crate::state::globals;
 use crate::wasm::{fused, guests, plan};
 
@@ -64,18 +65,48 @@ pub fn upload(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     {
         return Err("ERR RG.WASMUPLOAD can not run inside MULTI or a script".into());
     }
+    // Loading an AOF, applying a primary's stream, or a caller that cannot block (a
+    // module's RM_Call): stay synchronous.
     let owner = run_as(ctx)?;
-    let ids = guests::install(
-        &name,
-        desc.clone(),
-        bytes.clone(),
-        replace,
-        None,
-        owner.clone(),
-    )
-    .map_err(|e| format!("ERR {e}"))?;
-    replicate_upload(ctx, &name, desc.as_deref(), &ids, &bytes, &owner);
-    ok()
+    let flags = ctx.get_flags();
+    if flags
+        .intersects(ContextFlags::LOADING | ContextFlags::REPLICATED | ContextFlags::DENY_BLOCKING)
+    {
+        let ids = guests::install(
+            &name,
+            desc.clone(),
+            bytes.clone(),
+            replace,
+            None,
+            owner.clone(),
+        )
+        .map_err(|e| format!("ERR {e}"))?;
+        replicate_upload(ctx, &name, desc.as_deref(), &ids, &bytes, &owner);
+        return ok();
+    }
+    // Compiling and describing take up to WasmMaxCallMillis: off the main thread, with
+    // the client blocked; installing, replicating and answering happen on the main thread.
+    guests::precheck(&name, desc.as_deref(), replace).map_err(|e| format!("ERR {e}"))?;
+    let load_args = (name.clone(), desc.clone(), bytes.clone(), owner.clone());
+    offload(
+        ctx,
+        move || {
+            let (name, desc, bytes, owner) = load_args;
+            guests::load(&name, desc, bytes, replace, owner)
+        },
+        move |ctx, loaded| {
+            let installed =
+                loaded.and_then(|program| guests::install_loaded(program, replace, None));
+            match installed {
+                Ok(ids) => {
+                    replicate_upload(ctx, &name, desc.as_deref(), &ids, &bytes, &owner);
+                    Value::Status("OK".into())
+                }
+                Err(e) => Value::Error(format!("ERR {e}")),
+            }
+        },
+    )?;
+    Ok(Answer::Blocked)
 }
 
 /// RG.INNERWASM name has_desc desc ids bytes [user db]: re-creates a guest with exactly

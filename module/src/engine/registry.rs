@@ -1,10 +1,11 @@
 //! The bounded registry of executions that every RG.* execution command reads.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::execution::{Execution, RunAs, StepReport};
+use super::value::Value;
 
 #[derive(Default)]
 struct Inner {
@@ -13,6 +14,44 @@ struct Inner {
     finished: VecDeque<u64>,
     /// The same per registration.
     finished_by_registration: HashMap<String, VecDeque<u64>>,
+    /// Approximate bytes of the results and errors of each finished execution kept.
+    result_bytes: HashMap<u64, usize>,
+    /// Their sum.
+    total_result_bytes: usize,
+    /// Executions dropped to stay within the byte bound, newest last, so that whoever asks
+    /// for one later learns why it is gone (at most DROPPED_REMEMBERED of them).
+    dropped_for_bytes: BTreeSet<u64>,
+}
+
+/// How many ids of executions dropped for their bytes are remembered (8 bytes each).
+const DROPPED_REMEMBERED: usize = 100_000;
+
+impl Inner {
+    /// Forgets an execution, and the bytes its results held.
+    fn remove(&mut self, seq: u64) {
+        self.executions.remove(&seq);
+        if let Some(bytes) = self.result_bytes.remove(&seq) {
+            self.total_result_bytes -= bytes;
+        }
+    }
+}
+
+/// The bounds of the finished executions kept.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// At most this many in all (MaxExecutions)...
+    pub max: usize,
+    /// ...and of one registration (MaxExecutionsPerRegistration)...
+    pub per_registration: usize,
+    /// ...and at most about this many bytes of results and errors (MaxResultsBytes).
+    pub max_bytes: usize,
+}
+
+/// The approximate bytes an execution's outcome holds.
+fn outcome_bytes(exec: &Execution) -> usize {
+    let st = exec.state();
+    let results: usize = st.results.iter().map(Value::approx_size).sum();
+    results + st.errors.iter().map(|e| e.capacity()).sum::<usize>()
 }
 
 pub struct Registry {
@@ -82,7 +121,18 @@ impl Registry {
 
     /// Forgets an execution that never ran (e.g. its script failed after run()).
     pub fn forget(&self, exec: &Execution) {
-        self.inner().executions.remove(&exec.seq);
+        self.inner().remove(exec.seq);
+    }
+
+    /// Whether `id` was dropped to keep the results within MaxResultsBytes.
+    pub fn dropped_for_bytes(&self, id: &str) -> bool {
+        self.seq_of(id)
+            .is_some_and(|seq| self.inner().dropped_for_bytes.contains(&seq))
+    }
+
+    /// Approximate bytes of results and errors the finished executions hold.
+    pub fn result_bytes(&self) -> usize {
+        self.inner().total_result_bytes
     }
 
     /// RG.DROPEXECUTION: only finished executions can be dropped.
@@ -93,7 +143,7 @@ impl Registry {
         if !exec.status().is_finished() {
             return Err(DropError::Running);
         }
-        inner.executions.remove(&seq);
+        inner.remove(seq);
         Ok(())
     }
 
@@ -103,7 +153,7 @@ impl Registry {
         let inner = &mut *inner;
         if let Some(seqs) = inner.finished_by_registration.remove(registration) {
             for seq in seqs {
-                inner.executions.remove(&seq);
+                inner.remove(seq);
             }
         }
     }
@@ -113,36 +163,54 @@ impl Registry {
         self.inner().executions.values().cloned().collect()
     }
 
-    /// Notes that `exec` finished, then drops the oldest finished executions beyond `max`
-    /// in all and beyond `per_registration` of its registration.
-    pub fn finished(&self, exec: &Execution, max: usize, per_registration: usize) {
+    /// Notes that `exec` finished, then drops the oldest finished executions beyond the
+    /// limits: in all, of its registration, and in bytes of results (an execution that
+    /// alone holds more than `max_bytes` is dropped too: the bound is a bound).
+    pub fn finished(&self, exec: &Execution, limits: &Limits) {
+        let bytes = outcome_bytes(exec);
         let mut inner = self.inner();
         let inner = &mut *inner;
         if !inner.executions.contains_key(&exec.seq) {
             return;
         }
         inner.finished.push_back(exec.seq);
+        inner.result_bytes.insert(exec.seq, bytes);
+        inner.total_result_bytes += bytes;
         if let Some(reg) = &exec.registration {
             let queue = inner
                 .finished_by_registration
                 .entry(reg.clone())
                 .or_default();
             queue.push_back(exec.seq);
-            while queue.len() > per_registration {
-                if let Some(seq) = queue.pop_front() {
-                    inner.executions.remove(&seq);
-                }
+            let mut over = Vec::new();
+            while queue.len() > limits.per_registration {
+                over.extend(queue.pop_front());
             }
             if queue.is_empty() {
                 inner.finished_by_registration.remove(reg);
             }
+            for seq in over {
+                inner.remove(seq);
+            }
         }
         // Dropped entries linger in `finished` until they reach its front.
-        while inner.finished.len() > max {
+        while inner.finished.len() > limits.max {
             let Some(seq) = inner.finished.pop_front() else {
                 break;
             };
-            inner.executions.remove(&seq);
+            inner.remove(seq);
+        }
+        while inner.total_result_bytes > limits.max_bytes {
+            let Some(seq) = inner.finished.pop_front() else {
+                break;
+            };
+            if inner.executions.contains_key(&seq) {
+                inner.remove(seq);
+                inner.dropped_for_bytes.insert(seq);
+                if inner.dropped_for_bytes.len() > DROPPED_REMEMBERED {
+                    inner.dropped_for_bytes.pop_first();
+                }
+            }
         }
         while let Some(seq) = inner.finished.front() {
             if inner.executions.contains_key(seq) {
@@ -160,7 +228,74 @@ mod tests {
 
     fn done(reg: &Registry, e: &Execution, max: usize, per: usize) {
         e.finish(vec![], vec![], Status::Done, 0, 0, vec![]);
-        reg.finished(e, max, per);
+        let limits = Limits {
+            max,
+            per_registration: per,
+            max_bytes: usize::MAX,
+        };
+        reg.finished(e, &limits);
+    }
+
+    /// Finishes `e` with `n` results of 1000 bytes each under a byte bound.
+    fn done_with(reg: &Registry, e: &Execution, n: usize, max_bytes: usize) {
+        let results = vec![Value::str("r".repeat(1000)); n];
+        e.finish(results, vec![], Status::Done, 0, 0, vec![]);
+        let limits = Limits {
+            max: 1000,
+            per_registration: 100,
+            max_bytes,
+        };
+        reg.finished(e, &limits);
+    }
+
+    #[test]
+    fn results_bounded_in_bytes_oldest_dropped_first() {
+        let reg = Registry::new("0".repeat(40));
+        let one = Value::str("r".repeat(1000)).approx_size();
+        let bound = 10 * one;
+        let runs: Vec<_> = (0..4).map(|_| reg.create(None, vec![])).collect();
+        let running = reg.create(None, vec![]);
+        for e in &runs {
+            done_with(&reg, e, 4, bound);
+        }
+        // 4 runs of 4 results against room for 10: the two oldest went, oldest first.
+        let kept: Vec<_> = runs.iter().map(|e| reg.get(&e.id).is_some()).collect();
+        assert_eq!(kept, vec![false, false, true, true]);
+        assert!(reg.dropped_for_bytes(&runs[0].id) && reg.dropped_for_bytes(&runs[1].id));
+        assert!(!reg.dropped_for_bytes(&runs[2].id));
+        assert_eq!(reg.result_bytes(), 8 * one);
+        assert!(
+            reg.get(&running.id).is_some(),
+            "running executions are never dropped"
+        );
+        // dropping by hand gives the bytes back and is not "dropped for bytes"
+        assert_eq!(reg.drop_execution(&runs[2].id), Ok(()));
+        assert_eq!(reg.result_bytes(), 4 * one);
+        assert!(!reg.dropped_for_bytes(&runs[2].id));
+        // one execution larger than the whole bound does not stay
+        let big = reg.create(None, vec![]);
+        done_with(&reg, &big, 11, bound);
+        assert!(reg.get(&big.id).is_none() && reg.dropped_for_bytes(&big.id));
+        assert!(reg.get(&runs[3].id).is_none(), "older ones went first");
+        assert_eq!(reg.result_bytes(), 0);
+    }
+
+    #[test]
+    fn trimmed_by_count_gives_its_bytes_back() {
+        let reg = Registry::new("0".repeat(40));
+        for _ in 0..5 {
+            let e = reg.create(Some("r".into()), vec![]);
+            e.finish(vec![Value::Int(1)], vec![], Status::Done, 0, 0, vec![]);
+            let limits = Limits {
+                max: 3,
+                per_registration: 2,
+                max_bytes: usize::MAX,
+            };
+            reg.finished(&e, &limits);
+        }
+        assert_eq!(reg.result_bytes(), 2 * Value::Int(1).approx_size());
+        reg.drop_registration("r");
+        assert_eq!(reg.result_bytes(), 0);
     }
 
     #[test]

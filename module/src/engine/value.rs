@@ -49,6 +49,24 @@ impl Value {
         }
     }
 
+    /// About how many bytes of memory the value holds: its slot plus what its strings and
+    /// lists own (allocator overhead left out). Cheap enough to count every result.
+    pub fn approx_size(&self) -> usize {
+        let slot = std::mem::size_of::<Value>();
+        slot + match self {
+            Value::Str(s) | Value::Status(s) | Value::Error(s) => s.capacity(),
+            Value::Bytes(b) => b.capacity(),
+            Value::List(items) => items.iter().map(Value::approx_size).sum(),
+            Value::Map(pairs) => pairs
+                .iter()
+                .map(|(k, v)| k.approx_size() + v.approx_size())
+                .sum(),
+            // A host object's size is not known here; count what a small object takes.
+            Value::Host(_) => 64,
+            Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) => 0,
+        }
+    }
+
     /// `{'key': k, 'value': v}`, the shape of every groupby-style result.
     pub fn key_value(key: Value, value: Value) -> Value {
         Value::Map(vec![(Value::str("key"), key), (Value::str("value"), value)])
@@ -264,6 +282,20 @@ mod tests {
                 Value::str("a"),
                 Value::str("b")
             ]
+        );
+    }
+
+    #[test]
+    fn approx_size_counts_what_values_own() {
+        let slot = std::mem::size_of::<Value>();
+        assert_eq!(Value::Int(5).approx_size(), slot);
+        assert_eq!(Value::str("x".repeat(100)).approx_size(), slot + 100);
+        let list = Value::List(vec![Value::str("ab"), Value::Nil]);
+        assert_eq!(list.approx_size(), 3 * slot + 2);
+        let map = Value::key_value(Value::str("k"), Value::Int(1));
+        assert_eq!(
+            map.approx_size(),
+            5 * slot + "key".len() + 1 + "value".len()
         );
     }
 

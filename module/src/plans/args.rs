@@ -11,6 +11,8 @@ pub trait Args {
     fn texts(&self, name: &str) -> Result<Option<Vec<String>>, String>;
     /// Whether the name was given (as something other than None).
     fn has(&self, name: &str) -> bool;
+    /// The names given (as something other than None).
+    fn names(&self) -> Vec<String>;
 }
 
 /// The error every front end reports for an argument of the wrong type.

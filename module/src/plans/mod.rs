@@ -6,3 +6,4 @@ pub mod args;
 pub mod expand;
 pub mod readers;
 pub mod triggers;
+pub mod validate;

@@ -3,6 +3,7 @@
 //! guest's GeneratorReader) are built by their front end.
 
 use super::args::{flag_or, number_or, text_or, Args};
+use super::validate::{self, MAX_COUNT};
 use crate::engine::reader::Reader;
 use crate::readers::keys::{KeysReader, RecordShape};
 use crate::readers::{shards::ShardsIdReader, stream::StreamReader};
@@ -10,6 +11,9 @@ use crate::state::globals;
 
 /// The reader `name` over `args`, or None when the front end must build it.
 pub fn native_reader(name: &str, args: &dyn Args) -> Result<Option<Box<dyn Reader>>, String> {
+    if let Some(allowed) = allowed_args(name) {
+        validate::known(&args.names(), allowed)?;
+    }
     Ok(Some(match name {
         "KeysReader" => {
             let shape = if flag_or(args, "readValue", true)? {
@@ -28,7 +32,9 @@ pub fn native_reader(name: &str, args: &dyn Args) -> Result<Option<Box<dyn Reade
             text_or(args, "pattern", "*")?,
             flag_or(args, "noScan", false)?,
             RecordShape::Name,
-            Some(number_or(args, "count", 1000)? as usize),
+            Some(
+                validate::number("count", number_or(args, "count", 1000)?, 1, MAX_COUNT)? as usize,
+            ),
         )),
         "StreamReader" => Box::new(StreamReader::new(
             text_or(args, "key", "*")?,
@@ -40,4 +46,16 @@ pub fn native_reader(name: &str, args: &dyn Args) -> Result<Option<Box<dyn Reade
         }
         _ => return Ok(None),
     }))
+}
+
+/// The arguments run() of each reader takes (None: a reader this module does not know).
+fn allowed_args(reader: &str) -> Option<&'static [&'static str]> {
+    Some(match reader {
+        "KeysReader" => &["pattern", "noScan", "readValue"],
+        "KeysOnlyReader" => &["pattern", "count", "noScan", "patternGenerator"],
+        "StreamReader" => &["key", "fromId"],
+        "PythonReader" | "GeneratorReader" => &["generator"],
+        "ShardsIDReader" | "CommandReader" | "TimeReader" => &[],
+        _ => return None,
+    })
 }

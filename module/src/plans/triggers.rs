@@ -2,6 +2,7 @@
 //! front end).
 
 use super::args::{flag_or, number_or, text_or, Args};
+use super::validate::{self, MAX_COUNT, MAX_MILLIS};
 use crate::engine::plan::Mode;
 use crate::engine::registration::{Registration, Trigger};
 use crate::triggers::command::CommandTrigger;
@@ -19,16 +20,43 @@ pub fn trigger(
     mode: Mode,
     own: &dyn Fn(&Registration) -> bool,
 ) -> Result<Box<dyn Trigger>, String> {
+    let allowed = allowed_args(reader).ok_or_else(|| {
+        format!("given reader does not exists or does not support register ({reader})")
+    })?;
+    validate::known(&args.names(), allowed)?;
+    let prefix = || -> Result<String, String> {
+        let prefix = text_or(args, "prefix", "*")?;
+        validate::name("prefix", &prefix, false)?;
+        Ok(prefix)
+    };
+    let list = |name: &str| -> Result<Option<Vec<String>>, String> {
+        let items = args.texts(name)?;
+        if let Some(items) = &items {
+            validate::names(name, items)?;
+        }
+        Ok(items)
+    };
     Ok(match reader {
         "KeysReader" => Box::new(KeysTrigger {
-            prefix: text_or(args, "prefix", "*")?,
-            event_types: args.texts("eventTypes")?,
-            key_types: args.texts("keyTypes")?,
+            prefix: prefix()?,
+            event_types: list("eventTypes")?,
+            key_types: match list("keyTypes")? {
+                Some(types) => {
+                    validate::key_types(&types)?;
+                    Some(types)
+                }
+                None => None,
+            },
             read_value: flag_or(args, "readValue", true)?,
-            commands: match args.texts("commands")? {
+            commands: match list("commands")? {
                 Some(commands) => {
                     for c in &commands {
-                        check_hookable(c)?;
+                        if check_hookable(c)? == 0 {
+                            return Err(format!(
+                                "commands: '{c}' takes no key, so it causes no key event \
+                                 (list only commands that write keys)"
+                            ));
+                        }
                     }
                     Some(commands)
                 }
@@ -38,17 +66,22 @@ pub fn trigger(
         "StreamReader" => {
             let policy = text_or(args, "onFailedPolicy", "continue")?;
             let on_failed = OnFailed::parse(&policy).ok_or_else(|| {
-                format!("onFailedPolicy must be continue, abort or retry, got '{policy}'")
+                format!("onFailedPolicy must be Continue/Abort/Retry, got '{policy}'")
             })?;
             if mode == Mode::Sync && on_failed != OnFailed::Continue {
-                return Err("sync mode allows only onFailedPolicy='continue'".into());
+                return Err(
+                    "ExecutionMode sync can only be combined with OnFailedPolicy Continue".into(),
+                );
             }
+            let millis = |name: &str, default: u64| -> Result<u64, String> {
+                validate::number(name, number_or(args, name, default)?, 0, MAX_MILLIS)
+            };
             Box::new(StreamTrigger::new(
-                text_or(args, "prefix", "*")?,
-                number_or(args, "batch", 1)?,
-                number_or(args, "duration", 0)?,
+                prefix()?,
+                validate::number("batch", number_or(args, "batch", 1)?, 1, MAX_COUNT)?,
+                millis("duration", 0)?,
                 on_failed,
-                number_or(args, "onFailedRetryInterval", 1)?,
+                millis("onFailedRetryInterval", 1)?,
                 flag_or(args, "trimStream", true)?,
             ))
         }
@@ -57,12 +90,21 @@ pub fn trigger(
             if interval == 0 {
                 return Err("TimeReader needs interval (milliseconds, at least 1)".into());
             }
-            Box::new(TimeTrigger::new(interval))
+            Box::new(TimeTrigger::new(validate::number(
+                "interval", interval, 1, MAX_MILLIS,
+            )?))
+        }
+        "CommandReader" if args.has("hook") && args.has("trigger") => {
+            return Err("trigger argument can not be given with keyprefix or hook".into())
         }
         "CommandReader" if args.has("hook") => {
             let command = text_or(args, "hook", "")?;
+            validate::name("hook", &command, true)?;
             let first_key = check_hookable(&command)?;
             let keyprefix = args.text("keyprefix")?;
+            if let Some(p) = &keyprefix {
+                validate::name("keyprefix", p, false)?;
+            }
             if keyprefix.is_some() && first_key == 0 {
                 return Err(format!("keyprefix given but '{command}' has no key"));
             }
@@ -75,7 +117,11 @@ pub fn trigger(
         "CommandReader" => {
             let name = text_or(args, "trigger", "")?;
             if name.is_empty() {
-                return Err("CommandReader needs trigger=name or hook=command".into());
+                return Err("no trigger or hook argument was given".into());
+            }
+            validate::name("trigger", &name, true)?;
+            if args.has("keyprefix") {
+                return Err("trigger argument can not be given with keyprefix or hook".into());
             }
             if crate::triggers::command::find(&name).is_some_and(|r| !own(&r)) {
                 return Err("trigger already registered".into());
@@ -83,5 +129,23 @@ pub fn trigger(
             Box::new(CommandTrigger { name })
         }
         other => return Err(format!("register() of {other} is not available")),
+    })
+}
+
+/// The arguments register() of each reader takes (None: it has no register()).
+fn allowed_args(reader: &str) -> Option<&'static [&'static str]> {
+    Some(match reader {
+        "KeysReader" => &["prefix", "eventTypes", "keyTypes", "commands", "readValue"],
+        "StreamReader" => &[
+            "prefix",
+            "batch",
+            "duration",
+            "onFailedPolicy",
+            "onFailedRetryInterval",
+            "trimStream",
+        ],
+        "TimeReader" => &["interval"],
+        "CommandReader" => &["trigger", "hook", "keyprefix"],
+        _ => return None,
     })
 }

@@ -22,6 +22,7 @@ use crate::engine::registration::Registration;
 use crate::plans::args::{wrong_type, Args};
 use crate::plans::readers::native_reader;
 use crate::plans::triggers;
+use crate::plans::validate;
 use crate::readers::keys::KeysReader;
 use crate::state::globals;
 
@@ -156,6 +157,13 @@ impl Args for PyArgs<'_, '_> {
     fn has(&self, name: &str) -> bool {
         matches!(self.0.get_item(name), Ok(Some(v)) if !v.is_none())
     }
+    fn names(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(_, v)| !v.is_none())
+            .map(|(k, _)| k.extract::<String>().unwrap_or_else(|_| format!("{k}")))
+            .collect()
+    }
 }
 
 fn build_reader(
@@ -200,7 +208,7 @@ fn mode_of(options: &Bound<'_, PyDict>) -> PyResult<Mode> {
     let text: String = get(options, "mode", "async".to_string())?;
     Mode::parse(&text).ok_or_else(|| {
         PyValueError::new_err(format!(
-            "unknown mode '{text}' (sync, async or async_local)"
+            "unknown execution mode '{text}' (sync, async or async_local)"
         ))
     })
 }
@@ -295,6 +303,10 @@ pub fn on_register(
         None => globals().registry.next_id(),
     };
     let mode = mode_of(options)?;
+    let desc: Option<String> = get(options, "desc", None)?;
+    if let Some(d) = &desc {
+        validate::name("desc", d, false).map_err(PyValueError::new_err)?;
+    }
     let sid = session.id().to_string();
     let own = |r: &Registration| r.session.as_deref() == Some(sid.as_str());
     let trigger = triggers::trigger(reader, &PyArgs(reader_args), mode, &own)
@@ -314,7 +326,6 @@ pub fn on_register(
         .map(|s| s.type_name.as_str())
         .collect::<Vec<_>>()
         .join(" -> ");
-    let desc: Option<String> = get(options, "desc", None)?;
     let registration = Arc::new(Registration {
         id: id.clone(),
         desc,

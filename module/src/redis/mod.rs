@@ -1,5 +1,5 @@
 //! The thin Redis-facing layer shared by commands, readers and hosts: the Redis lock and
-//! its time slices, calling commands, writing replies, blocked clients.
+//! its time slices, calling commands, writing replies, blocked clients, slow work off the main thread.
 
 pub mod acl;
 pub mod arity;
@@ -8,5 +8,6 @@ pub mod call;
 pub mod door;
 pub mod fast;
 pub mod lock;
+pub mod offload;
 pub mod reply;
 pub mod string;

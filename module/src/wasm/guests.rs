@@ -10,7 +10,7 @@ use crate::engine::compile::compile;
 use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
 use crate::engine::registration::{Registration, Trigger};
-use crate::plans::triggers;
+use crate::plans::{triggers, validate};
 use crate::state::globals;
 
 static GUESTS: Mutex<BTreeMap<String, Arc<Program>>> = Mutex::new(BTreeMap::new());
@@ -77,9 +77,7 @@ fn check_jobs(program: &Arc<Program>) -> Result<(), String> {
     Ok(())
 }
 
-/// Uploads (or re-creates, with `restored` ids) a guest: compiles and describes it, checks
-/// every plan, then swaps its registrations in one step on the main thread, so no event
-/// runs on neither the old nor the new code. Returns the registration ids by index.
+/// Uploads (or re-creates, with `restored` ids) a guest: `load`, then `install_loaded`.
 pub fn install(
     name: &str,
     desc: Option<String>,
@@ -88,13 +86,52 @@ pub fn install(
     restored: Option<Vec<String>>,
     owner: RunAs,
 ) -> Result<Vec<String>, String> {
+    let restoring = restored.is_some();
+    let program = load(name, desc, bytes, replace || restoring, owner)?;
+    install_loaded(program, replace || restoring, restored)
+}
+
+/// What can be checked of an upload before compiling it: its name and description, and
+/// (without `replace`) that no guest has the name yet.
+pub fn precheck(name: &str, desc: Option<&str>, replace: bool) -> Result<(), String> {
     if name.is_empty() {
         return Err("a guest needs a name".into());
     }
-    if !replace && restored.is_none() && get(name).is_some() {
+    validate::name("guest name", name, true)?;
+    if let Some(d) = desc {
+        validate::name("DESCRIPTION", d, false)?;
+    }
+    if !replace && get(name).is_some() {
         return Err(format!("guest '{name}' already exists (use REPLACE)"));
     }
-    let program = Arc::new(Program::load(name, desc, bytes, owner).map_err(|e| format!("{e:#}"))?);
+    Ok(())
+}
+
+/// Compiles and describes a guest (the slow part: it touches nothing of Redis, so it may
+/// run on any thread). Nothing is registered yet.
+pub fn load(
+    name: &str,
+    desc: Option<String>,
+    bytes: Vec<u8>,
+    replace: bool,
+    owner: RunAs,
+) -> Result<Program, String> {
+    precheck(name, desc.as_deref(), replace)?;
+    Program::load(name, desc, bytes, owner).map_err(|e| format!("{e:#}"))
+}
+
+/// Checks every plan of a loaded guest, then swaps its registrations in one step (on the
+/// main thread or with the Redis lock held), so no event runs on neither the old nor the
+/// new code. Returns the registration ids by index.
+pub fn install_loaded(
+    program: Program,
+    replace: bool,
+    restored: Option<Vec<String>>,
+) -> Result<Vec<String>, String> {
+    let program = Arc::new(program);
+    let name = program.name.as_str();
+    // Checked again: another upload of the name may have landed while this one compiled.
+    precheck(name, program.desc.as_deref(), replace)?;
     check_jobs(&program)?;
     let host = fused::host();
     let old = registrations_of(name);
@@ -102,6 +139,9 @@ pub fn install(
     let mut made: Vec<Option<Arc<Registration>>> = Vec::new();
     for (index, described) in program.description.registrations.iter().enumerate() {
         let at = |e: String| format!("registration {index}: {e}");
+        if let Some(d) = &described.desc {
+            validate::name("desc", d, false).map_err(at)?;
+        }
         let mode = plan::mode(described).map_err(at)?;
         let args = plan::GuestArgs::decode(&described.reader_args).map_err(at)?;
         let trigger: Arc<dyn Trigger> =

@@ -137,6 +137,13 @@ impl Args for GuestArgs {
     fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
+    fn names(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(_, v)| !matches!(v, Value::Nil))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
 }
 
 fn plain_args(step: &types::Step) -> Result<Vec<Value>, String> {
@@ -232,8 +239,12 @@ pub fn steps(program: &Arc<Program>, plan: &types::Plan) -> Result<Vec<Step>, St
 }
 
 pub fn mode(plan: &types::Plan) -> Result<Mode, String> {
-    Mode::parse(&plan.mode)
-        .ok_or_else(|| format!("unknown mode '{}' (sync, async or async_local)", plan.mode))
+    Mode::parse(&plan.mode).ok_or_else(|| {
+        format!(
+            "unknown execution mode '{}' (sync, async or async_local)",
+            plan.mode
+        )
+    })
 }
 
 /// The reader of a job run with RG.WASMRUN's arguments: the first argument replaces the

@@ -7,10 +7,15 @@
 //! - `hog`: allocates and touches 1 MB chunks without end (only the memory cap stops it);
 //! - `recurse`: unbounded recursion (stack exhaustion);
 //! - `fine`: maps each key to "fine" (the instance is usable again after the others).
+//!
+//! Its `describe` misbehaves on demand, chosen by the user config `faults_describe` (set
+//! with RG.CONFIGSET before the upload): `spin` loops forever; `keytypes`, `ping`,
+//! `longtrigger`, `longdesc` describe a registration with a bad argument (keyTypes
+//! ['bogus'], commands ['ping'], a 2000-byte trigger name, a 2000-byte description).
 
 use std::hint::black_box;
 
-use gears::{GearsBuilder, Guest, Result, Run};
+use gears::{config_get, GearsBuilder, Guest, Register, Result, Run};
 
 fn spin(key: String) -> Result<String> {
     let mut n: u64 = black_box(key.len() as u64);
@@ -43,7 +48,28 @@ fn recurse(n: u64) -> u64 {
     black_box(recurse(black_box(n + 1))).wrapping_add(n)
 }
 
+/// A registration with one bad argument, per `faults_describe`.
+fn bad_registration(case: &str) -> Option<gears::Plan> {
+    let keys = || GearsBuilder::new("KeysReader").foreach(|_r: gears::Value| Ok(()));
+    Some(match case {
+        "keytypes" => keys().register(Register::new().prefix("bad:*").key_types(["bogus"])),
+        "ping" => keys().register(Register::new().prefix("bad:*").commands(["ping"])),
+        "longtrigger" => {
+            GearsBuilder::new("CommandReader").register(Register::new().trigger("t".repeat(2000)))
+        }
+        "longdesc" => keys().register(Register::new().prefix("bad:*").desc("d".repeat(2000))),
+        _ => return None,
+    })
+}
+
 fn describe(g: &mut Guest) {
+    let case = config_get("faults_describe").unwrap_or_default();
+    if case == "spin" {
+        spin(case.clone()).ok();
+    }
+    if let Some(plan) = bad_registration(&case) {
+        g.registration(plan);
+    }
     let job = || GearsBuilder::new("KeysOnlyReader");
     g.job(
         "trap",
