@@ -253,8 +253,10 @@ mod tests {
         let reg = Registry::new("0".repeat(40));
         let one = Value::str("r".repeat(1000)).approx_size();
         let bound = 10 * one;
-        let runs: Vec<_> = (0..4).map(|_| reg.create(None, vec![])).collect();
-        let running = reg.create(None, vec![]);
+        let runs: Vec<_> = (0..4)
+            .map(|_| reg.create(None, vec![], RunAs::new("default", 0)))
+            .collect();
+        let running = reg.create(None, vec![], RunAs::new("default", 0));
         for e in &runs {
             done_with(&reg, e, 4, bound);
         }
@@ -273,7 +275,7 @@ mod tests {
         assert_eq!(reg.result_bytes(), 4 * one);
         assert!(!reg.dropped_for_bytes(&runs[2].id));
         // one execution larger than the whole bound does not stay
-        let big = reg.create(None, vec![]);
+        let big = reg.create(None, vec![], RunAs::new("default", 0));
         done_with(&reg, &big, 11, bound);
         assert!(reg.get(&big.id).is_none() && reg.dropped_for_bytes(&big.id));
         assert!(reg.get(&runs[3].id).is_none(), "older ones went first");
@@ -284,7 +286,7 @@ mod tests {
     fn trimmed_by_count_gives_its_bytes_back() {
         let reg = Registry::new("0".repeat(40));
         for _ in 0..5 {
-            let e = reg.create(Some("r".into()), vec![]);
+            let e = reg.create(Some("r".into()), vec![], RunAs::new("default", 0));
             e.finish(vec![Value::Int(1)], vec![], Status::Done, 0, 0, vec![]);
             let limits = Limits {
                 max: 3,
