@@ -326,6 +326,16 @@ def test_a_guests_job_also_needs_the_runners_permissions(acl_server, acl):
     assert "NOPERM" not in guest_call(app, "get", "app:1")
 
 
+def test_rg_trigger_also_needs_the_callers_permissions(acl_server, acl):
+    pyexecute(acl, "GB('CommandReader').map(lambda x: execute('get', x[1]))"
+                   ".register(trigger='peek', mode='sync')")
+    app = as_user(acl_server, "app")
+    assert app.execute_command("RG.TRIGGER", "peek", "app:1") == ["a"]
+    with pytest.raises(redis.ResponseError, match="NOPERM user 'app'"):
+        app.execute_command("RG.TRIGGER", "peek", "secret:1")
+    assert acl.execute_command("RG.TRIGGER", "peek", "secret:1") == ["s"]
+
+
 def test_a_deployers_registrations_act_as_the_deployer(acl_server, acl):
     dep = as_user(acl_server, "deployer")
     dep.execute_command("RG.WASMUPLOAD", "kitchen", guest_bytes("kitchen"))

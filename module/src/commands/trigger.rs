@@ -9,7 +9,8 @@ use crate::engine::reader::VecReader;
 use crate::engine::value::Value;
 use crate::redis::blocked::{can_block, BlockedClient};
 use crate::redis::lock::selected_db;
-use crate::triggers::{command, event_db, fire};
+use crate::redis::door;
+use crate::triggers::{command, event_from, fire};
 
 /// The results as a flat array; the first error becomes an error reply.
 fn trigger_reply(st: &ExecState) -> Value {
@@ -34,7 +35,8 @@ fn run_trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
                 .into(),
         );
     }
-    let _db = event_db(selected_db(ctx));
+    let invoker = door::command_user(ctx);
+    let _origin = event_from(selected_db(ctx), invoker.as_deref());
     let exec = fire(&reg, Box::new(VecReader::new(vec![record])));
     if exec.status().is_finished() {
         return Ok(Answer::Reply(trigger_reply(&exec.state())));

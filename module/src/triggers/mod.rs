@@ -33,40 +33,59 @@ pub fn set_force_inline(on: bool) {
     FORCE_INLINE.with(|f| f.set(on));
 }
 
-thread_local! {
-    /// The database of the event being dispatched on this thread (a keyspace event's,
-    /// or the client's of RG.TRIGGER or a hooked command), if any.
-    static EVENT_DB: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+/// Where the event being dispatched on this thread comes from: its database, and the
+/// client that asked for it by name (RG.TRIGGER), whose permissions the run also needs.
+#[derive(Clone)]
+struct Origin {
+    db: i32,
+    invoker: Option<std::sync::Arc<str>>,
 }
 
-/// While it lives, registrations fired on this thread act on the event's database.
-pub struct EventDb {
-    previous: Option<i32>,
+thread_local! {
+    static ORIGIN: std::cell::RefCell<Option<Origin>> = const { std::cell::RefCell::new(None) };
+}
+
+/// While it lives, registrations fired on this thread act on the event's database (and
+/// for its invoker too, if any).
+pub struct EventScope {
+    previous: Option<Origin>,
     _db: lock::DbScope,
 }
 
-impl Drop for EventDb {
+impl Drop for EventScope {
     fn drop(&mut self) {
-        EVENT_DB.with(|e| e.set(self.previous));
+        ORIGIN.with(|o| *o.borrow_mut() = self.previous.take());
     }
 }
 
 /// Dispatches the events of this scope as happening in database `db`.
-pub fn event_db(db: i32) -> EventDb {
-    EventDb {
-        previous: EVENT_DB.with(|e| e.replace(Some(db))),
+pub fn event_db(db: i32) -> EventScope {
+    event_from(db, None)
+}
+
+/// As `event_db`, for an event a client asked for by name: the runs also need its
+/// permissions, so no client gains the owner's.
+pub fn event_from(db: i32, invoker: Option<&str>) -> EventScope {
+    let origin = Origin {
+        db,
+        invoker: invoker.map(Into::into),
+    };
+    EventScope {
+        previous: ORIGIN.with(|o| o.borrow_mut().replace(origin)),
         _db: lock::use_db(db),
     }
 }
 
-/// Whom an execution of `reg` acts for: its owner, in the event's database where the
-/// event has one (keyspace, command), else in the registration's (streams, timers).
+/// Whom an execution of `reg` acts for: its owner (and the client that asked for it),
+/// in the event's database where the event has one (keyspace, command), else in the
+/// registration's (streams, timers).
 fn run_as_of(reg: &Registration) -> RunAs {
     let mut run_as = reg.run_as.clone();
-    if let Some(db) = EVENT_DB.with(|e| e.get()) {
+    if let Some(origin) = ORIGIN.with(|o| o.borrow().clone()) {
         if reg.trigger.reader() != "StreamReader" && reg.trigger.reader() != "TimeReader" {
-            run_as.db = db;
+            run_as.db = origin.db;
         }
+        run_as.invoker = origin.invoker.filter(|u| *u != run_as.user);
     }
     run_as
 }
