@@ -8,8 +8,8 @@ use crate::engine::plan::Mode;
 use crate::engine::reader::VecReader;
 use crate::engine::value::Value;
 use crate::redis::blocked::{can_block, BlockedClient};
-use crate::redis::lock::selected_db;
 use crate::redis::door;
+use crate::redis::lock::selected_db;
 use crate::triggers::{command, event_from, fire};
 
 /// The results as a flat array; the first error becomes an error reply.
