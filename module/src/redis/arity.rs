@@ -7,8 +7,9 @@
 //! arguments" error, not a read past the argument array. Arities come from COMMAND INFO,
 //! once per command name (subcommands included), and never change while Redis runs.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
 
 use super::call::call;
 use super::lock;
@@ -21,7 +22,11 @@ struct Shape {
     subcommands: HashMap<Vec<u8>, i64>,
 }
 
-static SHAPES: Mutex<Option<HashMap<Vec<u8>, Arc<Shape>>>> = Mutex::new(None);
+thread_local! {
+    /// Known shapes by command name as callers spell it (no lower-casing per call; a
+    /// thread asks COMMAND INFO once per spelling).
+    static SHAPES: RefCell<HashMap<Vec<u8>, Rc<Shape>>> = RefCell::new(HashMap::new());
+}
 
 fn arity_of(entry: &Value) -> Option<(Vec<u8>, i64)> {
     let Value::List(fields) = entry else {
@@ -64,23 +69,35 @@ fn fetch(name: &[u8]) -> Option<Shape> {
     Some(Shape { arity, subcommands })
 }
 
-fn shape(name: &[u8]) -> Option<Arc<Shape>> {
-    let name = name.to_ascii_lowercase();
-    if let Some(known) = SHAPES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .and_then(|m| m.get(&name).cloned())
-    {
+thread_local! {
+    /// The last command asked about: code calls the same command over and over.
+    static LAST: RefCell<Option<(Vec<u8>, Rc<Shape>)>> = const { RefCell::new(None) };
+}
+
+fn shape(name: &[u8]) -> Option<Rc<Shape>> {
+    let last = LAST.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|(n, _)| n.as_slice() == name)
+            .map(|(_, s)| s.clone())
+    });
+    if last.is_some() {
+        return last;
+    }
+    let found = known(name);
+    if let Some(shape) = &found {
+        LAST.with(|l| *l.borrow_mut() = Some((name.to_vec(), shape.clone())));
+    }
+    found
+}
+
+fn known(name: &[u8]) -> Option<Rc<Shape>> {
+    if let Some(known) = SHAPES.with(|s| s.borrow().get(name).cloned()) {
         return Some(known);
     }
     // Unknown names are not remembered: a module loaded later may add them.
-    let fetched = Arc::new(fetch(&name)?);
-    SHAPES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get_or_insert_with(HashMap::new)
-        .insert(name, fetched.clone());
+    let fetched = Rc::new(fetch(&name.to_ascii_lowercase())?);
+    SHAPES.with(|s| s.borrow_mut().insert(name.to_vec(), fetched.clone()));
     Some(fetched)
 }
 
@@ -118,7 +135,8 @@ pub fn check(args: &[&[u8]]) -> Result<bool, String> {
     let Some(sub) = args.get(1) else {
         return wrong();
     };
-    match shape.subcommands.get(&sub.to_ascii_lowercase()) {
+    let sub = sub.to_ascii_lowercase();
+    match shape.subcommands.get(&sub) {
         Some(&arity) if fits(arity, args.len()) => Ok(true),
         Some(_) => wrong(),
         None => Ok(false),

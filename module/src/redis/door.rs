@@ -12,7 +12,7 @@
 //!    started a guest's job) must be allowed the command, its keys and channels by ACL;
 //! 3. the call acts on the run's database;
 //! 4. guests call as a Lua script would (no `noscript` command, no write over
-//!    maxmemory); Python calls with RedisGears' reach, and reads take the fast path.
+//!    maxmemory); Python calls with RedisGears' reach; HGET takes the fast path.
 //!
 //! Commands that would block run without blocking (the module's clients deny it), and
 //! RG.* commands that would block their client refuse instead (`blocked.rs`).
@@ -66,19 +66,30 @@ const NEVER: &[(&str, &str)] = &[
     ("replconf", "it needs a connection of its own"),
 ];
 
-/// Why `caller` may never call `command` (lower case), if so.
-pub fn refusal(caller: Caller, command: &str) -> Option<String> {
-    if let Some((_, why)) = NEVER.iter().find(|(name, _)| *name == command) {
+fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
+    s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// Why `caller` may never call `command`, if so. This runs on every call: the names
+/// are compared only when the length matches, without allocating.
+pub fn refusal(caller: Caller, command: &[u8]) -> Option<String> {
+    let named = || String::from_utf8_lossy(command).to_ascii_lowercase();
+    if let Some((_, why)) = NEVER.iter().find(|(name, _)| {
+        name.len() == command.len() && name.as_bytes().eq_ignore_ascii_case(command)
+    }) {
+        let command = named();
         return Some(format!(
             "ERR execute(): '{command}' is not allowed here: {why}"
         ));
     }
-    if command.starts_with("rg.inner") {
+    if starts_with_ignore_case(command, b"rg.inner") {
+        let command = named();
         return Some(format!(
             "ERR execute(): '{command}' is internal to the module"
         ));
     }
-    if caller == Caller::Guest && command.starts_with("rg.") {
+    if caller == Caller::Guest && starts_with_ignore_case(command, b"rg.") {
+        let command = named();
         return Some(format!(
             "ERR execute(): a guest may not call '{command}' (no RG.* command from a guest)"
         ));
@@ -90,6 +101,11 @@ thread_local! {
     /// Whom the code running on this thread acts for, innermost last (a hook's
     /// call_next runs the next hook inside the current one).
     static ACTING: RefCell<Vec<RunAs>> = const { RefCell::new(Vec::new()) };
+}
+
+thread_local! {
+    /// The command the door last let through on this thread, and for whom.
+    static LAST_ADMITTED: RefCell<Option<(Caller, Vec<u8>)>> = const { RefCell::new(None) };
 }
 
 /// While it lives, calls through the door on this thread act for one run.
@@ -136,18 +152,21 @@ pub fn command_user(ctx: &Context) -> Option<String> {
 /// Runs `args` (command name first) for the code running on this thread, as `caller`.
 /// The caller may touch Redis now (main thread, or the worker lock taken).
 pub fn execute(caller: Caller, args: &[&[u8]]) -> Value {
-    match admit(caller, args) {
-        Ok(mode) => {
-            let ctx = lock::context();
-            if mode == Mode::Full {
-                if let Some(v) = fast::try_read(&ctx, args) {
-                    return v;
-                }
-            }
-            call_in(&ctx, args, mode)
-        }
-        Err(e) => Value::Error(e),
+    let mode = match admit(caller, args) {
+        Ok(mode) => mode,
+        Err(e) => return Value::Error(e),
+    };
+    let ctx = lock::context();
+    // The fast path serves reads a script may do too (HGET): both modes take it.
+    if let Some(v) = fast::try_read(&ctx, args) {
+        return v;
     }
+    let reply = call_in(&ctx, args, mode);
+    if args[0].eq_ignore_ascii_case(b"acl") {
+        // After the call: a check made before it must not be remembered.
+        acl::users_may_have_changed();
+    }
+    reply
 }
 
 /// Steps 1 and 2: refusals and ACL (after the arity check the ACL check relies on); the
@@ -156,20 +175,36 @@ fn admit(caller: Caller, args: &[&[u8]]) -> Result<Mode, String> {
     let Some(first) = args.first() else {
         return Err("ERR execute() needs a command name".into());
     };
-    let command = String::from_utf8_lossy(first).to_ascii_lowercase();
-    if let Some(why) = refusal(caller, &command) {
-        return Err(why);
-    }
-    let Some(run_as) = acting() else {
-        return Err(
-            "ERR execute() can only be called by code that runs in an execution or a script".into(),
-        );
-    };
-    if arity::check(args)? {
-        for user in run_as.users() {
-            acl::check(user, args)?;
+    // Code calls the same command over and over: the last one let through is not
+    // looked up again.
+    let known = LAST_ADMITTED.with(|l| {
+        l.borrow()
+            .as_ref()
+            .is_some_and(|(c, name)| *c == caller && name.as_slice() == *first)
+    });
+    if !known {
+        if let Some(why) = refusal(caller, first) {
+            return Err(why);
         }
+        LAST_ADMITTED.with(|l| *l.borrow_mut() = Some((caller, first.to_vec())));
     }
+    // Borrowed, not cloned: nothing below starts an execution on this thread (the ACL
+    // check may only ask Redis about a user).
+    ACTING.with(|acting| {
+        let acting = acting.borrow();
+        let Some(run_as) = acting.last() else {
+            return Err(
+                "ERR execute() can only be called by code that runs in an execution or a script"
+                    .to_string(),
+            );
+        };
+        if arity::check(args)? {
+            for user in run_as.users() {
+                acl::check(user, args)?;
+            }
+        }
+        Ok(())
+    })?;
     Ok(match caller {
         Caller::Python => Mode::Full,
         Caller::Guest => Mode::Script,
@@ -191,27 +226,30 @@ mod tests {
                 "monitor",
                 "subscribe",
             ] {
-                assert!(refusal(caller, cmd).is_some(), "{caller:?} {cmd}");
+                assert!(
+                    refusal(caller, cmd.as_bytes()).is_some(),
+                    "{caller:?} {cmd}"
+                );
             }
-            assert!(refusal(caller, "rg.innerhook").is_some());
-            assert!(refusal(caller, "rg.innerregister").is_some());
-            assert!(refusal(caller, "set").is_none());
-            assert!(refusal(caller, "hget").is_none());
+            assert!(refusal(caller, b"rg.innerhook").is_some());
+            assert!(refusal(caller, b"rg.innerregister").is_some());
+            assert!(refusal(caller, b"set").is_none());
+            assert!(refusal(caller, b"hget").is_none());
         }
     }
 
     #[test]
     fn guests_call_no_gears_command() {
-        assert!(refusal(Caller::Guest, "rg.pyexecute").is_some());
-        assert!(refusal(Caller::Guest, "rg.getexecution").is_some());
+        assert!(refusal(Caller::Guest, b"rg.pyexecute").is_some());
+        assert!(refusal(Caller::Guest, b"rg.getexecution").is_some());
         // Python keeps RedisGears' reach (its blocking commands refuse by themselves).
-        assert!(refusal(Caller::Python, "rg.pyexecute").is_none());
-        assert!(refusal(Caller::Python, "rg.dumpregistrations").is_none());
+        assert!(refusal(Caller::Python, b"rg.pyexecute").is_none());
+        assert!(refusal(Caller::Python, b"rg.dumpregistrations").is_none());
     }
 
     #[test]
     fn refusals_say_why() {
-        let e = refusal(Caller::Python, "select").unwrap_or_default();
+        let e = refusal(Caller::Python, b"select").unwrap_or_default();
         assert!(e.contains("'select'") && e.contains("database"), "{e}");
     }
 

@@ -189,20 +189,24 @@ unsafe extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         }
         // SAFETY: the filter context is valid during this call; strings are only read.
         unsafe {
-            let flags = raw::RedisModule_GetContextFlags.unwrap()(std::ptr::null_mut()) as u32;
-            if flags & (raw::REDISMODULE_CTX_FLAGS_LOADING | raw::REDISMODULE_CTX_FLAGS_SLAVE) != 0
-            {
-                return;
-            }
             let name = raw::RedisModule_CommandFilterArgGet.unwrap()(fctx, 0);
             if name.is_null() {
                 return;
             }
             let mut len = 0usize;
             let ptr = raw::RedisModule_StringPtrLen.unwrap()(name, &mut len);
-            let name = String::from_utf8_lossy(std::slice::from_raw_parts(ptr as *const u8, len))
-                .to_ascii_lowercase();
-            if name == "rg.innerhook" {
+            let name = std::slice::from_raw_parts(ptr as *const u8, len);
+            // ACL users may change (EXEC may hold an ACL command): permissions known so
+            // far are asked again.
+            if name.eq_ignore_ascii_case(b"acl") || name.eq_ignore_ascii_case(b"exec") {
+                crate::redis::acl::users_may_have_changed();
+            }
+            let flags = raw::RedisModule_GetContextFlags.unwrap()(std::ptr::null_mut()) as u32;
+            if flags & (raw::REDISMODULE_CTX_FLAGS_LOADING | raw::REDISMODULE_CTX_FLAGS_SLAVE) != 0
+            {
+                return;
+            }
+            if name.eq_ignore_ascii_case(b"rg.innerhook") {
                 // Sent by a client (ours never passes here): marked, so it is refused.
                 let mark = raw::RedisModule_CreateString.unwrap()(
                     std::ptr::null_mut(),
@@ -212,7 +216,9 @@ unsafe extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
                 raw::RedisModule_CommandFilterArgInsert.unwrap()(fctx, 1, mark);
                 return;
             }
-            if globals().registrations.generation() == 0 || !is_intercepted(&name) {
+            if globals().registrations.generation() == 0
+                || !is_intercepted(&String::from_utf8_lossy(name).to_ascii_lowercase())
+            {
                 return;
             }
             const INNER: &[u8] = b"RG.INNERHOOK";
