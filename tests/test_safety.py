@@ -373,3 +373,27 @@ def test_owner_survives_reload(fresh_server):
     assert admin.exists("secret:app:9") == 0
     data = pairs(pairs(admin.execute_command("RG.DUMPREGISTRATIONS")[0])["RegistrationData"])
     assert "NOPERM" in data["lastError"]
+
+
+def test_acl_changes_take_effect_at_once(acl_server, acl):
+    """Users allowed everything skip the per-call check; any ACL change (direct, or
+    inside MULTI/EXEC) makes the next call ask again."""
+    acl.execute_command("ACL", "SETUSER", "tmp", "on", ">pw", "~*", "&*", "+@all")
+    tmp = as_user(acl_server, "tmp")
+    pyexecute(tmp, "GB().foreach(lambda x: execute('set', 'secret:' + x['key'], '1'))"
+                   ".register(prefix='t:*', mode='sync')")
+    acl.set("t:1", "x")
+    assert acl.get("secret:t:1") == "1"
+    acl.execute_command("ACL", "SETUSER", "tmp", "resetkeys", "~t:*")
+    acl.set("t:2", "x")
+    assert acl.exists("secret:t:2") == 0
+    pipe = acl.pipeline(transaction=True)
+    pipe.execute_command("ACL", "SETUSER", "tmp", "~*")
+    pipe.execute()
+    acl.set("t:3", "x")
+    assert acl.get("secret:t:3") == "1"
+    acl.execute_command("ACL", "DELUSER", "tmp")
+    acl.set("t:4", "x")
+    assert acl.exists("secret:t:4") == 0
+    data = pairs(pairs(acl.execute_command("RG.DUMPREGISTRATIONS")[0])["RegistrationData"])
+    assert "does not exist" in data["lastError"]
