@@ -89,6 +89,23 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         }
     };
     triggers::hooks::install(ctx);
+    match commands::categories::apply(ctx) {
+        Ok(a) if a.categories => ctx.log_notice(&format!(
+            "gears: ACL categories set on RG.* commands{}",
+            if a.gears_category {
+                ", with the category @gears"
+            } else {
+                " (this server cannot add a @gears category)"
+            }
+        )),
+        Ok(_) => ctx.log_notice(
+            "gears: this server puts module commands in no ACL category: name RG.* commands in ACL rules",
+        ),
+        Err(e) => {
+            ctx.log_warning(&format!("gears: setting ACL categories failed: {e}"));
+            return Status::Err;
+        }
+    }
     let shard_id = "0".repeat(40);
     state::init(state::Globals {
         registry: engine::registry::Registry::new(shard_id.clone()),

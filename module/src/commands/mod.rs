@@ -1,6 +1,7 @@
 //! RG.* commands, one file per family. Every handler runs behind `guarded`: a panic
 //! becomes an error reply instead of taking Redis down.
 
+pub mod categories;
 pub mod config;
 pub mod executions;
 pub mod python;
