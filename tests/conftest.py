@@ -48,7 +48,8 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
 class RedisServer:
     """One redis-server process with the module loaded."""
 
-    def __init__(self, module_args=(), extra_args=(), load_module=True):
+    def __init__(self, module_args=(), extra_args=(), load_module=True, binary=None):
+        self.binary = binary or REDIS_SERVER
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="gears-test-")
         self.module_args = list(module_args)
@@ -59,7 +60,7 @@ class RedisServer:
 
     def start(self):
         cmd = [
-            REDIS_SERVER,
+            self.binary,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", self.dir,
