@@ -280,13 +280,21 @@ def acl(acl_server):
 
 # What each user may do with: a read of secret:1, a write of app:2, a CONFIG GET.
 MATRIX = {
-    "ops": {"get secret": "ok", "set app": "ok", "config": "noperm"},
-    "app": {"get secret": "noperm", "set app": "ok", "config": "noperm"},
-    "reader": {"get secret": "ok", "set app": "noperm", "config": "noperm"},
-    "deployer": {"get secret": "noperm", "set app": "ok", "config": "noperm"},
+    "ops": {"get secret": "ok", "set secret": "ok", "set app": "ok", "config": "noperm",
+            "acl": "noperm", "flushall": "noperm"},
+    "app": {"get secret": "noperm", "set secret": "noperm", "set app": "ok",
+            "config": "noperm", "acl": "noperm", "flushall": "noperm"},
+    "reader": {"get secret": "ok", "set secret": "noperm", "set app": "noperm",
+               "config": "noperm", "acl": "noperm", "flushall": "noperm"},
+    "deployer": {"get secret": "noperm", "set secret": "noperm", "set app": "ok",
+                 "config": "noperm", "acl": "noperm", "flushall": "noperm"},
 }
-CALLS = {"get secret": ("get", "secret:1"), "set app": ("set", "app:2", "x"),
-         "config": ("config", "get", "maxmemory")}
+CALLS = {"get secret": ("get", "secret:1"), "set secret": ("set", "secret:2", "x"),
+         "set app": ("set", "app:2", "x"), "config": ("config", "set", "maxmemory", "1"),
+         "acl": ("acl", "setuser", "evil", "on", ">p", "~*", "+@all"),
+         "flushall": ("flushall",)}
+# Refused to every guest whoever owns it (noscript: as in Lua).
+NOSCRIPT = {"config", "acl"}
 
 
 @pytest.mark.parametrize("user", list(USERS))
@@ -299,6 +307,8 @@ def test_acl_direct_and_through_a_recipe(acl_server, acl, user):
         # A user that may not send code at all is refused RG.PYEXECUTE itself.
         assert got == (MATRIX[user][what] if can_run_python else "noperm"), (user, what, got)
     assert acl.config_get("maxmemory") == {"maxmemory": "0"}
+    assert "evil" not in acl.acl_users()
+    assert acl.get("secret:1") == "s"
 
 
 @pytest.mark.parametrize("user", ["ops", "app", "deployer"])
@@ -308,8 +318,8 @@ def test_acl_through_a_guest_the_user_uploaded(acl_server, acl, user):
     for what, args in CALLS.items():
         got = guest_call(c, *args)
         expected = MATRIX[user][what]
-        if what == "config":
-            assert got.startswith("ERR: "), got  # noscript: refused whoever owns it
+        if what in NOSCRIPT:
+            assert got.startswith("ERR: "), got
         elif expected == "ok":
             assert not got.startswith("ERR: "), (user, what, got)
         else:
