@@ -329,6 +329,17 @@ def test_acl_through_a_guest_the_user_uploaded(acl_server, acl, user):
     assert ("NOPERM" in got) == (MATRIX[user]["get secret"] == "noperm"), got
 
 
+def test_wrong_arity_for_a_limited_owner_is_an_error_not_a_crash(acl_server, acl):
+    """A limited owner's calls go through Redis's ACL check, which reads keys and
+    channels at fixed positions: the arity is checked before it."""
+    app = as_user(acl_server, "app")
+    for args in (("set",), ("get",), ("set", "app:1"), ("publish",), ("object", "encoding"),
+                 ("hget", "app:1")):
+        with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+            recipe_call(app, *args)
+    ping_fast(acl)
+
+
 def test_a_guests_job_also_needs_the_runners_permissions(acl_server, acl):
     upload(acl, "kitchen")  # owned by the default user, who may do anything
     app = as_user(acl_server, "app")

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis_module::raw;
 
+use super::arity;
 use super::call::call;
 use super::lock;
 use super::string::OwnedString;
@@ -87,12 +88,12 @@ impl Drop for User {
     }
 }
 
-/// Whether `user` may run `args` (command name first), whose arity the caller checked
-/// (`arity::check`). `Err` is the error reply: NOPERM naming the user. An unknown command
-/// passes: running it gives Redis's own "unknown command" error. The Redis lock must be
-/// held.
+/// Whether `user` may run `args` (command name first). `Err` is the error reply: NOPERM
+/// naming the user, or Redis's arity error (checked first: the ACL check relies on it).
+/// An unknown command passes: running it gives Redis's own "unknown command" error. The
+/// Redis lock must be held.
 pub fn check(user: &str, args: &[&[u8]]) -> Result<(), String> {
-    if unrestricted(user) {
+    if unrestricted(user) || !arity::check(args)? {
         return Ok(());
     }
     // SAFETY: the API pointers are written once, by RedisModule_Init at load, before any
@@ -118,7 +119,7 @@ pub fn check(user: &str, args: &[&[u8]]) -> Result<(), String> {
     let strings: Vec<OwnedString> = args.iter().map(|a| OwnedString::new(a)).collect();
     let mut argv: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.ptr).collect();
     // SAFETY: `found` is a live module user, `argv` holds `argv.len()` live strings that
-    // outlive the call, and the caller checked the command's arity (Redis finds keys and
+    // outlive the call, and the command's arity was checked above (Redis finds keys and
     // channels at fixed positions without bounds checks); errno is read right after.
     let status = unsafe { check_cmd(found.0, argv.as_mut_ptr(), argv.len() as i32) };
     if status == raw::REDISMODULE_OK as i32

@@ -24,7 +24,7 @@ use std::cell::RefCell;
 use redis_module::{Context, ContextFlags};
 
 use super::call::{call_in, Mode};
-use super::{acl, arity, fast, lock};
+use super::{acl, fast, lock};
 use crate::engine::execution::RunAs;
 use crate::engine::value::Value;
 
@@ -169,8 +169,7 @@ pub fn execute(caller: Caller, args: &[&[u8]]) -> Value {
     reply
 }
 
-/// Steps 1 and 2: refusals and ACL (after the arity check the ACL check relies on); the
-/// mode to call in.
+/// Steps 1 and 2: refusals and ACL; the mode to call in.
 fn admit(caller: Caller, args: &[&[u8]]) -> Result<Mode, String> {
     let Some(first) = args.first() else {
         return Err("ERR execute() needs a command name".into());
@@ -198,10 +197,8 @@ fn admit(caller: Caller, args: &[&[u8]]) -> Result<Mode, String> {
                     .to_string(),
             );
         };
-        if arity::check(args)? {
-            for user in run_as.users() {
-                acl::check(user, args)?;
-            }
+        for user in run_as.users() {
+            acl::check(user, args)?;
         }
         Ok(())
     })?;

@@ -403,9 +403,7 @@ pub fn inner_hook(ctx: &Context, args: &[RedisString]) -> Result<Answer, String>
     // The client's own permissions for the command it sent: a hook runs with its owner's,
     // so it must not let the client past its ACL.
     if let Some(user) = door::command_user(ctx) {
-        if crate::redis::arity::check(&refs)? {
-            crate::redis::acl::check(&user, &refs)?;
-        }
+        crate::redis::acl::check(&user, &refs)?;
     }
     // Hooks and the command itself act on the client's database.
     let _db = super::event_db(crate::redis::lock::selected_db(ctx));
