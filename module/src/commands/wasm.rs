@@ -168,11 +168,7 @@ pub fn run(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     // A job acts for the guest's owner and for the client that runs it: both must be
     // allowed every call (neither gains the other's permissions).
     let client = run_as(ctx)?;
-    let acting = RunAs {
-        user: program.owner.user.clone(),
-        invoker: Some(client.user).filter(|u| *u != program.owner.user),
-        db: client.db,
-    };
+    let acting = RunAs::new(&program.owner.user, client.db).invoked_by(Some(client.user));
     let exec = globals().registry.create(None, reports, acting);
     exec.keep_alive(Box::new(program.clone()));
     let job = Job {

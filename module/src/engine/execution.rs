@@ -78,6 +78,13 @@ impl RunAs {
         }
     }
 
+    /// The same, also acting for `invoker` (a client asking for the run by name), unless
+    /// that is the owner itself.
+    pub fn invoked_by(mut self, invoker: Option<Arc<str>>) -> RunAs {
+        self.invoker = invoker.filter(|u| *u != self.user);
+        self
+    }
+
     /// The users whose permissions every call of the run must satisfy.
     pub fn users(&self) -> impl Iterator<Item = &str> {
         std::iter::once(&*self.user).chain(self.invoker.as_deref())

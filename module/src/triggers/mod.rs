@@ -85,7 +85,7 @@ fn run_as_of(reg: &Registration) -> RunAs {
         if reg.trigger.reader() != "StreamReader" && reg.trigger.reader() != "TimeReader" {
             run_as.db = origin.db;
         }
-        run_as.invoker = origin.invoker.filter(|u| *u != run_as.user);
+        run_as = run_as.invoked_by(origin.invoker);
     }
     run_as
 }
