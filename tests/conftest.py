@@ -48,8 +48,10 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
 class RedisServer:
     """One redis-server process with the module loaded."""
 
-    def __init__(self, module_args=(), extra_args=(), load_module=True, binary=None):
+    def __init__(self, module_args=(), extra_args=(), load_module=True, binary=None, env=None):
         self.binary = binary or REDIS_SERVER
+        # Extra environment of the server process (e.g. GEARS_TEST_PANIC for fault tests).
+        self.env = dict(os.environ, **env) if env else None
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="gears-test-")
         self.module_args = list(module_args)
@@ -71,7 +73,9 @@ class RedisServer:
         if self.load_module:
             cmd += ["--loadmodule", MODULE] + [str(a) for a in self.module_args]
         cmd += [str(a) for a in self.extra_args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env
+        )
         client = redis.Redis(port=self.port, decode_responses=True)
 
         def up():

@@ -1,26 +1,53 @@
-//! Starting executions on the main thread or the worker pool, and their replies.
+//! Starting executions on this shard: the runner's shell (the Redis lock slice, the pool,
+//! whom a run acts for, the registry's limits), the current-execution marker, replies.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::config::{self, Key};
-use crate::engine::compile::Stage;
+use crate::engine::compile::{without_exchanges, Stage};
 use crate::engine::execution::{ExecState, Execution, Status};
+use crate::engine::plan::{Host, Mode};
 use crate::engine::reader::Reader;
 use crate::engine::registry::Limits;
-use crate::engine::run::{run, RunEnv};
+pub use crate::engine::run::Then;
+use crate::engine::run::{Alone, Peers, Run, Shell};
 use crate::engine::value::Value;
-use crate::python::interrupt;
 use crate::redis::{door, lock};
 use crate::state::globals;
 
-fn env() -> RunEnv<'static> {
-    RunEnv {
-        batch_size: config::get(Key::BatchSize).max(1) as usize,
-        profile: config::get(Key::ProfileExecutions) == 1,
-        end_batch: &lock::release_slice,
-        after_record: &trim,
+/// This shard as the runner sees it.
+struct ShardShell;
+
+impl Shell for ShardShell {
+    fn batch_size(&self) -> usize {
+        config::get(Key::BatchSize).max(1) as usize
     }
+    fn profile(&self) -> bool {
+        config::get(Key::ProfileExecutions) == 1
+    }
+    fn enter(&self, exec: &Arc<Execution>) -> Box<dyn Any> {
+        Box::new((door::act_as(&exec.run_as), Marker::push(exec)))
+    }
+    fn end_batch(&self) {
+        lock::release_slice();
+    }
+    fn abandon(&self) {
+        lock::atomic_reset();
+        lock::release_slice();
+    }
+    fn after_record(&self, exec: &Execution) {
+        trim(exec);
+    }
+    fn spawn(&self, job: Box<dyn FnOnce() + Send>) {
+        globals().pool.submit(job);
+    }
+}
+
+fn shell() -> Arc<dyn Shell> {
+    static SHELL: OnceLock<Arc<dyn Shell>> = OnceLock::new();
+    SHELL.get_or_init(|| Arc::new(ShardShell)).clone()
 }
 
 /// Keeps the registry within MaxExecutions / MaxExecutionsPerRegistration /
@@ -39,6 +66,22 @@ thread_local! {
     /// the next hook inside the current one).
     static CURRENT: std::cell::RefCell<Vec<(u64, Arc<AtomicBool>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks an execution as running on this thread while it lives.
+struct Marker;
+
+impl Marker {
+    fn push(exec: &Execution) -> Marker {
+        CURRENT.with(|c| c.borrow_mut().push((exec.seq, exec.abort_flag())));
+        Marker
+    }
+}
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().pop());
+    }
 }
 
 /// The sequence number of the execution running on this thread, if any.
@@ -60,23 +103,47 @@ pub fn abort_requested_here() -> bool {
     })
 }
 
-fn run_marked(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>) {
-    let _acting = door::act_as(&exec.run_as);
-    CURRENT.with(|c| c.borrow_mut().push((exec.seq, exec.abort_flag())));
-    run(exec, reader, stages, &env());
-    CURRENT.with(|c| c.borrow_mut().pop());
+/// One compiled execution, ready to start on this shard.
+pub struct Launch {
+    pub exec: Arc<Execution>,
+    pub reader: Box<dyn Reader>,
+    pub stages: Vec<Stage>,
+    pub mode: Mode,
+    /// The host of the plan's user steps.
+    pub host: Option<Arc<dyn Host>>,
+    /// Runs once the execution has ended, on the thread that ended it.
+    pub then: Option<Then>,
+}
+
+fn run_of(launch: Launch) -> Arc<Run> {
+    let peers: Arc<dyn Peers> = Arc::new(Alone);
+    // Records of sync and async_local runs never leave their shard.
+    let stages = match launch.mode {
+        Mode::Sync | Mode::AsyncLocal => without_exchanges(launch.stages),
+        Mode::Async => launch.stages,
+    };
+    let run = Run::new(
+        launch.exec,
+        launch.reader,
+        stages,
+        launch.host,
+        shell(),
+        peers,
+    );
+    if let Some(then) = launch.then {
+        run.then(then);
+    }
+    run
 }
 
 /// Runs an execution here, on this thread (sync mode, or inline).
-pub fn run_here(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>) {
-    run_marked(exec, reader, stages);
+pub fn run_here(launch: Launch) {
+    run_of(launch).work_here();
 }
 
 /// Runs an execution on the worker pool.
-pub fn submit(exec: Arc<Execution>, reader: Box<dyn Reader>, stages: Vec<Stage>, python: bool) {
-    globals()
-        .pool
-        .submit(move || run_on_worker(&exec, reader, stages, python));
+pub fn submit(launch: Launch) {
+    run_of(launch).spawn();
 }
 
 /// Runs an execution on the worker pool, compiling its stages there (compiling a Python
@@ -84,18 +151,30 @@ pub fn submit(exec: Arc<Execution>, reader: Box<dyn Reader>, stages: Vec<Stage>,
 pub fn submit_compiled(
     exec: Arc<Execution>,
     reader: Box<dyn Reader>,
-    python: bool,
-    then: Option<crate::triggers::Then>,
+    mode: Mode,
+    host: Option<Arc<dyn Host>>,
+    then: Option<Then>,
     stages: impl FnOnce() -> anyhow::Result<Vec<Stage>> + Send + 'static,
 ) {
-    globals().pool.submit(move || {
-        match stages() {
-            Ok(stages) => run_on_worker(&exec, reader, stages, python),
-            Err(e) => fail(&exec, format!("{e:#}")),
+    globals().pool.submit(move || match stages() {
+        Ok(stages) => {
+            let run = run_of(Launch {
+                exec,
+                reader,
+                stages,
+                mode,
+                host,
+                then,
+            });
+            // Already on a worker: no need to queue again.
+            run.work_on_worker();
         }
-        if let Some(then) = then {
-            then(&exec);
-            lock::release_slice();
+        Err(e) => {
+            fail(&exec, format!("{e:#}"));
+            if let Some(then) = then {
+                then(&exec);
+                lock::release_slice();
+            }
         }
     });
 }
@@ -108,20 +187,11 @@ pub fn fail(exec: &Execution, error: String) {
     }
 }
 
-fn run_on_worker(exec: &Execution, reader: Box<dyn Reader>, stages: Vec<Stage>, python: bool) {
-    if python {
-        exec.set_interrupt(Some(interrupt::for_current_thread()));
-    }
-    run_marked(exec, reader, stages);
-    lock::release_slice();
-    if python {
-        exec.set_interrupt(None);
-        interrupt::clear_current_thread();
-    }
-}
-
-/// `[[results...], [errors...]]`.
+/// `[[results...], [errors...]]`, or the error of a run a fault ended.
 pub fn results_reply(st: &ExecState) -> Value {
+    if let Some(fault) = &st.fault {
+        return Value::Error(format!("ERR {fault}"));
+    }
     Value::List(vec![
         Value::List(st.results.clone()),
         Value::List(st.errors.iter().map(|e| Value::Str(e.clone())).collect()),

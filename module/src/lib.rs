@@ -71,6 +71,15 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     redis::lock::init_main_thread(ctx);
+    if let Some(point) = std::env::var("GEARS_TEST_PANIC")
+        .ok()
+        .and_then(|p| engine::fault::Point::parse(&p))
+    {
+        ctx.log_warning(&format!(
+            "fault injection armed at {point:?} (GEARS_TEST_PANIC)"
+        ));
+        engine::fault::arm(point);
+    }
     redis::fast::init(ctx);
     redis::lock::set_slice_micros(config::get(config::Key::LockSliceMicros) as u64);
     let python = config::get(config::Key::PythonEnabled) == 1;

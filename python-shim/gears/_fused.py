@@ -10,7 +10,8 @@ Implementation notes
   and hands the result to the next step's closure; the last one appends to the output
   list. No per-record lookup of the step kind, no timing calls unless profiling (then each
   user function is wrapped by a timing wrapper).
-- A user function's exception (any BaseException except ``_gears.ExecutionAborted``) drops
+- A user function's exception (any BaseException except ``_gears.ExecutionAborted`` and
+  ``_gears.PanicException``) drops
   that record only: other records of the batch, and siblings produced by a flatmap, go on.
 - Group keys: the extracted value is the dict key when it is hashable; an unhashable value
   (list, dict, set, tuple holding a list...) is grouped by its ``repr()`` (two unhashable
@@ -41,7 +42,9 @@ from .runtime import GearsFuture
 
 __all__ = ['FusedRun', 'GeneratorReader', 'KEYS_AS_STR']
 
-_Aborted = _gears.ExecutionAborted
+# Stop the whole run, never only a record: an abort, and a panic of the host (a bug
+# caught in Rust code a step called: the run fails with an internal error).
+_Aborted = (_gears.ExecutionAborted, getattr(_gears, 'PanicException', _gears.ExecutionAborted))
 
 # False: group by the extracted value itself (repr fallback for unhashable values).
 # True: RedisGears 1.2 behaviour, keys are str (non-str keys become their repr()).

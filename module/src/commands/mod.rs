@@ -10,16 +10,13 @@ pub mod trigger;
 pub mod wasm;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
 
 use redis_module::{Context, ContextFlags, RedisResult, RedisString, RedisValue};
 
-use crate::engine::compile::Stage;
-use crate::engine::execution::{Execution, RunAs};
+use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
-use crate::engine::reader::Reader;
 use crate::engine::value::Value;
-use crate::executions::{results_reply, run_here, submit};
+use crate::executions::{results_reply, run_here, submit, Launch};
 use crate::redis::blocked::BlockedClient;
 use crate::redis::door;
 use crate::redis::lock::selected_db;
@@ -49,23 +46,18 @@ pub fn guarded(ctx: &Context, args: Vec<RedisString>, handler: Handler) -> Redis
     Ok(RedisValue::NoReply)
 }
 
-/// A job RG.PYEXECUTE or RG.WASMRUN built, ready to start.
-pub struct Job {
-    pub exec: Arc<Execution>,
-    pub reader: Box<dyn Reader>,
-    pub stages: Vec<Stage>,
-    pub mode: Mode,
-    /// Whether its steps are Python's (they run on the pool's Python workers).
-    pub python: bool,
-}
-
 /// Starts a job: a sync one runs here, an async one on the worker pool. The client gets
 /// the results (blocked until they exist) or, with UNBLOCKING, the execution id. A client
 /// that cannot be blocked gets an error and the job does not start.
-pub fn start(ctx: &Context, job: Job, unblocking: bool, command: &str) -> Result<Answer, String> {
-    let exec = job.exec;
+pub fn start(
+    ctx: &Context,
+    job: Launch,
+    unblocking: bool,
+    command: &str,
+) -> Result<Answer, String> {
+    let exec = job.exec.clone();
     if job.mode == Mode::Sync {
-        run_here(&exec, job.reader, job.stages);
+        run_here(job);
         if unblocking {
             return Ok(Answer::Reply(Value::str(exec.id.as_str())));
         }
@@ -84,7 +76,7 @@ pub fn start(ctx: &Context, job: Job, unblocking: bool, command: &str) -> Result
         exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
         Answer::Blocked
     };
-    submit(exec, job.reader, job.stages, job.python);
+    submit(job);
     Ok(answer)
 }
 

@@ -2,9 +2,10 @@
 
 use redis_module::{Context, RedisString};
 
-use super::{arity, internal_only, run_as, start, strs, text, Answer, Job};
+use super::{arity, internal_only, run_as, start, strs, text, Answer};
 use crate::engine::execution::RunAs;
 use crate::engine::value::Value;
+use crate::executions::Launch;
 use crate::python::{script, session};
 use crate::redis::blocked::can_block;
 use crate::state::globals;
@@ -141,12 +142,13 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
     let Some(run) = outcome.run else {
         return Ok(Answer::Reply(Value::Status("OK".into())));
     };
-    let job = Job {
+    let job = Launch {
         exec: run.exec,
         reader: run.reader,
         stages: run.stages,
         mode: run.mode,
-        python: true,
+        host: Some(run.host),
+        then: None,
     };
     start(ctx, job, opts.unblocking, "RG.PYEXECUTE")
 }

@@ -3,12 +3,13 @@
 
 use redis_module::{Context, ContextFlags, RedisString};
 
-use super::{arity, internal_only, ok, run_as, start, text, Answer, Job};
+use super::{arity, internal_only, ok, run_as, start, text, Answer};
 use crate::config::{self, Key};
 use crate::engine::compile::compile;
 use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
+use crate::executions::Launch;
 use crate::redis::blocked::can_block;
 use crate::redis::offload::offload;
 use crate::state::globals;
@@ -171,12 +172,13 @@ pub fn run(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     let acting = RunAs::new(&program.owner.user, client.db).invoked_by(Some(client.user));
     let exec = globals().registry.create(None, reports, acting);
     exec.keep_alive(Box::new(program.clone()));
-    let job = Job {
+    let job = Launch {
         exec,
         reader,
         stages,
         mode,
-        python: false,
+        host: Some(fused::host()),
+        then: None,
     };
     start(ctx, job, unblocking, "RG.WASMRUN")
 }

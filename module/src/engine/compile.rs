@@ -14,6 +14,34 @@ pub struct Stage {
     pub op_steps: Vec<Vec<usize>>,
     /// How the stage's output moves on (None for the last stage).
     pub exchange: Option<Exchange>,
+    /// A repartition's key extractor, run over the stage's output when records move
+    /// between shards (on one shard they stay where they are and it never runs).
+    pub extract: Option<Box<dyn Operator>>,
+}
+
+impl Stage {
+    fn empty() -> Stage {
+        Stage {
+            ops: Vec::new(),
+            op_steps: Vec::new(),
+            exchange: None,
+            extract: None,
+        }
+    }
+}
+
+/// The stages as one: for runs whose records never leave their shard (sync and
+/// async_local modes, a shard alone), the exchanges are dropped.
+pub fn without_exchanges(stages: Vec<Stage>) -> Vec<Stage> {
+    if stages.len() <= 1 {
+        return stages;
+    }
+    let mut one = Stage::empty();
+    for stage in stages {
+        one.ops.extend(stage.ops);
+        one.op_steps.extend(stage.op_steps);
+    }
+    vec![one]
 }
 
 /// The fused group of host steps ending before `end`, starting at `start`.
@@ -53,11 +81,7 @@ pub fn compile(
     sync: bool,
 ) -> anyhow::Result<Vec<Stage>> {
     let mut stages = Vec::new();
-    let mut stage = Stage {
-        ops: Vec::new(),
-        op_steps: Vec::new(),
-        exchange: None,
-    };
+    let mut stage = Stage::empty();
     let mut group: Option<Group> = None;
 
     let flush = |group: &mut Option<Group>, stage: &mut Stage, end: usize| -> anyhow::Result<()> {
@@ -86,16 +110,14 @@ pub fn compile(
             }
             StepKind::Exchange(x) => {
                 flush(&mut group, &mut stage, i)?;
+                if let Exchange::Repartition(Some(by)) = x {
+                    let host =
+                        host.ok_or_else(|| anyhow::anyhow!("a plan with user steps has no host"))?;
+                    let by = std::slice::from_ref(by);
+                    stage.extract = Some(host.fuse(by, OutputForm::Values, false, sync)?);
+                }
                 stage.exchange = Some(x.clone());
-                stage.op_steps.push(vec![i]);
-                stages.push(std::mem::replace(
-                    &mut stage,
-                    Stage {
-                        ops: Vec::new(),
-                        op_steps: Vec::new(),
-                        exchange: None,
-                    },
-                ));
+                stages.push(std::mem::replace(&mut stage, Stage::empty()));
             }
         }
     }

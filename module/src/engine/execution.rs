@@ -47,6 +47,8 @@ pub struct ExecState {
     pub read_ms: u64,
     /// Entries into each language runtime, by host name.
     pub entries: Vec<(&'static str, u64)>,
+    /// Set when a fault (a caught panic) ended the run: its client gets this as an error.
+    pub fault: Option<String>,
 }
 
 /// What RG.ABORTEXECUTION did.
@@ -135,6 +137,7 @@ impl Execution {
                 total_ms: 0,
                 read_ms: 0,
                 entries: Vec::new(),
+                fault: None,
             }),
             waiters: Mutex::new(Vec::new()),
             abort_requested: Arc::new(AtomicBool::new(false)),
@@ -277,5 +280,9 @@ impl Execution {
 
     pub fn set_entries(&self, entries: Vec<(&'static str, u64)>) {
         self.state().entries = entries;
+    }
+
+    pub fn set_fault(&self, fault: Option<String>) {
+        self.state().fault = fault;
     }
 }

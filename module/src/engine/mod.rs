@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod execution;
+pub mod fault;
 pub mod native;
 pub mod operator;
 pub mod plan;

@@ -130,6 +130,11 @@ pub trait Host: Send + Sync {
         profile: bool,
         sync: bool,
     ) -> anyhow::Result<Box<dyn Operator>>;
+    /// Prepares a pool worker to run `exec`'s steps (e.g. makes its code interruptible
+    /// by RG.ABORTEXECUTION); undone when the returned guard drops.
+    fn enter_worker(&self, _exec: &Arc<super::execution::Execution>) -> Box<dyn Any> {
+        Box::new(())
+    }
 }
 
 /// A reader and a list of steps, ready to be compiled into stages.

@@ -1,145 +1,727 @@
-//! Running a compiled execution: reader batches through the stages, to the results.
+//! The stage runner: one shard's part of an execution, run stage by stage into sinks.
+//!
+//! A stage runs batch by batch: the reader (first stage) or the stage's inbox (later
+//! stages) feeds its operators, and what comes out goes into the stage's **sink**: the
+//! next stage's inbox on the shard that owns each record's key (repartition), on the
+//! initiator (collect), or, after the last stage, the initiator's results. A stage starts
+//! when its input is complete: this shard has finished the stage before it, and every
+//! shard that sends to it has sent its last batch. Until then the stage is a state, not a
+//! thread: **no worker ever waits** for another stage, another shard or the network.
+//! Batches from other shards come in through [`Run::deliver`]; whoever completes a
+//! stage's input schedules it as a new pool job (or, on the thread that just finished
+//! the stage before it, simply goes on).
+//!
+//! On one shard ([`Alone`]) every sink is this shard's own inbox, so a run goes from
+//! stage to stage on one thread, exactly as a single loop would.
+//!
+//! Every resource a run holds while it works is a guard ([`Shell::enter`], the lock slice
+//! given back by [`Shell::end_batch`] on every exit): a panic anywhere in a run (reader,
+//! step, host call, reply) is caught here, fails that execution with a clear error and
+//! answers its waiters; a run dropped before it finished fails the same way.
 
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::compile::Stage;
 use super::execution::{Execution, Status};
-use super::operator::{RunCtx, Stop};
+use super::fault::{self, Point};
+use super::operator::{Operator, RunCtx, Stop};
+use super::plan::{Exchange, Host};
 use super::reader::{Reader, VecReader};
 use super::value::Value;
 
-/// What the runner needs from its surroundings.
-pub struct RunEnv<'a> {
-    pub batch_size: usize,
-    pub profile: bool,
-    /// Called after every batch (the Redis shell gives back its lock slice there).
-    pub end_batch: &'a dyn Fn(),
-    /// Called once the outcome is recorded, before waiting clients are answered (the
-    /// registry is trimmed there, so clients never see more than MaxExecutions).
-    pub after_record: &'a dyn Fn(&Execution),
+/// Runs once the execution has ended, on the thread that ended it.
+pub type Then = Box<dyn FnOnce(&Execution) + Send>;
+
+/// The shards taking part in one execution, and the way to reach them.
+pub trait Peers: Send + Sync {
+    /// How many shards run the execution.
+    fn count(&self) -> usize;
+    /// This shard's index among them.
+    fn me(&self) -> usize;
+    /// The shard that started the execution (it gathers collected records and results).
+    fn initiator(&self) -> usize;
+    /// The shard that owns `key`.
+    fn owner(&self, key: &[u8]) -> usize;
+    /// Hands a batch to the same execution on shard `to` (never this shard).
+    fn send(&self, to: usize, batch: Inbound);
+}
+
+/// One execution on one shard: every sink is local.
+pub struct Alone;
+
+impl Peers for Alone {
+    fn count(&self) -> usize {
+        1
+    }
+    fn me(&self) -> usize {
+        0
+    }
+    fn initiator(&self) -> usize {
+        0
+    }
+    fn owner(&self, _key: &[u8]) -> usize {
+        0
+    }
+    fn send(&self, _to: usize, _batch: Inbound) {}
+}
+
+/// A batch moving into a stage's inbox (or, at `stage == stages.len()`, the results).
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub stage: usize,
+    pub from: usize,
+    pub records: Vec<Value>,
+    /// On the sender's last batch for this stage: how many batches it sent in all (this
+    /// one included), so batches that arrive in any order are counted complete.
+    pub last_of: Option<u64>,
+    /// The sender's errors, with its last batch of the results.
+    pub errors: Vec<String>,
+}
+
+/// What the runner needs from the shard it runs on.
+pub trait Shell: Send + Sync {
+    fn batch_size(&self) -> usize;
+    fn profile(&self) -> bool;
+    /// Sets this thread up to work for `exec` (who it acts for, the current-execution
+    /// marker); undone when the returned guard drops.
+    fn enter(&self, exec: &Arc<Execution>) -> Box<dyn Any>;
+    /// A batch ended: the Redis lock slice is given back here.
+    fn end_batch(&self);
+    /// A panic is unwinding through the run: give back everything held, atomic blocks
+    /// user code left open included.
+    fn abandon(&self) {
+        self.end_batch()
+    }
+    /// The outcome is recorded, before waiting clients are answered (the registry is
+    /// trimmed there, so clients never see more than its limits).
+    fn after_record(&self, exec: &Execution);
+    /// Runs `job` on the worker pool.
+    fn spawn(&self, job: Box<dyn FnOnce() + Send>);
+}
+
+/// Gives the lock slice back however the scope ends (a return, an error, a panic).
+struct SliceGuard<'a>(&'a dyn Shell);
+
+impl Drop for SliceGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abandon();
+        } else {
+            self.0.end_batch();
+        }
+    }
+}
+
+/// Per sender: batches received, and how many there are in all once its last came.
+#[derive(Default, Clone, Copy)]
+struct Sender {
+    received: u64,
+    total: Option<u64>,
+}
+
+impl Sender {
+    fn complete(&self) -> bool {
+        self.total == Some(self.received)
+    }
+}
+
+/// A stage's input (or the results) as it arrives.
+struct Inbox {
+    records: Vec<Value>,
+    /// Expected senders by shard index (None: that shard sends nothing here).
+    senders: Vec<Option<Sender>>,
+    errors: Vec<String>,
+}
+
+impl Inbox {
+    fn complete(&self) -> bool {
+        self.senders.iter().flatten().all(Sender::complete)
+    }
+}
+
+/// How the output of a stage leaves it.
+#[derive(Clone, Copy, PartialEq)]
+enum SinkKind {
+    /// Each record to the shard that owns its key.
+    Partition,
+    /// Every record to the initiator (collect, and the results after the last stage).
+    Gather,
+}
+
+struct State {
+    reader: Option<Box<dyn Reader>>,
+    /// Stages not yet run (taken out while one runs).
+    stages: Vec<Option<Stage>>,
+    /// Index `k` feeds stage `k` (index 0 is unused: the reader feeds stage 0); the last
+    /// one holds the results.
+    inbox: Vec<Inbox>,
+    /// Batches sent so far from each stage to each shard.
+    sent: Vec<Vec<u64>>,
+    /// The stage that runs next (`stages.len()`: all ran).
+    next: usize,
+    running: bool,
+    finished: bool,
+    cx: Option<RunCtx>,
+    stop: Option<Stop>,
+    /// A fault (a panic) that failed the run: the reply is an error.
+    fault: Option<String>,
+    started: Option<Instant>,
+    read_nanos: u64,
+    step_nanos: Vec<u64>,
+}
+
+/// One shard's part of one execution.
+pub struct Run {
+    exec: Arc<Execution>,
+    shell: Arc<dyn Shell>,
+    peers: Arc<dyn Peers>,
+    host: Option<Arc<dyn Host>>,
+    kinds: Vec<SinkKind>,
+    then: Mutex<Option<Then>>,
+    state: Mutex<State>,
+}
+
+fn panic_text(panic: &(dyn Any + Send)) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    format!(
+        "the execution failed on an internal error (a bug was caught, Redis keeps running): {what}"
+    )
+}
+
+impl Run {
+    /// A run of `stages` over `reader` for `exec`. `host` runs the plan's user steps.
+    pub fn new(
+        exec: Arc<Execution>,
+        reader: Box<dyn Reader>,
+        stages: Vec<Stage>,
+        host: Option<Arc<dyn Host>>,
+        shell: Arc<dyn Shell>,
+        peers: Arc<dyn Peers>,
+    ) -> Arc<Run> {
+        let n = stages.len();
+        let count = peers.count().max(1);
+        let me = peers.me();
+        let kinds: Vec<SinkKind> = (0..n)
+            .map(|k| match stages[k].exchange {
+                Some(Exchange::Repartition(_)) if k + 1 < n => SinkKind::Partition,
+                _ => SinkKind::Gather,
+            })
+            .collect();
+        let inbox = (0..=n)
+            .map(|k| {
+                let senders = match k.checked_sub(1).map(|j| kinds[j]) {
+                    None => vec![None; count],
+                    Some(SinkKind::Partition) => vec![Some(Sender::default()); count],
+                    Some(SinkKind::Gather) if me == peers.initiator() => {
+                        vec![Some(Sender::default()); count]
+                    }
+                    Some(SinkKind::Gather) => {
+                        let mut s = vec![None; count];
+                        s[me] = Some(Sender::default());
+                        s
+                    }
+                };
+                Inbox {
+                    records: Vec::new(),
+                    senders,
+                    errors: Vec::new(),
+                }
+            })
+            .collect();
+        let steps = stages
+            .iter()
+            .map(|s| s.op_steps.iter().flatten().max().map_or(0, |m| m + 1))
+            .max()
+            .unwrap_or(0);
+        Arc::new(Run {
+            exec,
+            shell,
+            host,
+            kinds,
+            then: Mutex::new(None),
+            state: Mutex::new(State {
+                reader: Some(reader),
+                stages: stages.into_iter().map(Some).collect(),
+                inbox,
+                sent: vec![vec![0; count]; n],
+                next: 0,
+                running: false,
+                finished: false,
+                cx: None,
+                stop: None,
+                fault: None,
+                started: None,
+                read_nanos: 0,
+                step_nanos: vec![0; steps],
+            }),
+            peers,
+        })
+    }
+
+    pub fn execution(&self) -> &Arc<Execution> {
+        &self.exec
+    }
+
+    /// `then` runs once the execution has ended, on the thread that ended it.
+    pub fn then(&self, then: Then) {
+        *lock(&self.then) = Some(then);
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Runs what is ready here, on this thread (sync mode, the first stage of a job).
+    pub fn work_here(self: &Arc<Self>) {
+        let _entered = self.shell.enter(&self.exec);
+        self.work();
+    }
+
+    /// Runs what is ready as a job on the worker pool.
+    pub fn spawn(self: &Arc<Self>) {
+        let run = self.clone();
+        self.shell.spawn(Box::new(move || run.work_on_worker()));
+    }
+
+    /// Runs what is ready here, on a pool worker.
+    pub fn work_on_worker(self: &Arc<Self>) {
+        let _entered = self.shell.enter(&self.exec);
+        let _host = self.host.as_ref().map(|h| h.enter_worker(&self.exec));
+        self.work();
+    }
+
+    /// A batch from another shard. When it completes the input of the stage that runs
+    /// next, that stage is scheduled on the pool.
+    pub fn deliver(self: &Arc<Self>, batch: Inbound) {
+        let ready = {
+            let mut st = self.state();
+            accept(&mut st, batch);
+            !st.finished && !st.running && self.ready(&st)
+        };
+        if ready {
+            self.spawn();
+        }
+    }
+
+    /// Whether the stage that runs next (or the end) has all its input.
+    fn ready(&self, st: &State) -> bool {
+        let k = st.next;
+        k == 0 || st.inbox[k].complete()
+    }
+
+    fn work(self: &Arc<Self>) {
+        loop {
+            let (k, stage, input, mut cx) = {
+                let mut st = self.state();
+                if st.finished || st.running || (st.stop.is_none() && !self.ready(&st)) {
+                    return;
+                }
+                if st.next == 0 && st.started.is_none() {
+                    if !self.exec.start() {
+                        // Aborted before it started: RG.ABORTEXECUTION recorded it.
+                        st.finished = true;
+                        drop(st);
+                        self.run_then();
+                        return;
+                    }
+                    st.started = Some(Instant::now());
+                    st.cx = Some(RunCtx::new(self.shell.profile()));
+                }
+                let k = st.next;
+                if k == st.stages.len() || st.stop.is_some() {
+                    drop(st);
+                    self.finish();
+                    return;
+                }
+                let input: Box<dyn Reader> = match k {
+                    0 => st
+                        .reader
+                        .take()
+                        .unwrap_or_else(|| Box::new(VecReader::new(Vec::new()))),
+                    _ => Box::new(VecReader::new(std::mem::take(&mut st.inbox[k].records))),
+                };
+                let Some(stage) = st.stages[k].take() else {
+                    return;
+                };
+                st.running = true;
+                let cx = st.cx.take().unwrap_or_else(|| RunCtx::new(false));
+                (k, stage, input, cx)
+            };
+            let mut stage = stage;
+            let mut input = input;
+            let mut read_nanos = 0u64;
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let _slice = SliceGuard(&*self.shell);
+                self.run_stage(k, &mut stage, input.as_mut(), &mut cx, &mut read_nanos)
+            }));
+            let outcome = match outcome {
+                Ok(result) => result.map_err(|stop| (stop, None)),
+                Err(panic) => {
+                    let text = panic_text(&*panic);
+                    Err((Stop::Failed(text.clone()), Some(text)))
+                }
+            };
+            // Operators may hold host objects and guest instances: they go now, whatever
+            // happened, before the outcome releases the host's resources.
+            let nanos: Vec<(usize, u64)> = stage
+                .ops
+                .iter()
+                .zip(&stage.op_steps)
+                .flat_map(|(op, indices)| indices.iter().copied().zip(op.step_nanos()))
+                .collect();
+            drop(input);
+            drop(stage);
+            let owed = {
+                let mut st = self.state();
+                st.running = false;
+                st.cx = Some(cx);
+                if k == 0 {
+                    st.read_nanos = read_nanos;
+                }
+                for (i, n) in nanos {
+                    if let Some(slot) = st.step_nanos.get_mut(i) {
+                        *slot = n;
+                    }
+                }
+                match outcome {
+                    Ok(()) => {
+                        st.next = k + 1;
+                        k..k + 1
+                    }
+                    Err((stop, fault)) => {
+                        st.stop = Some(stop);
+                        st.fault = st.fault.take().or(fault);
+                        let n = st.stages.len();
+                        st.next = n;
+                        for slot in &mut st.stages[k + 1..] {
+                            *slot = None;
+                        }
+                        // Every shard waiting for this one still gets its last batches.
+                        k..n
+                    }
+                }
+            };
+            for j in owed {
+                self.close_sink(j);
+            }
+        }
+    }
+
+    /// Runs stage `k` over `input` into its sink.
+    fn run_stage(
+        &self,
+        k: usize,
+        stage: &mut Stage,
+        input: &mut dyn Reader,
+        cx: &mut RunCtx,
+        read_nanos: &mut u64,
+    ) -> Result<(), Stop> {
+        let batch_size = self.shell.batch_size().max(1);
+        loop {
+            if self.exec.abort_requested() {
+                return Err(Stop::Aborted);
+            }
+            let t = Instant::now();
+            if k == 0 {
+                fault::hit(Point::Reader);
+            }
+            let batch = input.next_batch(batch_size);
+            *read_nanos += t.elapsed().as_nanos() as u64;
+            let batch = match batch {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break,
+                Err(e) => {
+                    self.shell.end_batch();
+                    if self.exec.abort_requested() {
+                        return Err(Stop::Aborted);
+                    }
+                    cx.errors.push(format!("{e:#}"));
+                    break;
+                }
+            };
+            let out = push_through(&mut stage.ops, 0, cx, batch);
+            self.shell.end_batch();
+            self.sink(k, stage, cx, out?)?;
+        }
+        for i in 0..stage.ops.len() {
+            let flushed = stage.ops[i].finish(cx);
+            let flushed = flushed.and_then(|f| push_through(&mut stage.ops, i + 1, cx, f));
+            self.shell.end_batch();
+            self.sink(k, stage, cx, flushed?)?;
+        }
+        Ok(())
+    }
+
+    /// Routes a stage's output: to this shard's next inbox, or out to other shards.
+    fn sink(
+        &self,
+        k: usize,
+        stage: &mut Stage,
+        cx: &mut RunCtx,
+        records: Vec<Value>,
+    ) -> Result<(), Stop> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let count = self.peers.count();
+        let me = self.peers.me();
+        let mut out: Vec<Vec<Value>> = vec![Vec::new(); count.max(1)];
+        match self.kinds[k] {
+            _ if count <= 1 => out[0] = records,
+            SinkKind::Gather => out[self.peers.initiator()] = records,
+            SinkKind::Partition => {
+                let keys = match stage.extract.as_mut() {
+                    Some(op) => {
+                        let keys = op.push(cx, records.clone())?;
+                        if keys.len() != records.len() {
+                            return Err(Stop::Failed(
+                                "repartition: the key extractor must return one key per record"
+                                    .into(),
+                            ));
+                        }
+                        Some(keys)
+                    }
+                    None => None,
+                };
+                for (i, record) in records.into_iter().enumerate() {
+                    let key = match &keys {
+                        Some(keys) => key_of(&keys[i]),
+                        None => key_of(&record),
+                    };
+                    let to = key.map_or(self.peers.initiator(), |k| self.peers.owner(&k));
+                    out[to.min(count - 1)].push(record);
+                }
+            }
+        }
+        for (to, records) in out.into_iter().enumerate() {
+            if records.is_empty() {
+                continue;
+            }
+            let batch = Inbound {
+                stage: k + 1,
+                from: me,
+                records,
+                last_of: None,
+                errors: Vec::new(),
+            };
+            self.send(to, batch);
+        }
+        Ok(())
+    }
+
+    /// Sends `batch` to shard `to` (this shard: straight into its inbox).
+    fn send(&self, to: usize, mut batch: Inbound) {
+        {
+            let mut st = self.state();
+            let sent = &mut st.sent[batch.stage - 1][to];
+            *sent += 1;
+            if let Some(total) = batch.last_of.as_mut() {
+                *total = *sent;
+            }
+            if to == self.peers.me() {
+                accept(&mut st, batch);
+                return;
+            }
+        }
+        self.peers.send(to, batch);
+    }
+
+    /// Stage `k` is over on this shard: every shard its sink feeds gets the last batch.
+    fn close_sink(&self, k: usize) {
+        let me = self.peers.me();
+        let count = self.peers.count().max(1);
+        let last = k + 1 == self.kinds.len();
+        let targets: Vec<usize> = match self.kinds[k] {
+            SinkKind::Partition => (0..count).collect(),
+            SinkKind::Gather => vec![if count <= 1 {
+                0
+            } else {
+                self.peers.initiator()
+            }],
+        };
+        // This shard's own part of the last stage feeds itself when it is not the
+        // initiator: the end of its run needs that mark too.
+        let mut targets = targets;
+        if !targets.contains(&me) {
+            targets.push(me);
+        }
+        for to in targets {
+            let errors = if last && to != me {
+                // The initiator reports every shard's errors.
+                self.state()
+                    .cx
+                    .as_ref()
+                    .map_or_else(Vec::new, |cx| cx.errors.clone())
+            } else {
+                Vec::new()
+            };
+            self.send(
+                to,
+                Inbound {
+                    stage: k + 1,
+                    from: me,
+                    records: Vec::new(),
+                    last_of: Some(0),
+                    errors,
+                },
+            );
+        }
+    }
+
+    /// Records the outcome and answers the waiters.
+    fn finish(&self) {
+        let (outcome, fault, results, errors, cx, started, read_nanos, step_nanos) = {
+            let mut st = self.state();
+            if st.finished {
+                return;
+            }
+            st.finished = true;
+            let n = st.stages.len();
+            let results = std::mem::take(&mut st.inbox[n].records);
+            let errors = std::mem::take(&mut st.inbox[n].errors);
+            (
+                st.stop.take(),
+                st.fault.take(),
+                results,
+                errors,
+                st.cx.take().unwrap_or_else(|| RunCtx::new(false)),
+                st.started,
+                st.read_nanos,
+                std::mem::take(&mut st.step_nanos),
+            )
+        };
+        let replies = catch_unwind(AssertUnwindSafe(|| {
+            fault::hit(Point::Reply);
+            replies(results)
+        }));
+        let (results, fault) = match replies {
+            Ok(results) => (results, fault),
+            Err(panic) => (Vec::new(), Some(panic_text(&*panic))),
+        };
+        let mut all_errors = cx.errors;
+        all_errors.extend(errors);
+        let (results, status) = match (outcome, &fault) {
+            (_, Some(fault)) => {
+                all_errors.push(fault.clone());
+                (Vec::new(), Status::Done)
+            }
+            (None, None) => (results, Status::Done),
+            (Some(Stop::Aborted), None) => {
+                all_errors.push("Execution was aborted".into());
+                (Vec::new(), Status::Aborted)
+            }
+            (Some(Stop::Failed(msg)), None) => {
+                all_errors.push(msg);
+                (Vec::new(), Status::Done)
+            }
+        };
+        self.exec.set_entries(cx.entries);
+        self.exec.set_fault(fault);
+        let total_ms = started.map_or(0, |t| t.elapsed().as_millis() as u64);
+        if self.exec.record(
+            results,
+            all_errors,
+            status,
+            total_ms,
+            read_nanos / 1_000_000,
+            step_nanos,
+        ) {
+            self.shell.after_record(&self.exec);
+            self.exec.answer_waiters();
+        }
+        self.run_then();
+    }
+
+    fn run_then(&self) {
+        let then = lock(&self.then).take();
+        if let Some(then) = then {
+            let _slice = SliceGuard(&*self.shell);
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| then(&self.exec))) {
+                eprintln!("gears: {}", panic_text(&*panic));
+            }
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // A run that never got to its end (its job was lost, a peer never answered and
+        // the run was let go) still ends its execution, so no client waits for ever.
+        let finished = lock(&self.state).finished;
+        if !finished
+            && self.exec.record(
+                Vec::new(),
+                vec!["the execution was dropped before it finished (a bug was caught)".into()],
+                Status::Done,
+                0,
+                0,
+                Vec::new(),
+            )
+        {
+            self.shell.after_record(&self.exec);
+            self.exec.answer_waiters();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere was caught; the data is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Puts an inbound batch into its inbox.
+fn accept(st: &mut State, batch: Inbound) {
+    let Some(inbox) = st.inbox.get_mut(batch.stage) else {
+        return;
+    };
+    let Some(Some(sender)) = inbox.senders.get_mut(batch.from) else {
+        return;
+    };
+    sender.received += 1;
+    if let Some(total) = batch.last_of {
+        sender.total = Some(total);
+    }
+    inbox.records.extend(batch.records);
+    inbox.errors.extend(batch.errors);
+}
+
+/// The key a record is routed by: a string or bytes as itself, a map's 'key' field.
+fn key_of(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Str(s) => Some(s.as_bytes().to_vec()),
+        Value::Bytes(b) => Some(b.clone()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        Value::Map(pairs) => pairs.iter().find_map(|(k, v)| match k {
+            Value::Str(k) if k == "key" => key_of(v),
+            _ => None,
+        }),
+        Value::Host(h) => h.key().and_then(key_of),
+        _ => None,
+    }
 }
 
 /// Pushes one batch through `ops[from..]`.
 fn push_through(
-    stage: &mut Stage,
+    ops: &mut [Box<dyn Operator>],
     from: usize,
     cx: &mut RunCtx,
     mut batch: Vec<Value>,
 ) -> Result<Vec<Value>, Stop> {
-    for op in stage.ops[from..].iter_mut() {
+    for op in ops[from..].iter_mut() {
         if batch.is_empty() {
             break;
         }
+        fault::hit(Point::Step);
         batch = op.push(cx, batch)?;
     }
     Ok(batch)
-}
-
-/// Runs one stage over everything `reader` gives; returns the stage's output.
-fn run_stage(
-    exec: &Execution,
-    stage: &mut Stage,
-    reader: &mut dyn Reader,
-    cx: &mut RunCtx,
-    env: &RunEnv,
-    read_nanos: &mut u64,
-) -> Result<Vec<Value>, Stop> {
-    let mut out = Vec::new();
-    loop {
-        if exec.abort_requested() {
-            return Err(Stop::Aborted);
-        }
-        let t = Instant::now();
-        let batch = reader.next_batch(env.batch_size);
-        *read_nanos += t.elapsed().as_nanos() as u64;
-        let batch = match batch {
-            Ok(Some(batch)) => batch,
-            Ok(None) => break,
-            Err(e) => {
-                (env.end_batch)();
-                if exec.abort_requested() {
-                    return Err(Stop::Aborted);
-                }
-                cx.errors.push(format!("{e:#}"));
-                break;
-            }
-        };
-        let result = push_through(stage, 0, cx, batch);
-        (env.end_batch)();
-        out.extend(result?);
-    }
-    for i in 0..stage.ops.len() {
-        let flushed = stage.ops[i].finish(cx);
-        let flushed = flushed.and_then(|f| push_through(stage, i + 1, cx, f));
-        (env.end_batch)();
-        out.extend(flushed?);
-    }
-    Ok(out)
-}
-
-/// Runs the execution to its end and records the outcome in it.
-pub fn run(exec: &Execution, reader: Box<dyn Reader>, mut stages: Vec<Stage>, env: &RunEnv) {
-    if !exec.start() {
-        return;
-    }
-    let started = Instant::now();
-    let mut cx = RunCtx::new(env.profile);
-    let mut read_nanos = 0u64;
-    let mut reader = reader;
-    let mut outcome: Result<Vec<Value>, Stop> = Ok(Vec::new());
-    for (i, stage) in stages.iter_mut().enumerate() {
-        let mut input: Box<dyn Reader> = match (i, outcome) {
-            (0, _) => std::mem::replace(&mut reader, Box::new(VecReader::new(Vec::new()))),
-            (_, Ok(records)) => Box::new(VecReader::new(records)),
-            (_, Err(stop)) => {
-                outcome = Err(stop);
-                break;
-            }
-        };
-        let mut stage_read = 0u64;
-        outcome = run_stage(exec, stage, input.as_mut(), &mut cx, env, &mut stage_read);
-        if i == 0 {
-            read_nanos = stage_read;
-        }
-    }
-    let mut step_nanos = vec![
-        0u64;
-        stages
-            .iter()
-            .map(|s| s.op_steps.iter().flatten().count())
-            .sum()
-    ];
-    for stage in &stages {
-        for (op, indices) in stage.ops.iter().zip(&stage.op_steps) {
-            for (nanos, &i) in op.step_nanos().into_iter().zip(indices) {
-                if let Some(slot) = step_nanos.get_mut(i) {
-                    *slot = nanos;
-                }
-            }
-        }
-    }
-    // Operators may hold host objects: drop them before the outcome releases the host's
-    // resources (a session), and before waiters see the results.
-    drop(stages);
-    exec.set_entries(cx.entries.clone());
-    let total_ms = started.elapsed().as_millis() as u64;
-    let read_ms = read_nanos / 1_000_000;
-    let (results, mut errors, status) = match outcome {
-        Ok(results) => (replies(results), cx.errors, Status::Done),
-        Err(Stop::Aborted) => (Vec::new(), cx.errors, Status::Aborted),
-        Err(Stop::Failed(msg)) => {
-            let mut errors = cx.errors;
-            errors.push(msg);
-            (Vec::new(), errors, Status::Done)
-        }
-    };
-    if status == Status::Aborted {
-        errors.push("Execution was aborted".into());
-    }
-    if exec.record(results, errors, status, total_ms, read_ms, step_nanos) {
-        (env.after_record)(exec);
-        exec.answer_waiters();
-    }
 }
 
 /// Host objects left in the results become replies by their host's rules.
@@ -157,66 +739,5 @@ fn replies(results: Vec<Value>) -> Vec<Value> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::compile::compile;
-    use crate::engine::execution::RunAs;
-    use crate::engine::plan::{Exchange, NativeStep, Step, StepKind};
-
-    fn step(kind: StepKind) -> Step {
-        Step {
-            kind,
-            type_name: String::new(),
-            name: String::new(),
-            arg: String::new(),
-        }
-    }
-
-    #[test]
-    fn count_over_batches_and_stages() {
-        let steps = vec![
-            step(StepKind::Native(NativeStep::Limit {
-                offset: 1,
-                length: 1000,
-            })),
-            step(StepKind::Native(NativeStep::LocalCount)),
-            step(StepKind::Exchange(Exchange::Collect)),
-            step(StepKind::Native(NativeStep::SumCounts)),
-        ];
-        let stages = compile(&steps, None, true, false).unwrap();
-        let exec = Execution::new("x-1".into(), 1, None, vec![], RunAs::new("default", 0));
-        let records = (0..1500).map(Value::Int).collect();
-        let env = RunEnv {
-            batch_size: 64,
-            profile: true,
-            end_batch: &|| {},
-            after_record: &|_| {},
-        };
-        run(&exec, Box::new(VecReader::new(records)), stages, &env);
-        let st = exec.state();
-        assert_eq!(st.status, Status::Done);
-        assert_eq!(st.results, vec![Value::Int(1000)]);
-    }
-
-    #[test]
-    fn aborted_before_start_never_runs() {
-        let exec = Execution::new("x-1".into(), 1, None, vec![], RunAs::new("default", 0));
-        assert_eq!(
-            exec.request_abort(),
-            crate::engine::execution::Abort::FinishedHere
-        );
-        let env = RunEnv {
-            batch_size: 64,
-            profile: false,
-            end_batch: &|| {},
-            after_record: &|_| {},
-        };
-        run(
-            &exec,
-            Box::new(VecReader::new(vec![Value::Int(1)])),
-            vec![],
-            &env,
-        );
-        assert_eq!(exec.status(), Status::Aborted);
-    }
-}
+#[path = "run_tests.rs"]
+mod tests;

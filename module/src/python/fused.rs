@@ -9,6 +9,7 @@ use super::convert::{describe_error, host, to_py, to_reply, to_value};
 use super::native::ExecutionAborted;
 use super::runtime;
 use super::watchdog;
+use crate::engine::execution::Execution;
 use crate::engine::operator::{Operator, RunCtx, Stop};
 use crate::engine::plan::{Host, HostStep, OutputForm};
 use crate::engine::value::Value;
@@ -58,6 +59,10 @@ impl Host for PythonHost {
             }) as Box<dyn Operator>)
         })
         .map_err(|e: anyhow::Error| e)
+    }
+
+    fn enter_worker(&self, exec: &Arc<Execution>) -> Box<dyn std::any::Any> {
+        Box::new(super::interrupt::Interruptible::enter(exec.clone()))
     }
 }
 

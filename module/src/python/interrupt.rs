@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::PyTypeInfo;
 
 use super::native::ExecutionAborted;
+use crate::engine::execution::Execution;
 
 fn thread_ident() -> std::os::raw::c_ulong {
     // CPython identifies threads by pthread_self() (threading.get_ident()).
@@ -39,4 +40,22 @@ pub fn for_current_thread() -> Arc<dyn Fn() + Send + Sync> {
 pub fn clear_current_thread() {
     let ident = thread_ident();
     Python::attach(|_py| set_async_exc(ident, None));
+}
+
+/// While it lives, RG.ABORTEXECUTION of `exec` interrupts the Python code of this worker;
+/// dropped, it also clears an abort that arrived after the code had finished.
+pub struct Interruptible(Arc<Execution>);
+
+impl Interruptible {
+    pub fn enter(exec: Arc<Execution>) -> Interruptible {
+        exec.set_interrupt(Some(for_current_thread()));
+        Interruptible(exec)
+    }
+}
+
+impl Drop for Interruptible {
+    fn drop(&mut self) {
+        self.0.set_interrupt(None);
+        clear_current_thread();
+    }
 }

@@ -204,6 +204,11 @@ pub fn register(py: Python<'_>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(override_reply, &m)?)?;
     m.add("GearsError", py.get_type::<GearsError>())?;
     m.add("ExecutionAborted", py.get_type::<ExecutionAborted>())?;
+    // A panic in Rust code a step called: fused runs let it through, so the run fails.
+    m.add(
+        "PanicException",
+        py.get_type::<pyo3::panic::PanicException>(),
+    )?;
     py.import("sys")?
         .getattr("modules")?
         .set_item("_gears", &m)?;

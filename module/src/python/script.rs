@@ -16,7 +16,7 @@ use super::{fused, plan, runtime};
 use crate::config::{self, Key};
 use crate::engine::compile::{compile, Stage};
 use crate::engine::execution::{Execution, RunAs};
-use crate::engine::plan::{Mode, StepKind};
+use crate::engine::plan::{Host, Mode, StepKind};
 use crate::engine::reader::Reader;
 use crate::engine::registration::Registration;
 use crate::plans::args::{wrong_type, Args};
@@ -32,6 +32,7 @@ pub struct ScriptRun {
     pub reader: Box<dyn Reader>,
     pub stages: Vec<Stage>,
     pub mode: Mode,
+    pub host: Arc<dyn Host>,
 }
 
 struct ScriptState {
@@ -263,6 +264,7 @@ pub fn on_run(
                 reader,
                 stages,
                 mode,
+                host,
             });
         }
     });

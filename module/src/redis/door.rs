@@ -157,6 +157,7 @@ pub fn execute(caller: Caller, args: &[&[u8]]) -> Value {
         Err(e) => return Value::Error(e),
     };
     let ctx = lock::context();
+    crate::engine::fault::hit(crate::engine::fault::Point::HostCall);
     // The fast path serves reads a script may do too (HGET): both modes take it.
     if let Some(v) = fast::try_read(&ctx, args) {
         return v;

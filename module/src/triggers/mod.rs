@@ -16,7 +16,7 @@ use crate::engine::execution::{Execution, RunAs, Status, StepReport};
 use crate::engine::plan::Mode;
 use crate::engine::reader::Reader;
 use crate::engine::registration::Registration;
-use crate::executions::{fail, run_here, submit_compiled};
+use crate::executions::{fail, run_here, submit_compiled, Launch};
 use crate::redis::lock;
 use crate::state::globals;
 
@@ -107,7 +107,7 @@ pub fn prefix_matches(prefix: &str, key: &[u8]) -> bool {
 pub type Prepare<'a> = &'a dyn Fn(&Arc<Execution>);
 
 /// Runs after a triggered execution ends, on the thread that ran it, holding no lock.
-pub type Then = Box<dyn FnOnce(&Execution) + Send>;
+pub use crate::engine::run::Then;
 
 /// Starts one execution of `reg` over `reader`: here when sync (or when the async queue
 /// is full), else on the worker pool.
@@ -148,20 +148,36 @@ pub fn fire_then(
     };
     if inline {
         match compile(&reg.steps, reg.host.as_ref(), profile, true) {
-            Ok(stages) => run_here(&exec, reader, stages),
-            Err(e) => fail(&exec, format!("{e:#}")),
-        }
-        if let Some(then) = then {
-            then(&exec);
+            Ok(stages) => run_here(Launch {
+                exec: exec.clone(),
+                reader,
+                stages,
+                // Inline, its records stay on this shard whatever its mode.
+                mode: Mode::Sync,
+                host: reg.host.clone(),
+                then,
+            }),
+            Err(e) => {
+                fail(&exec, format!("{e:#}"));
+                if let Some(then) = then {
+                    then(&exec);
+                }
+            }
         }
         return exec;
     }
     let steps = reg.steps.clone();
     let host = reg.host.clone();
-    let python = host.as_ref().is_some_and(|h| h.name() == "python");
-    submit_compiled(exec.clone(), reader, python, then, move || {
-        PENDING.fetch_sub(1, Ordering::AcqRel);
-        compile(&steps, host.as_ref(), profile, false)
-    });
+    submit_compiled(
+        exec.clone(),
+        reader,
+        reg.mode,
+        host.clone(),
+        then,
+        move || {
+            PENDING.fetch_sub(1, Ordering::AcqRel);
+            compile(&steps, host.as_ref(), profile, false)
+        },
+    );
     exec
 }

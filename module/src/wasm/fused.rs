@@ -57,6 +57,7 @@ impl Host for WasmHost {
             program,
             steps: fused,
             open: None,
+            calling: false,
             profile,
             nanos: 0,
         }))
@@ -73,6 +74,9 @@ struct FusedOp {
     program: Arc<Program>,
     steps: Vec<FusedStep>,
     open: Option<Open>,
+    /// Set across a guest call: still set when the op is dropped, the call never
+    /// returned (a host call panicked), so the instance is not fit to be reused.
+    calling: bool,
     profile: bool,
     nanos: u64,
 }
@@ -107,9 +111,15 @@ impl FusedOp {
     ) -> Result<Vec<Value>, Stop> {
         cx.count_entry("wasm");
         let t0 = self.profile.then(Instant::now);
-        let open = self.open()?;
-        let handle = open.handle;
-        let out = match f(&mut open.live, handle) {
+        let handle = self.open()?.handle;
+        self.calling = true;
+        let open = self
+            .open
+            .as_mut()
+            .ok_or_else(|| Stop::Failed("no guest instance".into()))?;
+        let out = f(&mut open.live, handle);
+        self.calling = false;
+        let out = match out {
             Ok(out) => out,
             Err(fault) => {
                 if let (Fault::Error(_), Some(open)) = (&fault, self.open.take()) {
@@ -169,7 +179,9 @@ impl Operator for FusedOp {
 impl Drop for FusedOp {
     fn drop(&mut self) {
         if let Some(open) = self.open.take() {
-            self.close(open);
+            if !self.calling {
+                self.close(open);
+            }
         }
     }
 }

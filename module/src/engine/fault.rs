@@ -1,0 +1,54 @@
+//! Fault injection for the tests: a panic at a chosen point of a run, once.
+//!
+//! The black-box tests prove that a panic anywhere in a run fails only that execution,
+//! gives the Redis lock back and answers the client. They start redis-server with
+//! `GEARS_TEST_PANIC=<point>` in its environment (read once, at load); the first run that
+//! reaches that point panics there, later ones do not. Unset (always, outside the
+//! tests), each point costs one relaxed atomic load.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Where a run can be made to panic.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Point {
+    /// Before the reader gives a batch.
+    Reader = 1,
+    /// Before an operator runs a batch.
+    Step = 2,
+    /// Inside a call into Redis (execute()).
+    HostCall = 3,
+    /// While the results become a reply.
+    Reply = 4,
+}
+
+static ARMED: AtomicU8 = AtomicU8::new(0);
+
+impl Point {
+    pub fn parse(s: &str) -> Option<Point> {
+        Some(match s {
+            "reader" => Point::Reader,
+            "step" => Point::Step,
+            "host-call" => Point::HostCall,
+            "reply" => Point::Reply,
+            _ => return None,
+        })
+    }
+}
+
+/// Arms `point`: the next run that reaches it panics.
+pub fn arm(point: Point) {
+    ARMED.store(point as u8, Ordering::Release);
+}
+
+/// Panics if `point` is armed (and disarms it).
+#[inline]
+pub fn hit(point: Point) {
+    if ARMED.load(Ordering::Relaxed) == point as u8
+        && ARMED
+            .compare_exchange(point as u8, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
+        panic!("injected fault at {point:?} (GEARS_TEST_PANIC)");
+    }
+}
