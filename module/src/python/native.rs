@@ -175,7 +175,7 @@ fn to_args(args: &Bound<'_, PyTuple>) -> PyResult<Vec<Vec<u8>>> {
 fn call_next<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
     let args = to_args(args)?;
     let reply = with_redis(py, || {
-        crate::triggers::hooks::call_next(Caller::Python, args)
+        crate::triggers::hooks::chain::call_next(Caller::Python, args)
     })
     .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
     reply_to_py(py, &reply)
@@ -183,7 +183,7 @@ fn call_next<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound
 
 #[pyfunction]
 fn override_reply(value: &Bound<'_, PyAny>) -> PyResult<()> {
-    crate::triggers::hooks::override_reply(super::convert::to_reply(value, true))
+    crate::triggers::hooks::intercept::override_reply(super::convert::to_reply(value, true))
         .map_err(pyo3::exceptions::PyRuntimeError::new_err)
 }
 

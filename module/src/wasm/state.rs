@@ -99,7 +99,7 @@ impl HostState {
             return Err(format!("{what}() needs a command name"));
         }
         let reply = if what == "call_next" {
-            self.with_redis(|| crate::triggers::hooks::call_next(Caller::Guest, command))?
+            self.with_redis(|| crate::triggers::hooks::chain::call_next(Caller::Guest, command))?
         } else {
             self.with_redis(|| with_refs(&command, |refs| door::execute(Caller::Guest, refs)))
         };
@@ -214,6 +214,6 @@ impl host::Host for HostState {
             Value::Str(s) if s.starts_with('-') => Value::Error(s[1..].to_string()),
             v => v,
         };
-        crate::triggers::hooks::override_reply(value)
+        crate::triggers::hooks::intercept::override_reply(value)
     }
 }
