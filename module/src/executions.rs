@@ -79,13 +79,16 @@ pub fn submit(exec: Arc<Execution>, reader: Box<dyn Reader>, stages: Vec<Stage>,
         .submit(move || run_on_worker(&exec, reader, stages, python));
 }
 
+/// Runs after an execution ends, on the thread that ran it, holding no lock.
+pub type Then = Box<dyn FnOnce(&Execution) + Send>;
+
 /// Runs an execution on the worker pool, compiling its stages there (compiling a Python
 /// plan takes the GIL, which the main thread must not wait for).
 pub fn submit_compiled(
     exec: Arc<Execution>,
     reader: Box<dyn Reader>,
     python: bool,
-    then: Option<crate::triggers::Then>,
+    then: Option<Then>,
     stages: impl FnOnce() -> anyhow::Result<Vec<Stage>> + Send + 'static,
 ) {
     globals().pool.submit(move || {
