@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::convert::{describe_error, host, to_py, to_reply, to_value};
-use super::native::ExecutionAborted;
+use super::errors::ExecutionAborted;
 use super::runtime;
 use super::watchdog;
 use crate::engine::operator::{Operator, RunCtx, Stop};

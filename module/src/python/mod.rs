@@ -2,6 +2,7 @@
 //! runs that plug Python steps into the engine.
 
 pub mod convert;
+pub mod errors;
 pub mod fused;
 pub mod generator;
 pub mod info;

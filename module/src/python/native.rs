@@ -2,27 +2,15 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use pyo3::{create_exception, wrap_pyfunction};
+use pyo3::wrap_pyfunction;
 use redis_module::logging::{self, RedisLogLevel};
 
 use super::convert::to_py;
+use super::errors::{ExecutionAborted, GearsError};
 use crate::engine::value::Value;
 use crate::redis::call::with_refs;
 use crate::redis::door::{self, Caller};
 use crate::redis::lock as redis_lock;
-
-create_exception!(
-    _gears,
-    GearsError,
-    pyo3::exceptions::PyException,
-    "A Redis error reply."
-);
-create_exception!(
-    _gears,
-    ExecutionAborted,
-    pyo3::exceptions::PyBaseException,
-    "Raised inside a step when RG.ABORTEXECUTION stops its execution."
-);
 
 /// Runs `f` once this thread may touch Redis, never waiting for the Redis lock with
 /// the GIL held (the main thread could be waiting for the GIL while holding Redis).
