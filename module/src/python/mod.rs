@@ -14,4 +14,5 @@ pub mod plan;
 pub mod runtime;
 pub mod script;
 pub mod session;
+pub mod shim;
 pub mod watchdog;

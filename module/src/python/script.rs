@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyList};
 use super::convert::describe_error;
 use super::generator::{pattern_source, GeneratorReader};
 use super::session::SessionRef;
-use super::{fused, plan, runtime};
+use super::{fused, plan, shim};
 use crate::config::{self, Key};
 use crate::engine::compile::{compile, Stage};
 use crate::engine::execution::{Execution, RunAs};
@@ -84,7 +84,7 @@ pub fn execute(
             })
         });
         let watch = super::watchdog::enter(py);
-        let result = runtime::new_globals(py).and_then(|globals| {
+        let result = shim::new_globals(py).and_then(|globals| {
             SCRIPT.with(|s| {
                 if let Some(st) = s.borrow().as_ref() {
                     st.session.set_globals(globals.clone().unbind());
