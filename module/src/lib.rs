@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod executions;
+pub mod host_api;
 pub mod persist;
 pub mod plans;
 pub mod python;

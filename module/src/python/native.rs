@@ -8,8 +8,7 @@ use redis_module::logging::{self, RedisLogLevel};
 use super::convert::to_py;
 use super::errors::{ExecutionAborted, GearsError};
 use crate::engine::value::Value;
-use crate::redis::call::with_refs;
-use crate::redis::door::{self, Caller};
+use crate::host_api::{self, Caller};
 use crate::redis::lock as redis_lock;
 
 /// Runs `f` once this thread may touch Redis, never waiting for the Redis lock with
@@ -76,9 +75,7 @@ fn execute<'py>(
         // Re-creating a session on load or on a replica repeats none of its side effects.
         return Ok(py.None().into_bound(py));
     }
-    let reply = with_redis(py, || {
-        with_refs(&argv, |refs| door::execute(Caller::Python, refs))
-    });
+    let reply = with_redis(py, || host_api::execute(Caller::Python, &argv));
     reply_to_py(py, &reply)
 }
 
@@ -119,12 +116,12 @@ fn log(msg: &Bound<'_, PyAny>, level: &str) -> PyResult<()> {
 
 #[pyfunction]
 fn config_get(name: &str) -> Option<String> {
-    crate::config::get_by_name(name)
+    host_api::config_get(name)
 }
 
 #[pyfunction]
 fn hashtag() -> String {
-    crate::cluster::slots::hashtag_of_slot(0)
+    host_api::hashtag()
 }
 
 #[pyfunction]
@@ -162,16 +159,14 @@ fn to_args(args: &Bound<'_, PyTuple>) -> PyResult<Vec<Vec<u8>>> {
 #[pyo3(signature = (*args))]
 fn call_next<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
     let args = to_args(args)?;
-    let reply = with_redis(py, || {
-        crate::triggers::hooks::chain::call_next(Caller::Python, args)
-    })
-    .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
+    let reply = with_redis(py, || host_api::call_next(Caller::Python, args))
+        .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
     reply_to_py(py, &reply)
 }
 
 #[pyfunction]
 fn override_reply(value: &Bound<'_, PyAny>) -> PyResult<()> {
-    crate::triggers::hooks::intercept::override_reply(super::convert::to_reply(value, true))
+    host_api::override_reply(super::convert::to_reply(value, true))
         .map_err(pyo3::exceptions::PyRuntimeError::new_err)
 }
 

@@ -11,8 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::redisgears::guest::{host, types};
 use super::codec;
 use crate::engine::value::Value;
-use crate::redis::call::with_refs;
-use crate::redis::door::{self, Caller};
+use crate::host_api::{self, Caller};
 use crate::redis::lock;
 
 /// How much of a guest's stderr is kept (the text of a panic, for the error reply).
@@ -99,9 +98,9 @@ impl HostState {
             return Err(format!("{what}() needs a command name"));
         }
         let reply = if what == "call_next" {
-            self.with_redis(|| crate::triggers::hooks::chain::call_next(Caller::Guest, command))?
+            self.with_redis(|| host_api::call_next(Caller::Guest, command))?
         } else {
-            self.with_redis(|| with_refs(&command, |refs| door::execute(Caller::Guest, refs)))
+            self.with_redis(|| host_api::execute(Caller::Guest, &command))
         };
         match reply {
             Value::Error(e) => Err(e),
@@ -174,15 +173,15 @@ impl host::Host for HostState {
     }
 
     fn config_get(&mut self, name: String) -> Option<String> {
-        crate::config::get_by_name(&name)
+        host_api::config_get(&name)
     }
 
     fn shard_id(&mut self) -> String {
-        crate::state::globals().shard_id.clone()
+        host_api::shard_id()
     }
 
     fn hashtag(&mut self) -> String {
-        crate::cluster::slots::hashtag_of_slot(0)
+        host_api::hashtag()
     }
 
     fn atomic_begin(&mut self) {
@@ -208,12 +207,6 @@ impl host::Host for HostState {
 
     fn override_reply(&mut self, reply: Vec<u8>) -> Result<(), String> {
         let value = codec::decode(&reply).map_err(|e| format!("override_reply(): {e}"))?;
-        // As for Python: a leading '+' makes a status reply, a leading '-' an error.
-        let value = match value {
-            Value::Str(s) if s.starts_with('+') => Value::Status(s[1..].to_string()),
-            Value::Str(s) if s.starts_with('-') => Value::Error(s[1..].to_string()),
-            v => v,
-        };
-        crate::triggers::hooks::intercept::override_reply(value)
+        host_api::override_reply(value)
     }
 }
