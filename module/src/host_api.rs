@@ -6,6 +6,8 @@
 //! Taking the Redis lock is the adapters' part: each host waits for it its own way
 //! (Python without the GIL, a guest with its clock stopped).
 
+use redis_module::logging::{self, RedisLogLevel};
+
 use crate::engine::value::Value;
 use crate::redis::call::with_refs;
 use crate::redis::door;
@@ -46,6 +48,29 @@ pub fn text_reply(text: String) -> Value {
     }
 }
 
+/// The error for a level log() does not know: RedisGears 1.2's words, so code written
+/// for it matches.
+const UNKNOWN_LEVEL: &str =
+    "Log level should be one of the following : debug,verbose,notice,warning";
+
+/// A level log() takes: Redis's four, spelled as Redis does (case matters, as in 1.2).
+fn log_level(name: &str) -> Result<RedisLogLevel, String> {
+    Ok(match name {
+        "debug" => RedisLogLevel::Debug,
+        "verbose" => RedisLogLevel::Verbose,
+        "notice" => RedisLogLevel::Notice,
+        "warning" => RedisLogLevel::Warning,
+        _ => return Err(UNKNOWN_LEVEL.into()),
+    })
+}
+
+/// log(): a line in the Redis log. Another level is an error and writes nothing, as
+/// RedisGears 1.2's log() raised.
+pub fn log(level: &str, message: &str) -> Result<(), String> {
+    logging::log(log_level(level)?, format!("GEARS: {message}"));
+    Ok(())
+}
+
 /// configGet(): a module setting, or a user setting saved by RG.CONFIGSET.
 pub fn config_get(name: &str) -> Option<String> {
     crate::config::get_by_name(name)
@@ -73,5 +98,19 @@ mod tests {
         assert!(matches!(text_reply("plain".into()), Value::Str(s) if s == "plain"));
         assert!(matches!(text_reply("".into()), Value::Str(s) if s.is_empty()));
         assert!(matches!(text_reply("++".into()), Value::Status(s) if s == "+"));
+    }
+
+    #[test]
+    fn log_knows_redis_four_levels_only() {
+        for name in ["debug", "verbose", "notice", "warning"] {
+            assert!(log_level(name).is_ok(), "{name}");
+        }
+        for name in ["info", "Warning", "", "notice "] {
+            assert_eq!(
+                log_level(name).err().as_deref(),
+                Some(UNKNOWN_LEVEL),
+                "{name:?}"
+            );
+        }
     }
 }

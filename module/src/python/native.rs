@@ -3,7 +3,6 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::wrap_pyfunction;
-use redis_module::logging::{self, RedisLogLevel};
 
 use super::convert::to_py;
 use super::errors::{ExecutionAborted, GearsError};
@@ -99,19 +98,7 @@ fn release_lock_slice() {
 #[pyfunction]
 #[pyo3(signature = (msg, level = "notice"))]
 fn log(msg: &Bound<'_, PyAny>, level: &str) -> PyResult<()> {
-    let level = match level {
-        "debug" => RedisLogLevel::Debug,
-        "verbose" => RedisLogLevel::Verbose,
-        "notice" => RedisLogLevel::Notice,
-        "warning" => RedisLogLevel::Warning,
-        other => {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "log(): unknown level '{other}' (debug, verbose, notice or warning)"
-            )))
-        }
-    };
-    logging::log(level, format!("GEARS: {}", msg.str()?.to_str()?));
-    Ok(())
+    host_api::log(level, msg.str()?.to_str()?).map_err(GearsError::new_err)
 }
 
 #[pyfunction]

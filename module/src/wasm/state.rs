@@ -17,6 +17,19 @@ use crate::redis::lock;
 /// How much of a guest's stderr is kept (the text of a panic, for the error reply).
 const STDERR_KEEP: usize = 4096;
 
+/// A host function refused a call it has no error result for: the guest call fails
+/// with this text (the guest is dropped, as after any trap).
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -161,15 +174,12 @@ impl host::Host for HostState {
         self.run_command(command, "execute")
     }
 
-    fn log(&mut self, level: String, message: String) {
-        use redis_module::logging::{self, RedisLogLevel};
-        let level = match level.as_str() {
-            "debug" => RedisLogLevel::Debug,
-            "verbose" => RedisLogLevel::Verbose,
-            "warning" => RedisLogLevel::Warning,
-            _ => RedisLogLevel::Notice,
-        };
-        logging::log(level, format!("GEARS: {message}"));
+    fn log(&mut self, level: String, message: String) -> wasmtime::Result<()> {
+        host_api::log(&level, &message).map_err(|e| Refused(format!("log(): {e}")).into())
+    }
+
+    fn try_log(&mut self, level: String, message: String) -> Result<(), String> {
+        host_api::log(&level, &message)
     }
 
     fn config_get(&mut self, name: String) -> Option<String> {
