@@ -343,8 +343,7 @@ pub fn on_register(
         keep_alive: std::sync::Mutex::new(vec![Box::new(session)]),
     });
     globals().registrations.add(registration.clone());
-    crate::triggers::timer::start(&registration);
-    crate::triggers::stream::start(&registration);
+    triggers::start(&registration);
     SCRIPT.with(|s| {
         s.borrow_mut()
             .as_mut()
