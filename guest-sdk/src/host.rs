@@ -156,6 +156,20 @@ pub fn log_at(level: Level, message: impl AsRef<str>) {
     wit::log(level.as_str(), message.as_ref())
 }
 
+/// Writes a line to the Redis log at a level named at run time (debug, verbose, notice
+/// or warning). Another name is an error and nothing is written, as Python's `log()`
+/// raises. Needs a host of contract 1.1 or later.
+///
+/// ```no_run
+/// # fn f() -> gears::Result<()> {
+/// let level = gears::config_get("myapp.loglevel").unwrap_or_else(|| "notice".into());
+/// gears::try_log(&level, "configured")?;
+/// # Ok(()) }
+/// ```
+pub fn try_log(level: &str, message: impl AsRef<str>) -> Result<()> {
+    wit::try_log(level, message.as_ref()).map_err(Error::msg)
+}
+
 /// A module setting (as RG.CONFIGGET shows it) or a user setting saved by RG.CONFIGSET;
 /// None when there is no such setting.
 ///

@@ -78,7 +78,7 @@ pub use builder::{GearsBuilder, Guest, Mode, Plan, Register, Run, READERS};
 pub use error::{Error, Result};
 pub use host::{
     atomic, call_next, config_get, execute, execute_as, hashtag, log, log_at, override_reply,
-    shard_id, Level,
+    shard_id, try_log, Level,
 };
 pub use records::{GroupResult, KeyRecord, StreamRecord, TimeRecord};
 pub use value::{from_value, to_value};
@@ -95,12 +95,13 @@ pub use value::{from_value, to_value};
 pub use rmpv::Value;
 
 /// The version of the host/guest contract this SDK speaks: the version of the WIT
-/// package `redisgears:guest` and of the exported `redisgears:guest/plans@1.0.0`.
+/// package `redisgears:guest` and of the exported `redisgears:guest/plans@1.1.0`.
+/// Hosts of 1.0 run its guests too, unless they call [`try_log`] (new in 1.1).
 ///
 /// ```
-/// assert_eq!(gears::CONTRACT_VERSION, "1.0.0");
+/// assert_eq!(gears::CONTRACT_VERSION, "1.1.0");
 /// ```
-pub const CONTRACT_VERSION: &str = "1.0.0";
+pub const CONTRACT_VERSION: &str = "1.1.0";
 
 /// Exports a guest: `gears::guest!(describe)` where `describe` is a
 /// `fn(&mut Guest)` that adds the guest's jobs and registrations. Use it once, in the

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod executions;
+pub mod host_api;
 pub mod persist;
 pub mod plans;
 pub mod python;
@@ -97,7 +98,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
             return Status::Err;
         }
     };
-    triggers::hooks::install(ctx);
+    redis::filter::install(ctx, triggers::hooks::intercepted::is_intercepted);
     match commands::categories::apply(ctx) {
         Ok(a) if a.categories => ctx.log_notice(&format!(
             "gears: ACL categories set on RG.* commands{}",
@@ -154,7 +155,7 @@ command!(rg_configset, config_cmds::config_set);
 command!(rg_dumpregistrations, reg_cmds::dump_registrations);
 command!(rg_innerregister, py_cmds::inner_register);
 command!(rg_trigger, commands::trigger::trigger);
-command!(rg_innerhook, triggers::hooks::inner_hook);
+command!(rg_innerhook, commands::inner_hook::inner_hook);
 command!(rg_triggeronkey, commands::trigger::trigger_on_key);
 command!(rg_unregister, reg_cmds::unregister);
 command!(rg_clearregistrationsstats, reg_cmds::clear_stats);

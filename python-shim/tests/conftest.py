@@ -64,7 +64,8 @@ def _make_fake():
 
     def log(msg, level):
         if level not in _LEVELS:
-            raise ValueError('unknown log level %r' % (level,))
+            raise GearsError('Log level should be one of the following : '
+                             'debug,verbose,notice,warning')
         m.calls.append(('log', (msg, level)))
 
     def config_get(name):

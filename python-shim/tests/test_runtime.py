@@ -47,7 +47,7 @@ def test_log(fake):
     log(42, 'warning')
     assert [a for (n, a) in fake.calls if n == 'log'] == [
         ('hello', 'notice'), ('dbg', 'debug'), ('42', 'warning')]
-    with pytest.raises(ValueError):
+    with pytest.raises(_gears.GearsError):
         log('x', level='loud')
 
 

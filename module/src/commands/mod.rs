@@ -4,6 +4,7 @@
 pub mod categories;
 pub mod config;
 pub mod executions;
+pub mod inner_hook;
 pub mod python;
 pub mod registrations;
 pub mod trigger;

@@ -1,15 +1,18 @@
-//! The triggers of register(), built from their named arguments (the same for every
-//! front end).
+//! The triggers of register(), built from their named arguments, and started once the
+//! registration is made (the same for every front end).
+
+use std::sync::Arc;
 
 use super::args::{flag_or, number_or, text_or, Args};
 use super::validate::{self, MAX_COUNT, MAX_MILLIS};
 use crate::engine::plan::Mode;
 use crate::engine::registration::{Registration, Trigger};
 use crate::triggers::command::CommandTrigger;
-use crate::triggers::hooks::{check_hookable, HookTrigger};
+use crate::triggers::hooks::hookable::check_hookable;
+use crate::triggers::hooks::trigger::HookTrigger;
 use crate::triggers::keys::KeysTrigger;
-use crate::triggers::stream::{OnFailed, StreamTrigger};
-use crate::triggers::timer::TimeTrigger;
+use crate::triggers::stream::{self, OnFailed, StreamTrigger};
+use crate::triggers::timer::{self, TimeTrigger};
 
 /// The trigger of a `reader` registration. `own` tells whether an existing registration
 /// belongs to the owner registering now (a session being upgraded or re-created may hold
@@ -130,6 +133,13 @@ pub fn trigger(
         }
         other => return Err(format!("register() of {other} is not available")),
     })
+}
+
+/// Starts what a new registration's trigger needs besides Redis's events (main thread):
+/// a TimeReader's timer, a StreamReader's sweep of the streams already there.
+pub fn start(registration: &Arc<Registration>) {
+    timer::start(registration);
+    stream::start(registration);
 }
 
 /// The arguments register() of each reader takes (None: it has no register()).

@@ -109,12 +109,8 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> Value {
 pub fn to_reply(obj: &Bound<'_, PyAny>, status_prefixes: bool) -> Value {
     if let Ok(s) = obj.cast::<PyString>() {
         let s = s.to_string_lossy();
-        if !status_prefixes {
-            Value::Str(s.into_owned())
-        } else if let Some(status) = s.strip_prefix('+') {
-            Value::Status(status.to_string())
-        } else if let Some(err) = s.strip_prefix('-') {
-            Value::Error(err.to_string())
+        if status_prefixes {
+            crate::host_api::text_reply(s.into_owned())
         } else {
             Value::Str(s.into_owned())
         }

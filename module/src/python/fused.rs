@@ -6,8 +6,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::convert::{describe_error, host, to_py, to_reply, to_value};
-use super::native::ExecutionAborted;
-use super::runtime;
+use super::errors::ExecutionAborted;
+use super::shim;
 use super::watchdog;
 use crate::engine::execution::Execution;
 use crate::engine::operator::{Operator, RunCtx, Stop};
@@ -48,7 +48,7 @@ impl Host for PythonHost {
             options.set_item("profile", profile)?;
             options.set_item("traceback", self.traceback)?;
             options.set_item("sync", sync)?;
-            let run = runtime::fused_run_class(py)?.call1((list, options))?;
+            let run = shim::fused_run_class(py)?.call1((list, options))?;
             Ok(Box::new(FusedOp {
                 run: run.unbind(),
                 output,

@@ -20,7 +20,7 @@ impl GeneratorReader {
         generator_function: &Bound<'_, PyAny>,
         as_values: bool,
     ) -> PyResult<Self> {
-        let reader = super::runtime::generator_reader_class(py)?.call1((generator_function,))?;
+        let reader = super::shim::generator_reader_class(py)?.call1((generator_function,))?;
         Ok(GeneratorReader {
             reader: reader.unbind(),
             as_values,

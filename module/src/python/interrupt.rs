@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::PyTypeInfo;
 
-use super::native::ExecutionAborted;
+use super::errors::ExecutionAborted;
 use crate::engine::execution::Execution;
 
 fn thread_ident() -> std::os::raw::c_ulong {

@@ -2,6 +2,7 @@
 //! runs that plug Python steps into the engine.
 
 pub mod convert;
+pub mod errors;
 pub mod fused;
 pub mod generator;
 pub mod info;
@@ -13,4 +14,5 @@ pub mod plan;
 pub mod runtime;
 pub mod script;
 pub mod session;
+pub mod shim;
 pub mod watchdog;

@@ -2,27 +2,13 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use pyo3::{create_exception, wrap_pyfunction};
-use redis_module::logging::{self, RedisLogLevel};
+use pyo3::wrap_pyfunction;
 
 use super::convert::to_py;
+use super::errors::{ExecutionAborted, GearsError};
 use crate::engine::value::Value;
-use crate::redis::call::with_refs;
-use crate::redis::door::{self, Caller};
+use crate::host_api::{self, Caller};
 use crate::redis::lock as redis_lock;
-
-create_exception!(
-    _gears,
-    GearsError,
-    pyo3::exceptions::PyException,
-    "A Redis error reply."
-);
-create_exception!(
-    _gears,
-    ExecutionAborted,
-    pyo3::exceptions::PyBaseException,
-    "Raised inside a step when RG.ABORTEXECUTION stops its execution."
-);
 
 /// Runs `f` once this thread may touch Redis, never waiting for the Redis lock with
 /// the GIL held (the main thread could be waiting for the GIL while holding Redis).
@@ -88,9 +74,7 @@ fn execute<'py>(
         // Re-creating a session on load or on a replica repeats none of its side effects.
         return Ok(py.None().into_bound(py));
     }
-    let reply = with_redis(py, || {
-        with_refs(&argv, |refs| door::execute(Caller::Python, refs))
-    });
+    let reply = with_redis(py, || host_api::execute(Caller::Python, &argv));
     reply_to_py(py, &reply)
 }
 
@@ -114,29 +98,17 @@ fn release_lock_slice() {
 #[pyfunction]
 #[pyo3(signature = (msg, level = "notice"))]
 fn log(msg: &Bound<'_, PyAny>, level: &str) -> PyResult<()> {
-    let level = match level {
-        "debug" => RedisLogLevel::Debug,
-        "verbose" => RedisLogLevel::Verbose,
-        "notice" => RedisLogLevel::Notice,
-        "warning" => RedisLogLevel::Warning,
-        other => {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "log(): unknown level '{other}' (debug, verbose, notice or warning)"
-            )))
-        }
-    };
-    logging::log(level, format!("GEARS: {}", msg.str()?.to_str()?));
-    Ok(())
+    host_api::log(level, msg.str()?.to_str()?).map_err(GearsError::new_err)
 }
 
 #[pyfunction]
 fn config_get(name: &str) -> Option<String> {
-    crate::config::get_by_name(name)
+    host_api::config_get(name)
 }
 
 #[pyfunction]
 fn hashtag() -> String {
-    crate::cluster::slots::hashtag_of_slot(0)
+    host_api::hashtag()
 }
 
 #[pyfunction]
@@ -174,16 +146,14 @@ fn to_args(args: &Bound<'_, PyTuple>) -> PyResult<Vec<Vec<u8>>> {
 #[pyo3(signature = (*args))]
 fn call_next<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
     let args = to_args(args)?;
-    let reply = with_redis(py, || {
-        crate::triggers::hooks::call_next(Caller::Python, args)
-    })
-    .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
+    let reply = with_redis(py, || host_api::call_next(Caller::Python, args))
+        .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
     reply_to_py(py, &reply)
 }
 
 #[pyfunction]
 fn override_reply(value: &Bound<'_, PyAny>) -> PyResult<()> {
-    crate::triggers::hooks::override_reply(super::convert::to_reply(value, true))
+    host_api::override_reply(super::convert::to_reply(value, true))
         .map_err(pyo3::exceptions::PyRuntimeError::new_err)
 }
 

@@ -1,17 +1,13 @@
-//! Starting the embedded interpreter and the handles into the python-shim it uses.
+//! Starting the embedded interpreter: libpython's symbols, the python-shim on sys.path,
+//! `_gears`, the watchdog and the janitor.
 
 use std::ffi::{c_void, CStr, CString};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyList;
 
-use super::native;
-
-static GEARS: OnceLock<Py<PyModule>> = OnceLock::new();
-static FUSED_RUN: OnceLock<Py<PyAny>> = OnceLock::new();
-static GENERATOR_READER: OnceLock<Py<PyAny>> = OnceLock::new();
+use super::{native, shim};
 
 /// The file a symbol was loaded from.
 fn file_of(symbol: *const c_void) -> Option<PathBuf> {
@@ -82,12 +78,10 @@ pub fn init() -> anyhow::Result<()> {
         native::register(py)?;
         let gears = py.import("gears")?;
         let fused = py.import("gears._fused")?;
-        let _ = FUSED_RUN.set(fused.getattr("FusedRun")?.unbind());
-        let _ = GENERATOR_READER.set(fused.getattr("GeneratorReader")?.unbind());
         gears
             .getattr("runtime")?
             .call_method1("_install_recursion_cap", (recursion_cap(),))?;
-        let _ = GEARS.set(gears.unbind());
+        shim::keep(gears, &fused)?;
         super::watchdog::start(py, &dir.to_string_lossy())?;
         super::janitor::start()?;
         Ok(())
@@ -116,34 +110,4 @@ fn recursion_cap() -> u64 {
     };
     let stack = main_stack.min(crate::engine::pool::WORKER_STACK as u64);
     (stack / STACK_PER_RECURSION).max(1000)
-}
-
-fn handle<'py>(py: Python<'py>, cell: &OnceLock<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-    cell.get()
-        .map(|h| h.bind(py).clone())
-        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("Python is not initialised"))
-}
-
-pub fn fused_run_class(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    handle(py, &FUSED_RUN)
-}
-
-pub fn generator_reader_class(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    handle(py, &GENERATOR_READER)
-}
-
-/// A new session's globals: builtins plus every name of `gears.__all__`.
-pub fn new_globals(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let globals = PyDict::new(py);
-    globals.set_item("__builtins__", py.import("builtins")?)?;
-    globals.set_item("__name__", "__main__")?;
-    let gears = GEARS
-        .get()
-        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("Python is not initialised"))?
-        .bind(py);
-    for name in gears.getattr("__all__")?.try_iter()? {
-        let name = name?;
-        globals.set_item(&name, gears.getattr(name.str()?)?)?;
-    }
-    Ok(globals)
 }

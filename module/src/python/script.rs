@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyList};
 use super::convert::describe_error;
 use super::generator::{pattern_source, GeneratorReader};
 use super::session::SessionRef;
-use super::{fused, plan, runtime};
+use super::{fused, plan, shim};
 use crate::config::{self, Key};
 use crate::engine::compile::{compile, Stage};
 use crate::engine::execution::{Execution, RunAs};
@@ -85,7 +85,7 @@ pub fn execute(
             })
         });
         let watch = super::watchdog::enter(py);
-        let result = runtime::new_globals(py).and_then(|globals| {
+        let result = shim::new_globals(py).and_then(|globals| {
             SCRIPT.with(|s| {
                 if let Some(st) = s.borrow().as_ref() {
                     st.session.set_globals(globals.clone().unbind());
@@ -345,8 +345,7 @@ pub fn on_register(
         keep_alive: std::sync::Mutex::new(vec![Box::new(session)]),
     });
     globals().registrations.add(registration.clone());
-    crate::triggers::timer::start(&registration);
-    crate::triggers::stream::start(&registration);
+    triggers::start(&registration);
     SCRIPT.with(|s| {
         s.borrow_mut()
             .as_mut()

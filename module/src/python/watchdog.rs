@@ -23,7 +23,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::PyTypeInfo;
 
-use super::native::ExecutionAborted;
+use super::errors::ExecutionAborted;
 use crate::config::{self, Key};
 use crate::redis::lock;
 

@@ -16,7 +16,7 @@ use crate::engine::execution::{Execution, RunAs, Status, StepReport};
 use crate::engine::plan::Mode;
 use crate::engine::reader::Reader;
 use crate::engine::registration::Registration;
-use crate::executions::{fail, run_here, submit_compiled, Launch};
+use crate::executions::{fail, run_here, submit_compiled, Launch, Then};
 use crate::redis::lock;
 use crate::state::globals;
 
@@ -105,9 +105,6 @@ pub fn prefix_matches(prefix: &str, key: &[u8]) -> bool {
 
 /// Called on a new execution before it can start.
 pub type Prepare<'a> = &'a dyn Fn(&Arc<Execution>);
-
-/// Runs after a triggered execution ends, on the thread that ran it, holding no lock.
-pub use crate::engine::run::Then;
 
 /// Starts one execution of `reg` over `reader`: here when sync (or when the async queue
 /// is full), else on the worker pool.

@@ -202,8 +202,7 @@ pub fn install_loaded(
         match r {
             Some(r) => {
                 globals().registrations.add(r.clone());
-                crate::triggers::timer::start(&r);
-                crate::triggers::stream::start(&r);
+                triggers::start(&r);
                 ids.push(r.id.clone());
             }
             None => ids.push(String::new()),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, bail, Result};
 use sha2::{Digest, Sha256};
 
-use super::bindings::{types, GuestPre, CONTRACT_VERSION, PLANS_INTERFACE};
+use super::bindings::{types, GuestPre, CONTRACT_VERSION, OLDEST_CONTRACT, PLANS_INTERFACE};
 use super::runtime::{self, Fault, Live};
 use super::state::HostState;
 use crate::config::{self, Key};
@@ -66,7 +66,9 @@ fn contract_version(component: &wasmtime::component::Component) -> Result<String
     if major(&version) != major(CONTRACT_VERSION) {
         bail!(
             "the guest speaks contract version {version}, this server speaks \
-             {CONTRACT_VERSION} (rebuild the guest with a matching guest-sdk)"
+             {CONTRACT_VERSION} and runs guests of {OLDEST_CONTRACT} or a later {}.x \
+             (rebuild the guest with a matching guest-sdk)",
+            major(CONTRACT_VERSION)
         );
     }
     Ok(version)

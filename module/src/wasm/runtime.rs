@@ -9,7 +9,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 
 use super::bindings::{Guest as GuestWorld, GuestPre};
-use super::state::HostState;
+use super::state::{HostState, Refused};
 use crate::config::{self, Key};
 
 /// How often the epoch advances: the granularity of the time budget and of aborts.
@@ -157,6 +157,9 @@ impl Live {
                 Interrupted::Aborted => Fault::Aborted,
                 t => Fault::Trapped(t.to_string()),
             };
+        }
+        if let Some(refused) = e.downcast_ref::<Refused>() {
+            return Fault::Trapped(refused.to_string());
         }
         let st = self.store.data();
         if st.memory_exceeded {

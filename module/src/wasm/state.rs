@@ -11,12 +11,24 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::redisgears::guest::{host, types};
 use super::codec;
 use crate::engine::value::Value;
-use crate::redis::call::with_refs;
-use crate::redis::door::{self, Caller};
+use crate::host_api::{self, Caller};
 use crate::redis::lock;
 
 /// How much of a guest's stderr is kept (the text of a panic, for the error reply).
 const STDERR_KEEP: usize = 4096;
+
+/// A host function refused a call it has no error result for: the guest call fails
+/// with this text (the guest is dropped, as after any trap).
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 pub struct HostState {
     wasi: WasiCtx,
@@ -99,9 +111,9 @@ impl HostState {
             return Err(format!("{what}() needs a command name"));
         }
         let reply = if what == "call_next" {
-            self.with_redis(|| crate::triggers::hooks::call_next(Caller::Guest, command))?
+            self.with_redis(|| host_api::call_next(Caller::Guest, command))?
         } else {
-            self.with_redis(|| with_refs(&command, |refs| door::execute(Caller::Guest, refs)))
+            self.with_redis(|| host_api::execute(Caller::Guest, &command))
         };
         match reply {
             Value::Error(e) => Err(e),
@@ -162,27 +174,24 @@ impl host::Host for HostState {
         self.run_command(command, "execute")
     }
 
-    fn log(&mut self, level: String, message: String) {
-        use redis_module::logging::{self, RedisLogLevel};
-        let level = match level.as_str() {
-            "debug" => RedisLogLevel::Debug,
-            "verbose" => RedisLogLevel::Verbose,
-            "warning" => RedisLogLevel::Warning,
-            _ => RedisLogLevel::Notice,
-        };
-        logging::log(level, format!("GEARS: {message}"));
+    fn log(&mut self, level: String, message: String) -> wasmtime::Result<()> {
+        host_api::log(&level, &message).map_err(|e| Refused(format!("log(): {e}")).into())
+    }
+
+    fn try_log(&mut self, level: String, message: String) -> Result<(), String> {
+        host_api::log(&level, &message)
     }
 
     fn config_get(&mut self, name: String) -> Option<String> {
-        crate::config::get_by_name(&name)
+        host_api::config_get(&name)
     }
 
     fn shard_id(&mut self) -> String {
-        crate::state::globals().shard_id.clone()
+        host_api::shard_id()
     }
 
     fn hashtag(&mut self) -> String {
-        crate::cluster::slots::hashtag_of_slot(0)
+        host_api::hashtag()
     }
 
     fn atomic_begin(&mut self) {
@@ -208,12 +217,6 @@ impl host::Host for HostState {
 
     fn override_reply(&mut self, reply: Vec<u8>) -> Result<(), String> {
         let value = codec::decode(&reply).map_err(|e| format!("override_reply(): {e}"))?;
-        // As for Python: a leading '+' makes a status reply, a leading '-' an error.
-        let value = match value {
-            Value::Str(s) if s.starts_with('+') => Value::Status(s[1..].to_string()),
-            Value::Str(s) if s.starts_with('-') => Value::Error(s[1..].to_string()),
-            v => v,
-        };
-        crate::triggers::hooks::override_reply(value)
+        host_api::override_reply(value)
     }
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use gears::{
     atomic, call_next, config_get, execute, execute_as, hashtag, log, override_reply, shard_id,
-    Error, GearsBuilder, Guest, KeyRecord, Mode, Register, Run, StreamRecord, TimeRecord, Value,
+    try_log, Error, GearsBuilder, Guest, KeyRecord, Mode, Register, Run, StreamRecord, TimeRecord,
+    Value,
 };
 use serde::Serialize;
 
@@ -261,6 +262,35 @@ fn jobs(g: &mut Guest) {
         one_record()
             .map(|_: i64| {
                 log("kitchen says hi");
+                Ok("logged")
+            })
+            .run(Run::new()),
+    );
+    // A level named at run time (args: level, message): try_log's answer as text.
+    g.job(
+        "try_log",
+        GearsBuilder::generator(|args: Vec<String>| Ok([args]))
+            .map(|args: Vec<String>| {
+                let [level, message] = args.as_slice() else {
+                    return Err(Error::msg("try_log takes a level and a message"));
+                };
+                Ok(match try_log(level, message) {
+                    Ok(()) => "logged".to_string(),
+                    Err(e) => format!("ERR: {e}"),
+                })
+            })
+            .run(Run::new()),
+    );
+    // The contract's log import itself (the SDK's log_at only names known levels): a
+    // level it does not know fails the call.
+    g.job(
+        "raw_log",
+        GearsBuilder::generator(|args: Vec<String>| Ok([args]))
+            .map(|args: Vec<String>| {
+                let [level, message] = args.as_slice() else {
+                    return Err(Error::msg("raw_log takes a level and a message"));
+                };
+                gears::__rt::bindings::redisgears::guest::host::log(level, message);
                 Ok("logged")
             })
             .run(Run::new()),

@@ -1,0 +1,116 @@
+//! The language-neutral host API: what a recipe or a guest may ask of the module while
+//! its code runs. `python/native.rs` (the `_gears` module) and `wasm/state.rs` (the
+//! guest's `host` imports) adapt it to their language, so both hosts behave alike and
+//! neither reaches into triggers/ or executions internals.
+//!
+//! Taking the Redis lock is the adapters' part: each host waits for it its own way
+//! (Python without the GIL, a guest with its clock stopped).
+
+use redis_module::logging::{self, RedisLogLevel};
+
+use crate::engine::value::Value;
+use crate::redis::call::with_refs;
+use crate::redis::door;
+use crate::triggers::hooks::{chain, intercept};
+
+pub use crate::redis::door::Caller;
+
+/// execute(): a Redis command, through the one door user code takes into Redis.
+pub fn execute(caller: Caller, command: &[Vec<u8>]) -> Value {
+    with_refs(command, |refs| door::execute(caller, refs))
+}
+
+/// call_next(): inside a hook, the next hook of the command or the command itself, with
+/// `args` (without the command's name).
+pub fn call_next(caller: Caller, args: Vec<Vec<u8>>) -> Result<Value, String> {
+    chain::call_next(caller, args)
+}
+
+/// override_reply(): inside a sync `commands=` registration, the reply its client gets.
+/// A text reply follows `text_reply`'s rule.
+pub fn override_reply(reply: Value) -> Result<(), String> {
+    let reply = match reply {
+        Value::Str(text) => text_reply(text),
+        other => other,
+    };
+    intercept::override_reply(reply)
+}
+
+/// The rule for a text that user code gives as a reply (RedisGears 1.2's): a leading '+'
+/// makes a status reply, a leading '-' an error reply, anything else a bulk string.
+pub fn text_reply(text: String) -> Value {
+    if let Some(status) = text.strip_prefix('+') {
+        Value::Status(status.to_string())
+    } else if let Some(error) = text.strip_prefix('-') {
+        Value::Error(error.to_string())
+    } else {
+        Value::Str(text)
+    }
+}
+
+/// The error for a level log() does not know: RedisGears 1.2's words, so code written
+/// for it matches.
+const UNKNOWN_LEVEL: &str =
+    "Log level should be one of the following : debug,verbose,notice,warning";
+
+/// A level log() takes: Redis's four, spelled as Redis does (case matters, as in 1.2).
+fn log_level(name: &str) -> Result<RedisLogLevel, String> {
+    Ok(match name {
+        "debug" => RedisLogLevel::Debug,
+        "verbose" => RedisLogLevel::Verbose,
+        "notice" => RedisLogLevel::Notice,
+        "warning" => RedisLogLevel::Warning,
+        _ => return Err(UNKNOWN_LEVEL.into()),
+    })
+}
+
+/// log(): a line in the Redis log. Another level is an error and writes nothing, as
+/// RedisGears 1.2's log() raised.
+pub fn log(level: &str, message: &str) -> Result<(), String> {
+    logging::log(log_level(level)?, format!("GEARS: {message}"));
+    Ok(())
+}
+
+/// configGet(): a module setting, or a user setting saved by RG.CONFIGSET.
+pub fn config_get(name: &str) -> Option<String> {
+    crate::config::get_by_name(name)
+}
+
+/// This shard's id (40 hex characters).
+pub fn shard_id() -> String {
+    crate::state::globals().shard_id.clone()
+}
+
+/// hashtag(): a `{...}` tag whose slot this shard owns.
+pub fn hashtag() -> String {
+    crate::cluster::slots::hashtag_of_slot(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_reply_reads_a_leading_plus_or_minus() {
+        // Value's == takes a status for the str of the same text: match the kinds.
+        assert!(matches!(text_reply("+OK".into()), Value::Status(s) if s == "OK"));
+        assert!(matches!(text_reply("-ERR no".into()), Value::Error(s) if s == "ERR no"));
+        assert!(matches!(text_reply("plain".into()), Value::Str(s) if s == "plain"));
+        assert!(matches!(text_reply("".into()), Value::Str(s) if s.is_empty()));
+        assert!(matches!(text_reply("++".into()), Value::Status(s) if s == "+"));
+    }
+
+    #[test]
+    fn log_knows_redis_four_levels_only() {
+        for name in ["debug", "verbose", "notice", "warning"] {
+            assert!(log_level(name).is_ok(), "{name}");
+        }
+        for name in ["info", "Warning", "", "notice "] {
+            assert_eq!(
+                log_level(name).err().as_deref(),
+                Some(UNKNOWN_LEVEL),
+                "{name:?}"
+            );
+        }
+    }
+}
