@@ -1,7 +1,7 @@
 //! The language-neutral host API: what a recipe or a guest may ask of the module while
-//! its code runs. `python/native.rs` (the `_gears` module) and `wasm/state.rs` (the
-//! guest's `host` imports) adapt it to their language, so both hosts behave alike and
-//! neither reaches into triggers/ or executions internals.
+//! its code runs. `python/gears_module.rs` (the `_gears` module) and
+//! `wasm/host_state.rs` (the guest's `host` imports) adapt it to their language, so both hosts behave alike and
+//! neither reaches into triggers/ or the launcher.
 //!
 //! Taking the Redis lock is the adapters' part: each host waits for it its own way
 //! (Python without the GIL, a guest with its clock stopped).
@@ -78,7 +78,7 @@ pub fn config_get(name: &str) -> Option<String> {
 
 /// This shard's id (40 hex characters).
 pub fn shard_id() -> String {
-    crate::state::globals().shard_id.clone()
+    crate::globals::globals().shard_id.clone()
 }
 
 /// hashtag(): a `{...}` tag whose slot this shard owns.

@@ -1,19 +1,41 @@
 //! A Redis module that runs data pipelines next to the data: RedisGears 1.x compatible
-//! Python recipes (RG.PYEXECUTE), and the engine later issues plug Wasm guests, triggers
-//! and the cluster into. This file is the entry point only: commands and load.
+//! Python recipes (RG.PYEXECUTE) and sandboxed WebAssembly guests (RG.WASMUPLOAD), as
+//! batch jobs over the keyspace or as triggers on keyspace events, streams, commands and
+//! timers. This file is the entry point only: commands, configuration and load.
+//!
+//! # Layout
+//!
+//! From the top of the house down; a module imports only from the ones below it.
+//!
+//! - `commands/`: the RG.* handlers, one file per family; each runs behind `guarded`.
+//! - `persist`: registrations and guests in the RDB (aux data).
+//! - `python/`, `wasm/`: the two language hosts. Each turns its front end's builder into
+//!   engine steps, fuses its consecutive steps into one operator, and adapts `host_api`.
+//! - `host_api`: what running code may ask of the module (execute, log, config, shard id,
+//!   hashtag, call_next, override_reply), the same for both languages.
+//! - `plans/`: what the front ends share: reader arguments, readers and triggers built
+//!   from them, operations expanded into engine steps.
+//! - `triggers/`: event sources that start registered executions.
+//! - `launch`: starts executions on this shard (the runner's shell: lock, pool, limits).
+//! - `readers/`: run() sources (SCAN, stream ranges, shard ids).
+//! - `config`, `globals`: the RG.CONFIG values; the state created at load.
+//! - `redis/`: the thin Redis layer: the lock and its slices, the execute() door, ACL,
+//!   calls, the read fast path, replies, blocked clients, the command filter.
+//! - `engine/`, `cluster/`: the language- and Redis-agnostic core (values, plans, compile,
+//!   the stage runner, executions, registrations, the pool) and hash slots.
 
 pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod engine;
-pub mod executions;
+pub mod globals;
 pub mod host_api;
+pub mod launch;
 pub mod persist;
 pub mod plans;
 pub mod python;
 pub mod readers;
 pub mod redis;
-pub mod state;
 pub mod triggers;
 pub mod wasm;
 
@@ -117,7 +139,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         }
     }
     let shard_id = "0".repeat(40);
-    state::init(state::Globals {
+    globals::init(globals::Globals {
         registry: engine::registry::Registry::new(shard_id.clone()),
         registrations: Default::default(),
         shard_id,

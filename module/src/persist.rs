@@ -10,8 +10,8 @@ use redis_module::native_types::RedisType;
 use redis_module::raw;
 
 use crate::engine::execution::RunAs;
+use crate::globals::globals;
 use crate::python::{script, session};
-use crate::state::globals;
 use crate::wasm::guests;
 
 /// 1: Python sessions; 2: then Wasm guests (name, description, bytes, ids by index);

@@ -9,9 +9,9 @@ use super::{arity, ok, text, Answer};
 use crate::engine::execution::{Abort, ExecState, Execution};
 use crate::engine::registry::DropError;
 use crate::engine::value::Value;
-use crate::executions::results_reply;
+use crate::globals::globals;
+use crate::launch::results_reply;
 use crate::redis::blocked::BlockedClient;
-use crate::state::globals;
 
 const NOT_FOUND: &str = "execution plan does not exist";
 
@@ -134,7 +134,7 @@ pub fn abort_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, S
     let exec = find(args)?;
     if exec.request_abort() == Abort::FinishedHere {
         // Aborted before it started: no worker will note that it finished.
-        crate::executions::trim(&exec);
+        crate::launch::trim(&exec);
     }
     ok()
 }

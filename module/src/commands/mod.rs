@@ -17,12 +17,12 @@ use redis_module::{Context, ContextFlags, RedisResult, RedisString, RedisValue};
 use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
-use crate::executions::{results_reply, run_here, submit, Launch};
+use crate::globals::globals;
+use crate::launch::{results_reply, run_here, submit, Launch};
 use crate::redis::blocked::BlockedClient;
 use crate::redis::door;
 use crate::redis::lock::selected_db;
 use crate::redis::reply::reply;
-use crate::state::globals;
 
 /// What a handler answers.
 pub enum Answer {

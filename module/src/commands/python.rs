@@ -5,10 +5,10 @@ use redis_module::{Context, RedisString};
 use super::{arity, internal_only, run_as, start, strs, text, Answer};
 use crate::engine::execution::RunAs;
 use crate::engine::value::Value;
-use crate::executions::Launch;
+use crate::globals::globals;
+use crate::launch::Launch;
 use crate::python::{script, session};
 use crate::redis::blocked::can_block;
-use crate::state::globals;
 
 struct Options {
     code: String,

@@ -7,7 +7,7 @@ use super::{arity, ok, text, Answer};
 use crate::engine::execution::Abort;
 use crate::engine::registration::{Registration, Stats};
 use crate::engine::value::Value;
-use crate::state::globals;
+use crate::globals::globals;
 
 fn data(r: &Registration) -> Value {
     let st = r.stats().clone();
@@ -97,7 +97,7 @@ pub fn unregister(ctx: &Context, args: &[RedisString]) -> Result<Answer, String>
                     && !exec.status().is_finished()
                     && exec.request_abort() == Abort::FinishedHere
                 {
-                    crate::executions::trim(&exec);
+                    crate::launch::trim(&exec);
                 }
             }
             globals().registry.drop_registration(&id);

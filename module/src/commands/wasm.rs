@@ -9,11 +9,11 @@ use crate::engine::compile::compile;
 use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
-use crate::executions::Launch;
+use crate::globals::globals;
+use crate::launch::Launch;
 use crate::redis::blocked::can_block;
 use crate::redis::offload::offload;
-use crate::state::globals;
-use crate::wasm::{fused, guests, plan};
+use crate::wasm::{described, fused, guests};
 
 fn replicate_upload(
     ctx: &Context,
@@ -153,15 +153,15 @@ pub fn run(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     let job = program
         .job(&job_name)
         .ok_or_else(|| format!("ERR guest '{name}' has no job '{job_name}'"))?;
-    let mode = plan::mode(job).map_err(|e| format!("ERR {e}"))?;
+    let mode = described::mode(job).map_err(|e| format!("ERR {e}"))?;
     if mode != Mode::Sync && !can_block(ctx) {
         return Err(
             "ERR an async job can not run inside MULTI, a script, or a call from a module or a recipe"
                 .into(),
         );
     }
-    let steps = plan::steps(&program, job).map_err(|e| format!("ERR {e}"))?;
-    let reader = plan::job_reader(&program, job, run_args).map_err(|e| format!("ERR {e}"))?;
+    let steps = described::steps(&program, job).map_err(|e| format!("ERR {e}"))?;
+    let reader = described::job_reader(&program, job, run_args).map_err(|e| format!("ERR {e}"))?;
     let profile = config::get(Key::ProfileExecutions) == 1;
     let stages = compile(&steps, Some(&fused::host()), profile, mode == Mode::Sync)
         .map_err(|e| format!("ERR {e:#}"))?;

@@ -5,9 +5,9 @@
 use super::args::{flag_or, number_or, text_or, Args};
 use super::validate::{self, MAX_COUNT};
 use crate::engine::reader::Reader;
+use crate::globals::globals;
 use crate::readers::keys::{KeysReader, RecordShape};
 use crate::readers::{shards::ShardsIdReader, stream::StreamReader};
-use crate::state::globals;
 
 /// The reader `name` over `args`, or None when the front end must build it.
 pub fn native_reader(name: &str, args: &dyn Args) -> Result<Option<Box<dyn Reader>>, String> {

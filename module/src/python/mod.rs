@@ -1,16 +1,16 @@
 //! The Python host: the embedded interpreter, `_gears`, sessions, scripts, and the fused
 //! runs that plug Python steps into the engine.
 
+pub mod builder;
 pub mod convert;
 pub mod errors;
 pub mod fused;
+pub mod gears_module;
 pub mod generator;
 pub mod info;
 pub mod interrupt;
 pub mod janitor;
 pub mod memory;
-pub mod native;
-pub mod plan;
 pub mod runtime;
 pub mod script;
 pub mod session;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::{native, shim};
+use super::{gears_module, shim};
 
 /// The file a symbol was loaded from.
 fn file_of(symbol: *const c_void) -> Option<PathBuf> {
@@ -75,7 +75,7 @@ pub fn init() -> anyhow::Result<()> {
         sys.getattr("path")?
             .cast::<PyList>()?
             .insert(0, dir.to_string_lossy().as_ref())?;
-        native::register(py)?;
+        gears_module::register(py)?;
         let gears = py.import("gears")?;
         let fused = py.import("gears._fused")?;
         gears

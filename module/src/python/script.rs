@@ -12,19 +12,19 @@ use pyo3::types::{PyDict, PyList};
 use super::convert::describe_error;
 use super::generator::{pattern_source, GeneratorReader};
 use super::session::SessionRef;
-use super::{fused, plan, shim};
+use super::{builder, fused, shim};
 use crate::config::{self, Key};
 use crate::engine::compile::{compile, Stage};
 use crate::engine::execution::{Execution, RunAs};
 use crate::engine::plan::{Host, Mode, StepKind};
 use crate::engine::reader::Reader;
 use crate::engine::registration::Registration;
+use crate::globals::globals;
 use crate::plans::args::{wrong_type, Args};
 use crate::plans::readers::native_reader;
 use crate::plans::triggers;
 use crate::plans::validate;
 use crate::readers::keys::KeysReader;
-use crate::state::globals;
 
 /// A run() the script asked for, started once the script has succeeded.
 pub struct ScriptRun {
@@ -240,7 +240,7 @@ pub fn on_run(
         Some(false) => {}
     }
     let mode = mode_of(options)?;
-    let steps = plan::build(py, steps)?;
+    let steps = builder::build(py, steps)?;
     let first_step_native =
         matches!(steps.first().map(|s| &s.kind), Some(StepKind::Native(n)) if n.inspects_records());
     let reader = build_reader(py, reader, reader_args, first_step_native)?;
@@ -314,7 +314,7 @@ pub fn on_register(
     let trigger = triggers::trigger(reader, &PyArgs(reader_args), mode, &own)
         .map(Arc::from)
         .map_err(PyValueError::new_err)?;
-    let steps = plan::build(py, steps)?;
+    let steps = builder::build(py, steps)?;
     let convert_to_str = get(options, "convertToStr", false)?;
     let host = fused::host_for_plans(
         config::get(Key::PythonAttemptTraceback) == 1,

@@ -308,7 +308,7 @@ pub fn enter(py: Python<'_>) -> Watch<'_> {
             atomic: false,
             holds,
         },
-        crate::executions::current_abort_flag(),
+        crate::launch::current_abort_flag(),
     );
     Watch { depth, _py: py }
 }

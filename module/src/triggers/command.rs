@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::engine::registration::{Registration, Trigger};
 use crate::engine::value::Value;
-use crate::state::globals;
+use crate::globals::globals;
 
 pub struct CommandTrigger {
     pub name: String,

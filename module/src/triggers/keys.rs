@@ -8,8 +8,8 @@ use redis_module::{Context, ContextFlags, NotifyEvent};
 use crate::engine::reader::Reader;
 use crate::engine::registration::Trigger;
 use crate::engine::value::Value;
+use crate::globals::globals;
 use crate::readers::keys::read_value;
-use crate::state::globals;
 
 pub struct KeysTrigger {
     /// A prefix when it ends with '*', else the exact key name.

@@ -1,5 +1,6 @@
-//! Event sources that start registered executions: keyspace events (more arrive with
-//! streams, commands and timers).
+//! Event sources that start registered executions: keyspace events (keys.rs), stream
+//! consumer groups (stream.rs), command hooks (hooks/, command.rs) and timers (timer.rs),
+//! and `fire`, the one way an event starts an execution of a registration.
 
 pub mod command;
 pub mod hooks;
@@ -16,9 +17,9 @@ use crate::engine::execution::{Execution, RunAs, Status, StepReport};
 use crate::engine::plan::Mode;
 use crate::engine::reader::Reader;
 use crate::engine::registration::Registration;
-use crate::executions::{fail, run_here, submit_compiled, Launch, Then};
+use crate::globals::globals;
+use crate::launch::{fail, run_here, submit_compiled, Launch, Then};
 use crate::redis::lock;
-use crate::state::globals;
 
 /// Async events waiting for a worker (bounded by MaxPendingEvents).
 static PENDING: AtomicUsize = AtomicUsize::new(0);

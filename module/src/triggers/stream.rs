@@ -20,10 +20,10 @@ use crate::engine::execution::{Execution, Status};
 use crate::engine::reader::Reader;
 use crate::engine::registration::{Registration, Trigger};
 use crate::engine::value::Value;
+use crate::globals::globals;
 use crate::readers::redis_call;
 use crate::readers::stream::{matching_streams, message_record};
 use crate::redis::lock;
-use crate::state::globals;
 
 const CONSUMER: &str = "gears";
 

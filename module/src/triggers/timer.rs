@@ -12,8 +12,8 @@ use crate::engine::execution::Execution;
 use crate::engine::reader::VecReader;
 use crate::engine::registration::{Registration, Trigger};
 use crate::engine::value::Value;
+use crate::globals::globals;
 use crate::redis::lock;
-use crate::state::globals;
 
 pub struct TimeTrigger {
     pub interval_ms: u64,

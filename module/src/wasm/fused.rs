@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::bindings::types::FusedStep;
 use super::codec;
 use super::program::Program;
-use super::runtime::{Fault, Live};
+use super::runtime::{Fault, GuestInstance};
 use crate::engine::operator::{Operator, RunCtx, Stop};
 use crate::engine::plan::{Host, HostStep, OutputForm};
 use crate::engine::value::Value;
@@ -66,7 +66,7 @@ impl Host for WasmHost {
 
 /// The instance a run holds from its first batch to its end, and the guest's handle.
 struct Open {
-    live: Live,
+    live: GuestInstance,
     handle: u32,
 }
 
@@ -107,7 +107,7 @@ impl FusedOp {
     fn call(
         &mut self,
         cx: &mut RunCtx,
-        f: impl FnOnce(&mut Live, u32) -> Result<super::bindings::types::BatchOut, Fault>,
+        f: impl FnOnce(&mut GuestInstance, u32) -> Result<super::bindings::types::BatchOut, Fault>,
     ) -> Result<Vec<Value>, Stop> {
         cx.count_entry("wasm");
         let t0 = self.profile.then(Instant::now);

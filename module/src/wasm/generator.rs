@@ -6,7 +6,7 @@ use anyhow::{anyhow, Result};
 
 use super::codec;
 use super::program::Program;
-use super::runtime::{Fault, Live};
+use super::runtime::{Fault, GuestInstance};
 use crate::engine::reader::Reader;
 use crate::engine::value::Value;
 
@@ -14,7 +14,7 @@ pub struct GuestGenerator {
     program: Arc<Program>,
     callback: u32,
     args: Vec<String>,
-    open: Option<(Live, u32)>,
+    open: Option<(GuestInstance, u32)>,
     done: bool,
 }
 

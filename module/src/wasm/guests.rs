@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::program::Program;
-use super::{fused, plan};
+use super::{described, fused};
 use crate::engine::compile::compile;
 use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
 use crate::engine::registration::{Registration, Trigger};
+use crate::globals::globals;
 use crate::plans::{triggers, validate};
-use crate::state::globals;
 
 static GUESTS: Mutex<BTreeMap<String, Arc<Program>>> = Mutex::new(BTreeMap::new());
 
@@ -68,9 +68,9 @@ fn check_jobs(program: &Arc<Program>) -> Result<(), String> {
             ));
         }
         let at = |e: String| format!("job '{}': {e}", job.name);
-        let mode = plan::mode(job).map_err(at)?;
-        let steps = plan::steps(program, job).map_err(at)?;
-        plan::job_reader(program, job, Vec::new()).map_err(at)?;
+        let mode = described::mode(job).map_err(at)?;
+        let steps = described::steps(program, job).map_err(at)?;
+        described::job_reader(program, job, Vec::new()).map_err(at)?;
         compile(&steps, Some(&host), false, mode == Mode::Sync)
             .map_err(|e| at(format!("{e:#}")))?;
     }
@@ -142,11 +142,11 @@ pub fn install_loaded(
         if let Some(d) = &described.desc {
             validate::name("desc", d, false).map_err(at)?;
         }
-        let mode = plan::mode(described).map_err(at)?;
-        let args = plan::GuestArgs::decode(&described.reader_args).map_err(at)?;
+        let mode = described::mode(described).map_err(at)?;
+        let args = described::GuestArgs::decode(&described.reader_args).map_err(at)?;
         let trigger: Arc<dyn Trigger> =
             Arc::from(triggers::trigger(&described.reader, &args, mode, &own).map_err(at)?);
-        let steps = plan::steps(&program, described).map_err(at)?;
+        let steps = described::steps(&program, described).map_err(at)?;
         compile(&steps, Some(&host), false, mode == Mode::Sync)
             .map_err(|e| at(format!("{e:#}")))?;
         let previous = old.iter().find(|r| r.session_index == index);

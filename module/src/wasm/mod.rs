@@ -3,10 +3,10 @@
 
 pub mod bindings;
 pub mod codec;
+pub mod described;
 pub mod fused;
 pub mod generator;
 pub mod guests;
-pub mod plan;
+pub mod host_state;
 pub mod program;
 pub mod runtime;
-pub mod state;

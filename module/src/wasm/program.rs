@@ -7,8 +7,8 @@ use anyhow::{anyhow, bail, Result};
 use sha2::{Digest, Sha256};
 
 use super::bindings::{types, GuestPre, CONTRACT_VERSION, OLDEST_CONTRACT, PLANS_INTERFACE};
-use super::runtime::{self, Fault, Live};
-use super::state::HostState;
+use super::host_state::HostState;
+use super::runtime::{self, Fault, GuestInstance};
 use crate::config::{self, Key};
 use crate::engine::execution::RunAs;
 
@@ -28,7 +28,7 @@ pub struct Program {
     /// database it was uploaded from.
     pub owner: RunAs,
     pre: GuestPre<HostState>,
-    idle: Mutex<Vec<Live>>,
+    idle: Mutex<Vec<GuestInstance>>,
 }
 
 fn major(version: &str) -> &str {
@@ -83,7 +83,8 @@ impl Program {
         let version = contract_version(&component)?;
         let pre = runtime::prepare(&component)
             .map_err(|e| anyhow!("the component does not fit the guest world: {e:#}"))?;
-        let mut live = Live::new(&pre).map_err(|e| anyhow!("cannot instantiate: {e:#}"))?;
+        let mut live =
+            GuestInstance::new(&pre).map_err(|e| anyhow!("cannot instantiate: {e:#}"))?;
         live.store.data_mut().describing = true;
         let description = live.call(|g, s| g.redisgears_guest_plans().call_describe(s));
         live.store.data_mut().describing = false;
@@ -110,11 +111,11 @@ impl Program {
     }
 
     /// An instance for one run (a pooled one, or a new one from the InstancePre).
-    pub fn checkout(&self) -> Result<Live, Fault> {
+    pub fn checkout(&self) -> Result<GuestInstance, Fault> {
         let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut live = match pooled {
             Some(live) => live,
-            None => Live::new(&self.pre)
+            None => GuestInstance::new(&self.pre)
                 .map_err(|e| Fault::Trapped(format!("cannot instantiate the guest: {e:#}")))?,
         };
         live.store.data_mut().memory_cap =
@@ -123,7 +124,7 @@ impl Program {
     }
 
     /// Gives back an instance that is still sound.
-    pub fn checkin(&self, live: Live) {
+    pub fn checkin(&self, live: GuestInstance) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < IDLE_KEEP {
             idle.push(live);
@@ -131,7 +132,7 @@ impl Program {
     }
 
     /// Closes a run or generator handle and gives the instance back if it is still sound.
-    pub fn release(&self, mut live: Live, handle: u32) {
+    pub fn release(&self, mut live: GuestInstance, handle: u32) {
         let closed = live.call(|g, s| g.redisgears_guest_plans().call_close(s, handle).map(Ok));
         if closed.is_ok() {
             self.checkin(live);

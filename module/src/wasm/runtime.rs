@@ -9,7 +9,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 
 use super::bindings::{Guest as GuestWorld, GuestPre};
-use super::state::{HostState, Refused};
+use super::host_state::{HostState, Refused};
 use crate::config::{self, Key};
 
 /// How often the epoch advances: the granularity of the time budget and of aborts.
@@ -65,7 +65,7 @@ pub fn engine() -> Result<&'static Engine> {
 }
 
 /// One instance of a guest with its own Store (memory, limits, clock).
-pub struct Live {
+pub struct GuestInstance {
     pub store: Store<HostState>,
     pub guest: std::sync::Arc<GuestWorld>,
 }
@@ -102,14 +102,14 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-impl Live {
-    pub fn new(pre: &GuestPre<HostState>) -> Result<Live> {
+impl GuestInstance {
+    pub fn new(pre: &GuestPre<HostState>) -> Result<GuestInstance> {
         let engine = engine()?;
         let cap = (config::get(Key::WasmMaxMemoryMB).max(1) as usize) << 20;
         let mut store = Store::new(engine, HostState::new(cap));
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
         store.epoch_deadline_callback(|ctx| {
-            if crate::executions::abort_requested_here() {
+            if crate::launch::abort_requested_here() {
                 return Err(Interrupted::Aborted.into());
             }
             // A guest computing on a worker must not keep other clients out.
@@ -122,7 +122,7 @@ impl Live {
         });
         store.set_epoch_deadline(1);
         let guest = pre.instantiate(&mut store)?;
-        Ok(Live {
+        Ok(GuestInstance {
             store,
             guest: std::sync::Arc::new(guest),
         })

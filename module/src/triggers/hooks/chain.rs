@@ -9,9 +9,9 @@ use crate::engine::execution::{ExecState, Execution};
 use crate::engine::reader::VecReader;
 use crate::engine::registration::Registration;
 use crate::engine::value::Value;
+use crate::globals::globals;
 use crate::redis::call::with_refs;
 use crate::redis::door::{self, Caller};
-use crate::state::globals;
 
 /// A hook execution's place in its chain.
 struct HookFrame {
@@ -111,7 +111,7 @@ pub fn start(command: &str, args: &[Vec<u8>], inline: bool) -> Option<Arc<Execut
 /// call_next(*args): the next hook of the running chain (run here), or the real command
 /// (through the door, as the hook's `caller`).
 pub fn call_next(caller: Caller, args: Vec<Vec<u8>>) -> Result<Value, String> {
-    let current = crate::executions::current_execution();
+    let current = crate::launch::current_execution();
     let frame = current
         .and_then(|seq| frames(|f| f.get(&seq).map(|h| (h.command.clone(), h.next.clone()))));
     let Some((command, next)) = frame else {

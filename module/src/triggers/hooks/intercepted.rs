@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use super::trigger::HookTrigger;
-use crate::state::globals;
+use crate::globals::globals;
 use crate::triggers::keys::KeysTrigger;
 
 /// The intercepted command names (lower case) as of a registrations generation.

@@ -14,8 +14,8 @@ use crate::engine::registry::Limits;
 pub use crate::engine::run::Then;
 use crate::engine::run::{Alone, Peers, Run, Shell};
 use crate::engine::value::Value;
+use crate::globals::globals;
 use crate::redis::{door, lock};
-use crate::state::globals;
 
 /// This shard as the runner sees it.
 struct ShardShell;
