@@ -68,8 +68,19 @@ struct Entry {
     raised: Option<Instant>,
 }
 
-// SAFETY: `tstate` is only used by the watchdog while it holds the GIL and TABLE; the
-// entry is removed (under the GIL) before its thread state can go away.
+// SAFETY: Entry is Send only to live in TABLE. Its one !Send field, `tstate`, is only
+// handed to CPython, by the watchdog in `act`, with the GIL and TABLE held. An entry is
+// made by its own thread (`push`) and removed by it (`pop_to`) with the GIL held, and a
+// thread's state is unlinked by that thread with the GIL held (PyThreadState_Clear then
+// _PyThreadState_DeleteCurrent, as pyo3's attach ends or the thread exits) and freed
+// after. So if the entry is removed before its thread starts deleting its state, an
+// entry `act` finds listed has a live thread state. That holds for an entry whose first
+// frame is a `Watch`:
+// it goes when that Watch drops, inside the `Python::attach` that keeps the thread state
+// (`Watch<'py>` cannot outlive it, and is !Send). It fails in two cases, both noted in
+// the lint report: a Watch leaked with mem::forget (none is: every `enter` is a local),
+// and a thread that ends inside an `atomic()` it never left, outside any Watch (which
+// also leaves the Redis lock held for good).
 unsafe impl Send for Entry {}
 
 static OVER_BUDGET: AtomicU64 = AtomicU64::new(0);
@@ -93,7 +104,8 @@ fn table() -> MutexGuard<'static, Vec<Entry>> {
 }
 
 fn thread_ident() -> c_ulong {
-    // SAFETY: pthread_self has no preconditions; CPython's thread ids are pthread ids.
+    // SAFETY: pthread_self has no preconditions and cannot fail. (CPython's thread ids,
+    // threading.get_ident() and PyThreadState_SetAsyncExc's, are pthread ids.)
     unsafe { libc::pthread_self() as c_ulong }
 }
 
@@ -162,8 +174,11 @@ fn act(now: Instant) {
             }
         }
         e.raised = Some(now);
-        // SAFETY: the GIL is held; the entry's thread state is alive while it is listed
-        // (removed under the GIL); the exception type lives for the whole process.
+        // SAFETY: the GIL is held (`act` runs inside Python::attach). The entry's thread
+        // state is alive while it is listed (see Entry's Send); setting another thread's
+        // trace function is what _PyEval_SetTrace is exported for (debuggers), with the
+        // GIL. SetAsyncExc finds the thread by id itself (none found: nothing happens),
+        // and `ty` is the ExecutionAborted type, kept alive forever by `start`.
         unsafe {
             _PyEval_SetTrace(e.tstate, Some(abort_tracer), std::ptr::null_mut());
             ffi::PyThreadState_SetAsyncExc(e.ident as _, ty);
@@ -173,7 +188,9 @@ fn act(now: Instant) {
 
 extern "C" {
     /// CPython's per-thread-state `sys.settrace` (exported; what debuggers use to trace a
-    /// thread other than the calling one).
+    /// thread other than the calling one). The signature is CPython's in 3.9 to 3.12
+    /// (Include/cpython/ceval.h; the build uses 3.11); the GIL must be held and `tstate`
+    /// live. A CPython without the symbol fails at load, not here.
     fn _PyEval_SetTrace(
         tstate: *mut ffi::PyThreadState,
         func: Option<ffi::Py_tracefunc>,
@@ -189,7 +206,10 @@ unsafe fn shim_frame(frame: *mut ffi::PyFrameObject) -> bool {
     let Some(dir) = SHIM_DIR.get() else {
         return false;
     };
-    // SAFETY: per the function's contract; every new reference is released.
+    // SAFETY: the GIL is held and `frame` is live (the function's contract).
+    // PyFrame_GetCode and PyObject_GetAttrString return new references or NULL (checked,
+    // with the error cleared); both are released once. The UTF-8 buffer belongs to
+    // `name` and is read before `name` is released.
     unsafe {
         let code = ffi::PyFrame_GetCode(frame);
         if code.is_null() {
@@ -213,6 +233,11 @@ unsafe fn shim_frame(frame: *mut ffi::PyFrameObject) -> bool {
 }
 
 /// Raises `ExecutionAborted` at every call and line of user code.
+///
+/// # Safety
+/// Only CPython may call it, as a trace function (`Py_tracefunc`): with the GIL held
+/// and `frame` a live frame of the traced thread. `act` installs it only after `start`
+/// has set ABORTED_TYPE.
 unsafe extern "C" fn abort_tracer(
     _obj: *mut ffi::PyObject,
     frame: *mut ffi::PyFrameObject,
@@ -222,7 +247,10 @@ unsafe extern "C" fn abort_tracer(
     if what != ffi::PyTrace_LINE && what != ffi::PyTrace_CALL {
         return 0;
     }
-    // SAFETY: CPython calls the tracer with the GIL held and a live frame.
+    // SAFETY: the GIL is held and `frame` is live (the function's contract), which is
+    // `shim_frame`'s contract too. ABORTED_TYPE is the ExecutionAborted type (set before
+    // any tracer is installed, never freed) and the message a static C string; a
+    // tracer returning -1 with an exception set is how CPython expects it to raise.
     unsafe {
         if shim_frame(frame) {
             return 0;
@@ -236,7 +264,7 @@ unsafe extern "C" fn abort_tracer(
 }
 
 /// Lists a frame for this thread; returns how many frames it had before.
-fn push(frame: Frame, abort: Option<Arc<AtomicBool>>) -> usize {
+fn push(_py: Python<'_>, frame: Frame, abort: Option<Arc<AtomicBool>>) -> usize {
     let ident = thread_ident();
     let mut t = table();
     if let Some(e) = t.iter_mut().find(|e| e.ident == ident) {
@@ -249,7 +277,8 @@ fn push(frame: Frame, abort: Option<Arc<AtomicBool>>) -> usize {
     }
     t.push(Entry {
         ident,
-        // SAFETY: called with the GIL held, so this thread has a current thread state.
+        // SAFETY: the GIL is held (`_py`), so this thread has a current thread state and
+        // PyThreadState_Get returns it (it aborts rather than return NULL).
         tstate: unsafe { ffi::PyThreadState_Get() },
         frames: vec![frame],
         abort,
@@ -260,8 +289,7 @@ fn push(frame: Frame, abort: Option<Arc<AtomicBool>>) -> usize {
 }
 
 /// Pops this thread's frames down to `depth`; the last one out stops the raising.
-/// Called with the GIL held.
-fn pop_to(depth: usize) {
+fn pop_to(_py: Python<'_>, depth: usize) {
     let ident = thread_ident();
     let stopped = {
         let mut t = table();
@@ -275,8 +303,10 @@ fn pop_to(depth: usize) {
         t.swap_remove(i).fired.is_some()
     };
     if stopped {
-        // SAFETY: the GIL is held; both calls act on this thread only. The watchdog can
-        // no longer raise here: the entry is gone and it raises only with the GIL.
+        // SAFETY: the GIL is held (`_py`); PyEval_SetTrace with no function removes this
+        // thread's trace function, and SetAsyncExc with NULL clears an exception pending
+        // for this thread. The watchdog can no longer raise here: the entry is gone and
+        // it raises only with the GIL.
         unsafe {
             ffi::PyEval_SetTrace(None, std::ptr::null_mut());
             ffi::PyThreadState_SetAsyncExc(ident as _, std::ptr::null_mut());
@@ -304,6 +334,7 @@ pub struct Watch<'py> {
 pub fn enter(py: Python<'_>) -> Watch<'_> {
     let holds = (lock::on_main_thread() || lock::in_call()).then(Instant::now);
     let depth = push(
+        py,
         Frame {
             atomic: false,
             holds,
@@ -326,13 +357,14 @@ impl Drop for Watch<'_> {
             // An atomic() block the code left open ends with it: never keep Redis locked.
             lock::atomic_reset();
         }
-        pop_to(self.depth);
+        pop_to(self._py, self.depth);
     }
 }
 
 /// An `atomic()` block starts (the Redis lock is held): it counts against the budget.
-pub fn atomic_entered(_py: Python<'_>) {
+pub fn atomic_entered(py: Python<'_>) {
     push(
+        py,
         Frame {
             atomic: true,
             holds: Some(Instant::now()),
@@ -342,7 +374,7 @@ pub fn atomic_entered(_py: Python<'_>) {
 }
 
 /// An `atomic()` block ends.
-pub fn atomic_left(_py: Python<'_>) {
+pub fn atomic_left(py: Python<'_>) {
     let ident = thread_ident();
     let depth = {
         let t = table();
@@ -354,5 +386,5 @@ pub fn atomic_left(_py: Python<'_>) {
             _ => return,
         }
     };
-    pop_to(depth);
+    pop_to(py, depth);
 }
