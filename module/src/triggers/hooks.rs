@@ -170,7 +170,10 @@ fn is_intercepted(name: &str) -> bool {
 
 /// Installs the command filter (at load).
 pub fn install(ctx: &Context) {
-    // SAFETY: called once at load on the main thread with the module's context.
+    // SAFETY: `ctx` is the load context, used on the main thread during OnLoad (the
+    // `Context` convention, redis/mod.rs). `filter` stays valid for the process: the
+    // module cannot be unloaded (deinit refuses), and it is called only as its # Safety
+    // asks.
     unsafe {
         raw::RedisModule_RegisterCommandFilter.unwrap()(
             ctx.ctx,
@@ -180,6 +183,12 @@ pub fn install(ctx: &Context) {
     }
 }
 
+/// The command filter: turns an intercepted command into RG.INNERHOOK.
+///
+/// # Safety
+/// Only Redis may call it, as the command filter `install` registered: with `fctx` the
+/// live filter context of the command about to run, by the thread that runs it, which
+/// holds the Redis lock (the main thread, or a thread inside RedisModule_Call).
 unsafe extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     let _ = std::panic::catch_unwind(|| {
         // Commands the module calls itself (call_next, execute()) reach the real command:
@@ -187,7 +196,12 @@ unsafe extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         if crate::redis::lock::in_call() {
             return;
         }
-        // SAFETY: the filter context is valid during this call; strings are only read.
+        // SAFETY: `fctx` is live for this call, by a thread holding the Redis lock (the
+        // function's contract). Argument 0 is checked non-null; its buffer is read while
+        // the argument list is untouched (before any insert). GetContextFlags accepts a
+        // NULL context (server flags only). The strings inserted are made without a
+        // context (no automatic memory) and not freed or used here after the insert:
+        // ArgInsert hands them to Redis, which may keep them past the filter.
         unsafe {
             let name = raw::RedisModule_CommandFilterArgGet.unwrap()(fctx, 0);
             if name.is_null() {
