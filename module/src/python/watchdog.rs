@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use pyo3::PyTypeInfo;
 
 use super::native::ExecutionAborted;
@@ -61,7 +62,9 @@ struct Frame {
 
 struct Entry {
     ident: c_ulong,
-    tstate: *mut ffi::PyThreadState,
+    /// The thread's state, for the tracer; None when no `StateGuard` could be put in
+    /// place (out of memory), as it could then dangle.
+    tstate: Option<*mut ffi::PyThreadState>,
     frames: Vec<Frame>,
     abort: Option<Arc<AtomicBool>>,
     fired: Option<Fired>,
@@ -69,19 +72,60 @@ struct Entry {
 }
 
 // SAFETY: Entry is Send only to live in TABLE. Its one !Send field, `tstate`, is only
-// handed to CPython, by the watchdog in `act`, with the GIL and TABLE held. An entry is
-// made by its own thread (`push`) and removed by it (`pop_to`) with the GIL held, and a
-// thread's state is unlinked by that thread with the GIL held (PyThreadState_Clear then
-// _PyThreadState_DeleteCurrent, as pyo3's attach ends or the thread exits) and freed
-// after. So if the entry is removed before its thread starts deleting its state, an
-// entry `act` finds listed has a live thread state. That holds for an entry whose first
-// frame is a `Watch`:
-// it goes when that Watch drops, inside the `Python::attach` that keeps the thread state
-// (`Watch<'py>` cannot outlive it, and is !Send). It fails in two cases, both noted in
-// the lint report: a Watch leaked with mem::forget (none is: every `enter` is a local),
-// and a thread that ends inside an `atomic()` it never left, outside any Watch (which
-// also leaves the Redis lock held for good).
+// handed to CPython, by the watchdog in `act`, with the GIL and TABLE held, and it is
+// live whenever `act` finds the entry listed: a thread state is torn down by its own
+// thread with the GIL held, PyThreadState_Clear (which clears its dict) first, then
+// unlinked and freed (as pyo3's outermost attach ends, or the thread exits). The entry
+// is Some only once a `StateGuard` sits in that dict, whose drop, in that Clear, under
+// the GIL, removes the entry: before the state can go, and never while `act` runs.
+// Usually `pop_to` removes it earlier; the guard also covers an entry left behind (a
+// thread ending inside an `atomic()` it never left, a leaked `Watch`).
 unsafe impl Send for Entry {}
+
+/// Sits in a thread state's dict: when CPython clears that dict, just before it deletes
+/// the thread state, the watchdog forgets the entries that point to it.
+#[pyclass(frozen)]
+struct StateGuard {
+    tstate: usize,
+}
+
+impl Drop for StateGuard {
+    fn drop(&mut self) {
+        let tstate = self.tstate as *mut ffi::PyThreadState;
+        table().retain(|e| e.tstate != Some(tstate));
+    }
+}
+
+const GUARD_KEY: &str = "gears.watchdog.state_guard";
+
+/// Puts a `StateGuard` for this thread's state in its dict, once; false if it could not.
+fn guard_state(py: Python<'_>, tstate: *mut ffi::PyThreadState) -> bool {
+    // SAFETY: the GIL is held (`py`). PyThreadState_GetDict returns the current thread
+    // state's dict, made if need be, as a borrowed reference (NULL, with no exception
+    // set, if it cannot).
+    let dict = unsafe { ffi::PyThreadState_GetDict() };
+    if dict.is_null() {
+        return false;
+    }
+    // SAFETY: a live dict, borrowed from the thread state, which outlives this call;
+    // from_borrowed_ptr takes a reference of its own.
+    let dict = unsafe { Bound::from_borrowed_ptr(py, dict) };
+    let Ok(dict) = dict.cast_into::<PyDict>() else {
+        return false;
+    };
+    match dict.contains(GUARD_KEY) {
+        Ok(true) => true,
+        Ok(false) => Py::new(
+            py,
+            StateGuard {
+                tstate: tstate as usize,
+            },
+        )
+        .and_then(|guard| dict.set_item(GUARD_KEY, guard))
+        .is_ok(),
+        Err(_) => false,
+    }
+}
 
 static OVER_BUDGET: AtomicU64 = AtomicU64::new(0);
 static ABORTED: AtomicU64 = AtomicU64::new(0);
@@ -174,13 +218,15 @@ fn act(now: Instant) {
             }
         }
         e.raised = Some(now);
-        // SAFETY: the GIL is held (`act` runs inside Python::attach). The entry's thread
-        // state is alive while it is listed (see Entry's Send); setting another thread's
-        // trace function is what _PyEval_SetTrace is exported for (debuggers), with the
-        // GIL. SetAsyncExc finds the thread by id itself (none found: nothing happens),
-        // and `ty` is the ExecutionAborted type, kept alive forever by `start`.
+        // SAFETY: the GIL is held (`act` runs inside Python::attach). A thread state
+        // of a listed entry is live (see Entry's Send); setting another thread's trace
+        // function is what _PyEval_SetTrace is exported for (debuggers), with the GIL.
+        // SetAsyncExc finds the thread by id itself (none found: nothing happens), and
+        // `ty` is the ExecutionAborted type, kept alive forever by `start`.
         unsafe {
-            _PyEval_SetTrace(e.tstate, Some(abort_tracer), std::ptr::null_mut());
+            if let Some(tstate) = e.tstate {
+                _PyEval_SetTrace(tstate, Some(abort_tracer), std::ptr::null_mut());
+            }
             ffi::PyThreadState_SetAsyncExc(e.ident as _, ty);
         }
     }
@@ -264,28 +310,39 @@ unsafe extern "C" fn abort_tracer(
 }
 
 /// Lists a frame for this thread; returns how many frames it had before.
-fn push(_py: Python<'_>, frame: Frame, abort: Option<Arc<AtomicBool>>) -> usize {
+fn push(py: Python<'_>, frame: Frame, abort: Option<Arc<AtomicBool>>) -> usize {
     let ident = thread_ident();
-    let mut t = table();
-    if let Some(e) = t.iter_mut().find(|e| e.ident == ident) {
-        let depth = e.frames.len();
-        e.frames.push(frame);
-        if e.abort.is_none() {
-            e.abort = abort;
-        }
-        return depth;
-    }
-    t.push(Entry {
-        ident,
-        // SAFETY: the GIL is held (`_py`), so this thread has a current thread state and
+    if !table().iter().any(|e| e.ident == ident) {
+        // SAFETY: the GIL is held (`py`), so this thread has a current thread state and
         // PyThreadState_Get returns it (it aborts rather than return NULL).
-        tstate: unsafe { ffi::PyThreadState_Get() },
-        frames: vec![frame],
-        abort,
-        fired: None,
-        raised: None,
-    });
-    0
+        let tstate = unsafe { ffi::PyThreadState_Get() };
+        // Without TABLE held: filling the dict may run Python code (a collection), which
+        // may push (and pop) on this thread too.
+        let guarded = guard_state(py, tstate);
+        let mut t = table();
+        if !t.iter().any(|e| e.ident == ident) {
+            t.push(Entry {
+                ident,
+                tstate: guarded.then_some(tstate),
+                frames: Vec::new(),
+                abort: None,
+                fired: None,
+                raised: None,
+            });
+        }
+    }
+    // Only this thread removes its entry, but for its state's guard, which cannot run
+    // while this thread runs on that state: the entry is there.
+    let mut t = table();
+    let Some(e) = t.iter_mut().find(|e| e.ident == ident) else {
+        return 0;
+    };
+    let depth = e.frames.len();
+    e.frames.push(frame);
+    if e.abort.is_none() {
+        e.abort = abort;
+    }
+    depth
 }
 
 /// Pops this thread's frames down to `depth`; the last one out stops the raising.
@@ -387,4 +444,27 @@ pub fn atomic_left(py: Python<'_>) {
         }
     };
     pop_to(py, depth);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread that ends inside an `atomic()` it never left: its entry must go with its
+    /// thread state, or the watchdog would later hand CPython a freed one.
+    #[test]
+    fn an_entry_goes_with_its_thread_state() {
+        Python::initialize();
+        let ident = std::thread::spawn(|| {
+            Python::attach(|py| {
+                atomic_entered(py);
+                let me = thread_ident();
+                assert!(table().iter().any(|e| e.ident == me && e.tstate.is_some()));
+            });
+            thread_ident()
+        })
+        .join()
+        .unwrap();
+        assert!(table().iter().all(|e| e.ident != ident));
+    }
 }
