@@ -56,6 +56,14 @@
 //! are added).
 
 #![warn(missing_docs)]
+// No hand-written unsafe code: only the wit-bindgen bindings (rt.rs) have some, allowed
+// there. Should some be added, it must say why it is sound like the module's does.
+#![deny(unsafe_code)]
+#![deny(
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc,
+    unsafe_op_in_unsafe_fn
+)]
 
 extern crate self as gears;
 

@@ -17,8 +17,16 @@ use crate::callbacks::{Callback, Records};
 use crate::fused::{FusedRun, FusedSpec, Out};
 use crate::host::unpack;
 
-/// The bindings of `wit/gears.wit`, world `guest`.
-#[allow(missing_docs, clippy::all)]
+/// The bindings of `wit/gears.wit`, world `guest`. Generated code: its unsafe is
+/// wit-bindgen's, exempt from the crate's unsafe lints.
+#[allow(
+    missing_docs,
+    clippy::all,
+    unsafe_code,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc,
+    unsafe_op_in_unsafe_fn
+)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "guest",

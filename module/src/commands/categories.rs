@@ -60,8 +60,9 @@ pub struct Applied {
 
 /// Sets the categories (during load, after the commands were created).
 pub fn apply(ctx: &Context) -> Result<Applied, String> {
-    // SAFETY: the API pointers were filled by RedisModule_Init before this runs at load,
-    // and are only read.
+    // SAFETY: the API table (redis/mod.rs): filled by RedisModule_Init before this runs
+    // at load, only read. All three are optional (Redis 7.2+ / 7.4+, Valkey 8), hence
+    // matched rather than unwrapped.
     let (add, get, set) = unsafe {
         (
             raw::RedisModule_AddACLCategory,
@@ -78,7 +79,9 @@ pub fn apply(ctx: &Context) -> Result<Applied, String> {
     let gears_category = match add {
         Some(add) => {
             let name = CString::new(GEARS).map_err(|e| e.to_string())?;
-            // SAFETY: called during load with the module's context and a C string.
+            // SAFETY: `ctx` is the load context on the main thread during OnLoad (the
+            // `Context` convention, redis/mod.rs), the only time AddACLCategory may be
+            // called; `name` is a NUL-terminated string that outlives the call.
             unsafe { add(ctx.ctx, name.as_ptr()) == raw::REDISMODULE_OK as i32 }
         }
         None => false,
@@ -91,9 +94,10 @@ pub fn apply(ctx: &Context) -> Result<Applied, String> {
         };
         let name = CString::new(*command).map_err(|e| e.to_string())?;
         let value = CString::new(categories.as_str()).map_err(|e| e.to_string())?;
-        // SAFETY: called during load with the module's context; the command was created by
-        // this module (GetCommand returns NULL otherwise, checked); both strings are C
-        // strings that outlive the calls.
+        // SAFETY: `ctx` is the load context on the main thread during OnLoad (as above).
+        // GetCommand returns NULL for a command this module did not create (checked), else
+        // a handle Redis keeps for the module's life; both strings are NUL-terminated and
+        // outlive the calls.
         let status = unsafe {
             let cmd = get(ctx.ctx, name.as_ptr());
             if cmd.is_null() {

@@ -11,14 +11,16 @@ use crate::engine::execution::Execution;
 
 fn thread_ident() -> std::os::raw::c_ulong {
     // CPython identifies threads by pthread_self() (threading.get_ident()).
-    // SAFETY: pthread_self has no preconditions.
+    // SAFETY: pthread_self has no preconditions and cannot fail.
     unsafe { libc::pthread_self() as std::os::raw::c_ulong }
 }
 
-fn set_async_exc(ident: std::os::raw::c_ulong, exc: Option<&Bound<'_, PyAny>>) {
+fn set_async_exc(_py: Python<'_>, ident: std::os::raw::c_ulong, exc: Option<&Bound<'_, PyAny>>) {
     let ptr = exc.map_or(std::ptr::null_mut(), |e| e.as_ptr());
-    // SAFETY: called with the GIL held; a null exception clears a pending one; the type
-    // object lives for the interpreter's lifetime.
+    // SAFETY: the GIL is held (`_py`), as SetAsyncExc requires. `ptr` is NULL (clears a
+    // pending exception) or a live object borrowed for the call, of which SetAsyncExc
+    // takes its own reference. It finds the thread by id under CPython's own lock: an id
+    // with no thread state (the thread ended) changes nothing.
     unsafe {
         pyo3::ffi::PyThreadState_SetAsyncExc(ident as _, ptr);
     }
@@ -30,7 +32,7 @@ pub fn for_current_thread() -> Arc<dyn Fn() + Send + Sync> {
     Arc::new(move || {
         Python::attach(|py| {
             let exc = ExecutionAborted::type_object(py);
-            set_async_exc(ident, Some(exc.as_any()));
+            set_async_exc(py, ident, Some(exc.as_any()));
         })
     })
 }
@@ -39,7 +41,7 @@ pub fn for_current_thread() -> Arc<dyn Fn() + Send + Sync> {
 /// cannot hit the next execution of this worker.
 pub fn clear_current_thread() {
     let ident = thread_ident();
-    Python::attach(|_py| set_async_exc(ident, None));
+    Python::attach(|py| set_async_exc(py, ident, None));
 }
 
 /// While it lives, RG.ABORTEXECUTION of `exec` interrupts the Python code of this worker;

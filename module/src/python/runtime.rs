@@ -11,8 +11,11 @@ use super::{gears_module, shim};
 
 /// The file a symbol was loaded from.
 fn file_of(symbol: *const c_void) -> Option<PathBuf> {
-    // SAFETY: dladdr only reads the loader's tables; dli_fname points into them and is
-    // copied before anything can unload the object.
+    // SAFETY: dladdr only looks `symbol` up (never dereferences it) and fills `info`, for
+    // which all-zero is a valid start (pointers and ints). On success dli_fname, checked
+    // non-null, is the loader's NUL-terminated name of the object holding `symbol`:
+    // libpython or this module, both running code here, so neither is unloaded while
+    // the name is copied out.
     unsafe {
         let mut info: libc::Dl_info = std::mem::zeroed();
         if libc::dladdr(symbol, &mut info) == 0 || info.dli_fname.is_null() {
@@ -36,8 +39,9 @@ fn reopen_libpython_global() {
     let Ok(cpath) = CString::new(path.as_os_str().as_encoded_bytes()) else {
         return;
     };
-    // SAFETY: the library is already loaded (RTLD_NOLOAD); this only widens its symbol
-    // visibility. The handle is deliberately leaked.
+    // SAFETY: `cpath` is a NUL-terminated path that outlives the call. With RTLD_NOLOAD
+    // nothing new is loaded (no constructors run): the already loaded libpython only gets
+    // its symbols made global. The handle is deliberately leaked, so it is never closed.
     let handle = unsafe {
         libc::dlopen(
             cpath.as_ptr(),
@@ -98,7 +102,8 @@ const STACK_PER_RECURSION: u64 = 4096;
 /// The highest recursion limit a recipe may set: what fits the smaller of the main
 /// thread's stack (sync steps run there) and a worker's, at the worst measured cost.
 fn recursion_cap() -> u64 {
-    // SAFETY: getrlimit only writes the struct we pass.
+    // SAFETY: getrlimit only writes the struct we pass, a valid place for an rlimit
+    // (all-zero is a valid rlimit: two integers).
     let main_stack = unsafe {
         let mut lim: libc::rlimit = std::mem::zeroed();
         if libc::getrlimit(libc::RLIMIT_STACK, &mut lim) == 0 && lim.rlim_cur != libc::RLIM_INFINITY

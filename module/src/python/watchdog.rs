@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use pyo3::PyTypeInfo;
 
 use super::errors::ExecutionAborted;
@@ -61,16 +62,70 @@ struct Frame {
 
 struct Entry {
     ident: c_ulong,
-    tstate: *mut ffi::PyThreadState,
+    /// The thread's state, for the tracer; None when no `StateGuard` could be put in
+    /// place (out of memory), as it could then dangle.
+    tstate: Option<*mut ffi::PyThreadState>,
     frames: Vec<Frame>,
     abort: Option<Arc<AtomicBool>>,
     fired: Option<Fired>,
     raised: Option<Instant>,
 }
 
-// SAFETY: `tstate` is only used by the watchdog while it holds the GIL and TABLE; the
-// entry is removed (under the GIL) before its thread state can go away.
+// SAFETY: Entry is Send only to live in TABLE. Its one !Send field, `tstate`, is only
+// handed to CPython, by the watchdog in `act`, with the GIL and TABLE held, and it is
+// live whenever `act` finds the entry listed: a thread state is torn down by its own
+// thread with the GIL held, PyThreadState_Clear (which clears its dict) first, then
+// unlinked and freed (as pyo3's outermost attach ends, or the thread exits). The entry
+// is Some only once a `StateGuard` sits in that dict, whose drop, in that Clear, under
+// the GIL, removes the entry: before the state can go, and never while `act` runs.
+// Usually `pop_to` removes it earlier; the guard also covers an entry left behind (a
+// thread ending inside an `atomic()` it never left, a leaked `Watch`).
 unsafe impl Send for Entry {}
+
+/// Sits in a thread state's dict: when CPython clears that dict, just before it deletes
+/// the thread state, the watchdog forgets the entries that point to it.
+#[pyclass(frozen)]
+struct StateGuard {
+    tstate: usize,
+}
+
+impl Drop for StateGuard {
+    fn drop(&mut self) {
+        let tstate = self.tstate as *mut ffi::PyThreadState;
+        table().retain(|e| e.tstate != Some(tstate));
+    }
+}
+
+const GUARD_KEY: &str = "gears.watchdog.state_guard";
+
+/// Puts a `StateGuard` for this thread's state in its dict, once; false if it could not.
+fn guard_state(py: Python<'_>, tstate: *mut ffi::PyThreadState) -> bool {
+    // SAFETY: the GIL is held (`py`). PyThreadState_GetDict returns the current thread
+    // state's dict, made if need be, as a borrowed reference (NULL, with no exception
+    // set, if it cannot).
+    let dict = unsafe { ffi::PyThreadState_GetDict() };
+    if dict.is_null() {
+        return false;
+    }
+    // SAFETY: a live dict, borrowed from the thread state, which outlives this call;
+    // from_borrowed_ptr takes a reference of its own.
+    let dict = unsafe { Bound::from_borrowed_ptr(py, dict) };
+    let Ok(dict) = dict.cast_into::<PyDict>() else {
+        return false;
+    };
+    match dict.contains(GUARD_KEY) {
+        Ok(true) => true,
+        Ok(false) => Py::new(
+            py,
+            StateGuard {
+                tstate: tstate as usize,
+            },
+        )
+        .and_then(|guard| dict.set_item(GUARD_KEY, guard))
+        .is_ok(),
+        Err(_) => false,
+    }
+}
 
 static OVER_BUDGET: AtomicU64 = AtomicU64::new(0);
 static ABORTED: AtomicU64 = AtomicU64::new(0);
@@ -93,7 +148,8 @@ fn table() -> MutexGuard<'static, Vec<Entry>> {
 }
 
 fn thread_ident() -> c_ulong {
-    // SAFETY: pthread_self has no preconditions; CPython's thread ids are pthread ids.
+    // SAFETY: pthread_self has no preconditions and cannot fail. (CPython's thread ids,
+    // threading.get_ident() and PyThreadState_SetAsyncExc's, are pthread ids.)
     unsafe { libc::pthread_self() as c_ulong }
 }
 
@@ -162,10 +218,15 @@ fn act(now: Instant) {
             }
         }
         e.raised = Some(now);
-        // SAFETY: the GIL is held; the entry's thread state is alive while it is listed
-        // (removed under the GIL); the exception type lives for the whole process.
+        // SAFETY: the GIL is held (`act` runs inside Python::attach). A thread state
+        // of a listed entry is live (see Entry's Send); setting another thread's trace
+        // function is what _PyEval_SetTrace is exported for (debuggers), with the GIL.
+        // SetAsyncExc finds the thread by id itself (none found: nothing happens), and
+        // `ty` is the ExecutionAborted type, kept alive forever by `start`.
         unsafe {
-            _PyEval_SetTrace(e.tstate, Some(abort_tracer), std::ptr::null_mut());
+            if let Some(tstate) = e.tstate {
+                _PyEval_SetTrace(tstate, Some(abort_tracer), std::ptr::null_mut());
+            }
             ffi::PyThreadState_SetAsyncExc(e.ident as _, ty);
         }
     }
@@ -173,7 +234,9 @@ fn act(now: Instant) {
 
 extern "C" {
     /// CPython's per-thread-state `sys.settrace` (exported; what debuggers use to trace a
-    /// thread other than the calling one).
+    /// thread other than the calling one). The signature is CPython's in 3.9 to 3.12
+    /// (Include/cpython/ceval.h; the build uses 3.11); the GIL must be held and `tstate`
+    /// live. A CPython without the symbol fails at load, not here.
     fn _PyEval_SetTrace(
         tstate: *mut ffi::PyThreadState,
         func: Option<ffi::Py_tracefunc>,
@@ -189,7 +252,10 @@ unsafe fn shim_frame(frame: *mut ffi::PyFrameObject) -> bool {
     let Some(dir) = SHIM_DIR.get() else {
         return false;
     };
-    // SAFETY: per the function's contract; every new reference is released.
+    // SAFETY: the GIL is held and `frame` is live (the function's contract).
+    // PyFrame_GetCode and PyObject_GetAttrString return new references or NULL (checked,
+    // with the error cleared); both are released once. The UTF-8 buffer belongs to
+    // `name` and is read before `name` is released.
     unsafe {
         let code = ffi::PyFrame_GetCode(frame);
         if code.is_null() {
@@ -213,6 +279,11 @@ unsafe fn shim_frame(frame: *mut ffi::PyFrameObject) -> bool {
 }
 
 /// Raises `ExecutionAborted` at every call and line of user code.
+///
+/// # Safety
+/// Only CPython may call it, as a trace function (`Py_tracefunc`): with the GIL held
+/// and `frame` a live frame of the traced thread. `act` installs it only after `start`
+/// has set ABORTED_TYPE.
 unsafe extern "C" fn abort_tracer(
     _obj: *mut ffi::PyObject,
     frame: *mut ffi::PyFrameObject,
@@ -222,7 +293,10 @@ unsafe extern "C" fn abort_tracer(
     if what != ffi::PyTrace_LINE && what != ffi::PyTrace_CALL {
         return 0;
     }
-    // SAFETY: CPython calls the tracer with the GIL held and a live frame.
+    // SAFETY: the GIL is held and `frame` is live (the function's contract), which is
+    // `shim_frame`'s contract too. ABORTED_TYPE is the ExecutionAborted type (set before
+    // any tracer is installed, never freed) and the message a static C string; a
+    // tracer returning -1 with an exception set is how CPython expects it to raise.
     unsafe {
         if shim_frame(frame) {
             return 0;
@@ -236,32 +310,43 @@ unsafe extern "C" fn abort_tracer(
 }
 
 /// Lists a frame for this thread; returns how many frames it had before.
-fn push(frame: Frame, abort: Option<Arc<AtomicBool>>) -> usize {
+fn push(py: Python<'_>, frame: Frame, abort: Option<Arc<AtomicBool>>) -> usize {
     let ident = thread_ident();
-    let mut t = table();
-    if let Some(e) = t.iter_mut().find(|e| e.ident == ident) {
-        let depth = e.frames.len();
-        e.frames.push(frame);
-        if e.abort.is_none() {
-            e.abort = abort;
+    if !table().iter().any(|e| e.ident == ident) {
+        // SAFETY: the GIL is held (`py`), so this thread has a current thread state and
+        // PyThreadState_Get returns it (it aborts rather than return NULL).
+        let tstate = unsafe { ffi::PyThreadState_Get() };
+        // Without TABLE held: filling the dict may run Python code (a collection), which
+        // may push (and pop) on this thread too.
+        let guarded = guard_state(py, tstate);
+        let mut t = table();
+        if !t.iter().any(|e| e.ident == ident) {
+            t.push(Entry {
+                ident,
+                tstate: guarded.then_some(tstate),
+                frames: Vec::new(),
+                abort: None,
+                fired: None,
+                raised: None,
+            });
         }
-        return depth;
     }
-    t.push(Entry {
-        ident,
-        // SAFETY: called with the GIL held, so this thread has a current thread state.
-        tstate: unsafe { ffi::PyThreadState_Get() },
-        frames: vec![frame],
-        abort,
-        fired: None,
-        raised: None,
-    });
-    0
+    // Only this thread removes its entry, but for its state's guard, which cannot run
+    // while this thread runs on that state: the entry is there.
+    let mut t = table();
+    let Some(e) = t.iter_mut().find(|e| e.ident == ident) else {
+        return 0;
+    };
+    let depth = e.frames.len();
+    e.frames.push(frame);
+    if e.abort.is_none() {
+        e.abort = abort;
+    }
+    depth
 }
 
 /// Pops this thread's frames down to `depth`; the last one out stops the raising.
-/// Called with the GIL held.
-fn pop_to(depth: usize) {
+fn pop_to(_py: Python<'_>, depth: usize) {
     let ident = thread_ident();
     let stopped = {
         let mut t = table();
@@ -275,8 +360,10 @@ fn pop_to(depth: usize) {
         t.swap_remove(i).fired.is_some()
     };
     if stopped {
-        // SAFETY: the GIL is held; both calls act on this thread only. The watchdog can
-        // no longer raise here: the entry is gone and it raises only with the GIL.
+        // SAFETY: the GIL is held (`_py`); PyEval_SetTrace with no function removes this
+        // thread's trace function, and SetAsyncExc with NULL clears an exception pending
+        // for this thread. The watchdog can no longer raise here: the entry is gone and
+        // it raises only with the GIL.
         unsafe {
             ffi::PyEval_SetTrace(None, std::ptr::null_mut());
             ffi::PyThreadState_SetAsyncExc(ident as _, std::ptr::null_mut());
@@ -304,6 +391,7 @@ pub struct Watch<'py> {
 pub fn enter(py: Python<'_>) -> Watch<'_> {
     let holds = (lock::on_main_thread() || lock::in_call()).then(Instant::now);
     let depth = push(
+        py,
         Frame {
             atomic: false,
             holds,
@@ -326,13 +414,14 @@ impl Drop for Watch<'_> {
             // An atomic() block the code left open ends with it: never keep Redis locked.
             lock::atomic_reset();
         }
-        pop_to(self.depth);
+        pop_to(self._py, self.depth);
     }
 }
 
 /// An `atomic()` block starts (the Redis lock is held): it counts against the budget.
-pub fn atomic_entered(_py: Python<'_>) {
+pub fn atomic_entered(py: Python<'_>) {
     push(
+        py,
         Frame {
             atomic: true,
             holds: Some(Instant::now()),
@@ -342,7 +431,7 @@ pub fn atomic_entered(_py: Python<'_>) {
 }
 
 /// An `atomic()` block ends.
-pub fn atomic_left(_py: Python<'_>) {
+pub fn atomic_left(py: Python<'_>) {
     let ident = thread_ident();
     let depth = {
         let t = table();
@@ -354,5 +443,28 @@ pub fn atomic_left(_py: Python<'_>) {
             _ => return,
         }
     };
-    pop_to(depth);
+    pop_to(py, depth);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread that ends inside an `atomic()` it never left: its entry must go with its
+    /// thread state, or the watchdog would later hand CPython a freed one.
+    #[test]
+    fn an_entry_goes_with_its_thread_state() {
+        Python::initialize();
+        let ident = std::thread::spawn(|| {
+            Python::attach(|py| {
+                atomic_entered(py);
+                let me = thread_ident();
+                assert!(table().iter().any(|e| e.ident == me && e.tstate.is_some()));
+            });
+            thread_ident()
+        })
+        .join()
+        .unwrap();
+        assert!(table().iter().all(|e| e.ident != ident));
+    }
 }

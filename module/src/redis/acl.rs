@@ -82,8 +82,10 @@ struct User(*mut raw::RedisModuleUser);
 
 impl Drop for User {
     fn drop(&mut self) {
-        // SAFETY: a user RedisModule_GetModuleUserFromUserName returned, freed once here
-        // (freeing it does not touch the ACL user it refers to).
+        // SAFETY: `self.0` is a non-null user GetModuleUserFromUserName returned (`check`
+        // wraps nothing else), freed once, here, on the thread that still holds the lock
+        // it was looked up under (User lives within `check`). Freeing the module user does
+        // not touch the ACL user it refers to.
         unsafe { raw::RedisModule_FreeModuleUser.unwrap()(self.0) };
     }
 }
@@ -96,8 +98,9 @@ pub fn check(user: &str, args: &[&[u8]]) -> Result<(), String> {
     if unrestricted(user) || !arity::check(args)? {
         return Ok(());
     }
-    // SAFETY: the API pointers are written once, by RedisModule_Init at load, before any
-    // command or thread runs; only read afterwards.
+    // SAFETY: the API table (redis/mod.rs): written once by RedisModule_Init at load,
+    // before any command or thread of ours runs, and only read afterwards. These two are
+    // optional (Redis 7.0+), hence matched rather than unwrapped.
     let apis = unsafe {
         (
             raw::RedisModule_GetModuleUserFromUserName,
@@ -108,8 +111,10 @@ pub fn check(user: &str, args: &[&[u8]]) -> Result<(), String> {
         return Err("NOPERM this server has no ACL check for modules (Redis 7.0+ needed)".into());
     };
     let name = OwnedString::new(user.as_bytes());
-    // SAFETY: `name` is a live string; the returned user (or NULL) is ours to free.
-    let found = unsafe { lookup(name.ptr) };
+    // SAFETY: the Redis lock is held (this function's contract; its callers, the door and
+    // RG.INNERHOOK, run with it), as the look-up walks the server's ACL users. `name` is a
+    // live string for the call; the user returned (or NULL) is ours to free (`User`).
+    let found = unsafe { lookup(name.as_ptr()) };
     if found.is_null() {
         return Err(format!(
             "NOPERM the ACL user '{user}' that owns this code does not exist any more"
@@ -117,10 +122,11 @@ pub fn check(user: &str, args: &[&[u8]]) -> Result<(), String> {
     }
     let found = User(found);
     let strings: Vec<OwnedString> = args.iter().map(|a| OwnedString::new(a)).collect();
-    let mut argv: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.ptr).collect();
-    // SAFETY: `found` is a live module user, `argv` holds `argv.len()` live strings that
-    // outlive the call, and the command's arity was checked above (Redis finds keys and
-    // channels at fixed positions without bounds checks); errno is read right after.
+    let mut argv: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.as_ptr()).collect();
+    // SAFETY: the Redis lock is held (see above). `found` is a live module user, `argv`
+    // holds `argv.len()` live strings that outlive the call (`strings` owns them), and
+    // the command's arity was checked above: Redis reads keys and channels at the
+    // positions the command's spec gives without bounds checks. errno is read right after.
     let status = unsafe { check_cmd(found.0, argv.as_mut_ptr(), argv.len() as i32) };
     if status == raw::REDISMODULE_OK as i32
         || std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT)

@@ -31,7 +31,8 @@ const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kin
 
 /// Decides once, at load on the main thread, whether the fast path may be used.
 pub fn init(ctx: &Context) {
-    // SAFETY: `ctx` is the module's context during load, on the main thread.
+    // SAFETY: `ctx` is the load context, used on the main thread during OnLoad (the
+    // `Context` convention, redis/mod.rs); GetContextFlags only reads.
     let flags = unsafe { raw::RedisModule_GetContextFlags.unwrap()(ctx.ctx) };
     let cluster = flags & raw::REDISMODULE_CTX_FLAGS_CLUSTER as i32 != 0;
     // `COMMAND INFO hget` is [nil] when rename-command renamed or removed HGET.
@@ -50,7 +51,7 @@ pub fn try_read(ctx: &Context, args: &[&[u8]]) -> Option<Value> {
     }
     match args {
         [cmd, key, field] if cmd.eq_ignore_ascii_case(b"hget") => {
-            Some(super::lock::calling(|| hget(ctx.ctx, key, field)))
+            Some(super::lock::calling(|| hget(ctx, key, field)))
         }
         _ => None,
     }
@@ -61,22 +62,25 @@ struct OpenKey(*mut raw::RedisModuleKey);
 
 impl Drop for OpenKey {
     fn drop(&mut self) {
-        // SAFETY: a handle RedisModule_OpenKey returned (CloseKey accepts NULL too).
+        // SAFETY: `self.0` is what OpenKey returned in `hget` (CloseKey accepts NULL
+        // too), closed once, here, before `hget` returns and so under the same lock.
         unsafe { raw::RedisModule_CloseKey.unwrap()(self.0) };
     }
 }
 
-fn hget(ctx: *mut raw::RedisModuleCtx, key: &[u8], field: &[u8]) -> Value {
+fn hget(ctx: &Context, key: &[u8], field: &[u8]) -> Value {
     let key_name = OwnedString::new(key);
-    // SAFETY: the caller may use `ctx` now; the key name outlives the handle (declared
-    // before it, so dropped after it), and Redis keeps its own reference anyway.
+    // SAFETY: `ctx` may be used by this thread now (the `Context` convention: `try_read`'s
+    // callers pass `lock::context()`, the Redis lock held). The key name outlives the
+    // handle: declared before it, so dropped after it, and CloseKey gives back the
+    // reference OpenKey took before then.
     let handle = OpenKey(unsafe {
-        raw::RedisModule_OpenKey.unwrap()(ctx, key_name.ptr, raw::REDISMODULE_READ as i32)
+        raw::RedisModule_OpenKey.unwrap()(ctx.ctx, key_name.as_ptr(), raw::REDISMODULE_READ as i32)
     });
     if handle.0.is_null() {
         return Value::Nil; // no such key (read mode opens no missing key)
     }
-    // SAFETY: `handle` is an open key.
+    // SAFETY: `handle.0` is a non-null key opened above and not closed yet.
     if unsafe { raw::RedisModule_KeyType.unwrap()(handle.0) }
         != raw::REDISMODULE_KEYTYPE_HASH as i32
     {
@@ -84,13 +88,14 @@ fn hget(ctx: *mut raw::RedisModuleCtx, key: &[u8], field: &[u8]) -> Value {
     }
     let field = OwnedString::new(field);
     let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
-    // SAFETY: variadic (field, &value) pairs ended by NULL, as RedisModule_HashGet
-    // expects without REDISMODULE_HASH_CFIELDS; `field` and `value` outlive the call.
+    // SAFETY: an open key of type hash (checked above). The variadic part is (field,
+    // &value) pairs ended by NULL, as HashGet expects without REDISMODULE_HASH_CFIELDS;
+    // `field` and `value` outlive the call, and `value` is a valid place for a pointer.
     let status = unsafe {
         raw::RedisModule_HashGet.unwrap()(
             handle.0,
             raw::REDISMODULE_HASH_NONE as i32,
-            field.ptr,
+            field.as_ptr(),
             &mut value as *mut *mut raw::RedisModuleString,
             std::ptr::null_mut::<raw::RedisModuleString>(),
         )
@@ -101,8 +106,9 @@ fn hget(ctx: *mut raw::RedisModuleCtx, key: &[u8], field: &[u8]) -> Value {
     if value.is_null() {
         return Value::Nil;
     }
-    // SAFETY: HashGet handed us a new string of our own (the context has no automatic
-    // memory), to free once.
+    // SAFETY: non-null, so HashGet stored a new string for the field: ours to free, as
+    // no context here has automatic memory (nothing in this crate turns it on), and on
+    // this thread only.
     let value = unsafe { OwnedString::from_raw(value) };
     Value::from_redis_bytes(value.bytes())
 }

@@ -34,8 +34,10 @@ pub fn install(ctx: &Context, intercepts: Intercepts) {
     if INTERCEPTS.set(intercepts).is_err() {
         return;
     }
-    // SAFETY: the API table is filled in before a module's init runs and is only read;
-    // this is called once at load on the main thread with the module's context.
+    // SAFETY: `ctx` is the load context, used on the main thread during OnLoad (the
+    // `Context` convention, redis/mod.rs). `filter` stays valid for the process: the
+    // module cannot be unloaded (deinit refuses), and it is called only as its # Safety
+    // asks.
     unsafe {
         let Some(register) = raw::RedisModule_RegisterCommandFilter else {
             ctx.log_warning("gears: this server has no command filters: hooks will not run");
@@ -52,7 +54,8 @@ pub fn install(ctx: &Context, intercepts: Intercepts) {
 /// A new RedisModuleString holding `bytes`, owned by the filter context it is put in.
 ///
 /// # Safety
-/// Called from inside a command filter, where the string is handed to Redis at once.
+/// Only inside a command filter, whose caller hands the string to Redis at once
+/// (CommandFilterArgInsert takes ownership); nothing else may use or free it.
 unsafe fn string(bytes: &[u8]) -> *mut raw::RedisModuleString {
     // SAFETY: a null context makes an unowned string; the caller passes it to
     // CommandFilterArgInsert, which takes ownership.
@@ -65,6 +68,12 @@ unsafe fn string(bytes: &[u8]) -> *mut raw::RedisModuleString {
     }
 }
 
+/// The command filter: turns an intercepted command into RG.INNERHOOK.
+///
+/// # Safety
+/// Only Redis may call it, as the command filter `install` registered: with `fctx` the
+/// live filter context of the command about to run, by the thread that runs it, which
+/// holds the Redis lock (the main thread, or a thread inside RedisModule_Call).
 unsafe extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     let _ = std::panic::catch_unwind(|| {
         // Commands the module calls itself (call_next, execute()) reach the real command:
@@ -72,8 +81,12 @@ unsafe extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         if super::lock::in_call() {
             return;
         }
-        // SAFETY: the filter context is valid during this call; strings are only read,
-        // and the ones inserted are handed over to Redis.
+        // SAFETY: `fctx` is live for this call, by a thread holding the Redis lock (the
+        // function's contract). Argument 0 is checked non-null; its buffer is read while
+        // the argument list is untouched (before any insert). GetContextFlags accepts a
+        // NULL context (server flags only). The strings inserted are made without a
+        // context (no automatic memory) and not freed or used here after the insert:
+        // ArgInsert hands them to Redis, which may keep them past the filter.
         unsafe {
             let name = raw::RedisModule_CommandFilterArgGet.unwrap()(fctx, 0);
             if name.is_null() {

@@ -63,8 +63,9 @@ pub fn calling<R>(f: impl FnOnce() -> R) -> R {
 /// Called once at module load, on the main thread.
 pub fn init_main_thread(ctx: &Context) {
     let _ = MAIN_THREAD.set(std::thread::current().id());
-    // SAFETY: called on the main thread at load with a valid module context; the detached
-    // context lives for the whole process.
+    // SAFETY: `ctx` is the load context, used on the main thread during OnLoad (the
+    // `Context` convention, redis/mod.rs). The detached context made here is never freed,
+    // so MAIN_CTX never dangles, and `context()` hands it out on the main thread only.
     let detached = unsafe { raw::RedisModule_GetDetachedThreadSafeContext.unwrap()(ctx.ctx) };
     MAIN_CTX.store(detached, Ordering::Release);
 }
@@ -98,7 +99,10 @@ fn with_worker<R>(f: impl FnOnce(&mut WorkerLock) -> R) -> R {
     WORKER.with(|w| {
         let mut w = w.borrow_mut();
         let w = w.get_or_insert_with(|| WorkerLock {
-            // SAFETY: a detached thread-safe context may be created from any thread.
+            // SAFETY: with no blocked client, GetThreadSafeContext makes a detached context
+            // on a client of its own, and Redis allows it from any thread without the lock.
+            // The pointer stays in this thread's WorkerLock and is never freed, so it is
+            // live for every later use by this thread (and `Context` cannot leave it).
             ctx: unsafe { raw::RedisModule_GetThreadSafeContext.unwrap()(ptr::null_mut()) },
             held: false,
             since: Instant::now(),
@@ -124,15 +128,19 @@ fn lock_now(w: &mut WorkerLock) {
             }
         }
     }
-    // SAFETY: the context is this thread's own thread-safe context; `held` tracks that we
-    // never lock twice or unlock what we do not hold.
+    // SAFETY: `w.ctx` is this thread's own thread-safe context (see `with_worker`), live
+    // for the thread's life. Callers lock only while `held` is false and never on the main
+    // thread (which holds the lock whenever module code runs there), so this thread does
+    // not own the non-recursive lock already.
     unsafe { raw::RedisModule_ThreadSafeContextLock.unwrap()(w.ctx) };
     w.held = true;
     w.since = Instant::now();
 }
 
 fn unlock_now(w: &mut WorkerLock) {
-    // SAFETY: only called when this thread holds the lock (`held`).
+    // SAFETY: every caller checks `held`, which is true only between this thread's
+    // `lock_now` on the same context and here, so the lock released is ours. None unlocks
+    // inside a Redis call (`in_call`), where the command running needs the lock kept.
     unsafe { raw::RedisModule_ThreadSafeContextUnlock.unwrap()(w.ctx) };
     w.held = false;
     w.released = Some((Instant::now(), w.since.elapsed()));
@@ -237,9 +245,10 @@ pub fn current_db() -> i32 {
 
 fn select_current_db(ctx: *mut raw::RedisModuleCtx) {
     let db = current_db();
-    // SAFETY: `ctx` is usable by this thread now (the main thread's, or a worker's with
-    // the lock held); selecting a database only changes its client's db pointer. A db
-    // out of range is refused by Redis and leaves the selection as it was.
+    // SAFETY: `ctx` comes from `context()`: the main thread's detached context, used on
+    // the main thread, or this worker's own context just locked; either way this thread
+    // holds the Redis lock. Selecting only changes the db of that context's own client; a
+    // db out of range is refused by Redis and leaves the selection as it was.
     unsafe {
         if raw::RedisModule_GetSelectedDb.unwrap()(ctx) != db {
             raw::RedisModule_SelectDb.unwrap()(ctx, db);
@@ -249,7 +258,9 @@ fn select_current_db(ctx: *mut raw::RedisModuleCtx) {
 
 /// The database a command's client has selected.
 pub fn selected_db(ctx: &Context) -> i32 {
-    // SAFETY: `ctx` is a live context of a command or callback on the main thread.
+    // SAFETY: the `Context` convention (redis/mod.rs): `ctx` is the context of the command
+    // or notification being run, by the thread holding the Redis lock. GetSelectedDb only
+    // reads the id of the db its client has selected.
     unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }
 }
 
@@ -300,7 +311,8 @@ thread_local! {
 pub fn mark_worker() {
     IS_WORKER.with(|w| w.set(true));
     // Sleeps of HANDOFF length would otherwise be stretched by the default 50 us slack.
-    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
+    // SAFETY: prctl(PR_SET_TIMERSLACK) takes a plain integer and only changes the calling
+    // thread's timer slack; no memory is passed.
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong);
     }

@@ -46,7 +46,8 @@ fn helper() -> Result<&'static Mutex<Sender<Task>>, String> {
 /// compiler's pool): on a small machine the main thread must win the CPU, or other
 /// clients wait for the compile anyway (PINGs of 300 ms were measured without this).
 fn be_nice() {
-    // SAFETY: gettid and setpriority only read and change this thread's own nice value.
+    // SAFETY: gettid takes no arguments; setpriority(PRIO_PROCESS, tid) on Linux changes
+    // the nice value of that one thread, this one. Plain integers only, no memory passed.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 10);
@@ -94,20 +95,27 @@ pub fn offload<T: Send + 'static>(
 }
 
 /// Redis unblocked a connected client (main thread): the rest of its command runs now.
+///
+/// # Safety
+/// Only Redis may call it, as the reply callback of a client `offload` blocked: on the
+/// main thread, with `ctx` that client's reply context, whose private data is null or the
+/// `Box<Pending>` that `unblock_with` leaked (no other type is ever given to a client
+/// blocked with these callbacks), still owned by Redis.
 unsafe extern "C" fn on_reply(
     ctx: *mut raw::RedisModuleCtx,
     _argv: *mut *mut raw::RedisModuleString,
     _argc: c_int,
 ) -> c_int {
-    // SAFETY: Redis calls this on the main thread with the unblocked client's context;
-    // the private data is the `Pending` the helper leaked (or null when it answered
-    // already), and stays owned by Redis until `on_free`.
+    // SAFETY: `ctx` is the reply context of a client blocked with private data (the
+    // function's contract); GetBlockedClientPrivateData only reads it back.
     let pending = unsafe { raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx) };
     if pending.is_null() {
         return raw::REDISMODULE_OK as c_int;
     }
     let context = Context::new(ctx);
-    // SAFETY: see above; nothing else touches the `Pending` while this runs.
+    // SAFETY: non-null, so it is the leaked `Box<Pending>` (the function's contract): a
+    // live, aligned `Pending`. Redis keeps it until `on_free`, which it calls after this
+    // returns, on this same thread; nothing else holds a reference meanwhile.
     if let Some(answer) = unsafe { &mut *pending.cast::<Pending>() }.run(&context) {
         reply(&context, &answer);
     }
@@ -116,11 +124,18 @@ unsafe extern "C" fn on_reply(
 
 /// Redis releases the private data (main thread), after `on_reply` or instead of it when
 /// the client went away: the rest of the command runs if it has not yet.
+///
+/// # Safety
+/// Only Redis may call it, as the free-privdata callback of a client `offload` blocked:
+/// on the main thread, once per unblocking, with `pending` null or the `Box<Pending>` that
+/// `unblock_with` leaked, which Redis forgets after this call.
 unsafe extern "C" fn on_free(_ctx: *mut raw::RedisModuleCtx, pending: *mut c_void) {
     if pending.is_null() {
         return;
     }
-    // SAFETY: `pending` is the Box the helper leaked; Redis releases it exactly once.
+    // SAFETY: non-null, so it is the `Box<Pending>` that `unblock_with` leaked with
+    // `Box::into_raw` (the function's contract); Redis hands it over exactly once and no
+    // reference from `on_reply` is left, so rebuilding the Box takes back sole ownership.
     let mut pending = unsafe { Box::from_raw(pending.cast::<Pending>()) };
     pending.run(&lock::context());
 }

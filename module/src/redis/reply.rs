@@ -25,8 +25,11 @@ fn legal_line(s: &str) -> std::ffi::CString {
 /// str/bytes -> bulk string, list -> array, map -> flat array of key, value.
 pub fn reply(context: &Context, value: &Value) {
     let ctx = context.ctx;
-    // SAFETY: `ctx` is a context that may reply now (a command's, or a blocked client's
-    // thread-safe context); every pointer passed lives across the call.
+    // SAFETY: the `Context` convention (redis/mod.rs): `ctx` may reply now, being the
+    // context of the command or callback this thread runs with the Redis lock, or a
+    // blocked client's thread-safe context, which any thread may reply on without the
+    // lock (Redis buffers it until the unblock). Every pointer passed (the CStrings, the
+    // buffers in `bulk`) lives across its call; Redis copies what it keeps.
     unsafe {
         match value {
             Value::Nil => {
@@ -65,8 +68,13 @@ pub fn reply(context: &Context, value: &Value) {
     }
 }
 
+/// Replies `bytes` as a bulk string.
+///
+/// # Safety
+/// `ctx` is a context this thread may reply on now, as `reply` requires of its own.
 unsafe fn bulk(ctx: *mut raw::RedisModuleCtx, bytes: &[u8]) {
-    // SAFETY: see `reply`; the buffer is valid for `len` bytes.
+    // SAFETY: `ctx` may reply now (the function's contract); the buffer is valid for
+    // `bytes.len()` bytes during the call, and Redis copies it.
     unsafe {
         raw::RedisModule_ReplyWithStringBuffer.unwrap()(
             ctx,
