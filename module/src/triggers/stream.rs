@@ -286,8 +286,9 @@ impl Reader for GroupReader {
     }
 }
 
-/// A message was added to `key` (main thread, inside the XADD).
-pub fn on_message(reg: &Arc<Registration>, key: &[u8]) {
+/// A message was added to `key` (inside the XADD). Without `start` it is only counted:
+/// the sweep timer starts the batch when one is due.
+pub fn on_message(reg: &Arc<Registration>, key: &[u8], start: bool) {
     let Some(trigger) = trigger_of(reg) else {
         return;
     };
@@ -313,7 +314,9 @@ pub fn on_message(reg: &Arc<Registration>, key: &[u8]) {
             ));
         }
     }
-    maybe_process(reg, &key, false);
+    if start {
+        maybe_process(reg, &key, false);
+    }
 }
 
 /// Starts a batch of `key` unless one runs, the registration waits, or (without
