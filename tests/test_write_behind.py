@@ -126,6 +126,21 @@ def test_a_chain_of_sync_registrations_reaches_a_stream(r):
     assert r.lrange("c3:log", 0, -1) == [f"c3:c:{i}" for i in range(5)]
 
 
+def test_registrations_with_commands_see_only_what_the_clients_command_did(r):
+    # commands= holds the client until its registrations ran: it is about the client's own
+    # command, not about what a trigger wrote meanwhile.
+    held = register_id(r, "GB().foreach(lambda x: execute('INCR', 'cm:held'))"
+                          ".register(prefix='cm:t:*', commands=['hset'], mode='sync')")
+    pyexecute(r, "GB().foreach(lambda x: execute('HSET', 'cm:t:' + x['key'][5:], 'f', 'v'))"
+                 ".register(prefix='cm:s:*', mode='sync')")
+    r.hset("cm:s:1", "f", "v")
+    assert r.hget("cm:t:1", "f") == "v"
+    assert r.get("cm:held") is None
+    r.hset("cm:t:2", "f", "v")
+    assert r.get("cm:held") == "1"
+    assert stats(r, held)["numTriggered"] == 1
+
+
 # ---------------------------------------------------------------------------- no recursion
 
 def test_a_registration_is_not_fired_by_its_own_writes(r):

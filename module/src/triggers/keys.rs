@@ -104,8 +104,10 @@ fn key_type(key: &str) -> String {
 
 /// Starts the registrations a keyspace event of database `db` matches (under the Redis
 /// lock, from the notification callback: `nested.rs`). Registrations whose runs raised the
-/// event do not fire again; a stream registration among them only counts the message.
-pub fn dispatch(event: &str, key: &[u8], db: i32) {
+/// event do not fire again; a stream registration among them only counts the message. A
+/// `nested` event (written by a run inside the callback) does not fire registrations with
+/// `commands=`: those are about what the client's command itself did.
+pub fn dispatch(event: &str, key: &[u8], db: i32, nested: bool) {
     let _db = super::event_db(db);
     let registrations = globals().registrations.list();
     let key_text = String::from_utf8_lossy(key);
@@ -130,6 +132,9 @@ pub fn dispatch(event: &str, key: &[u8], db: i32) {
             }
         }
         if let Some(commands) = &trigger.commands {
+            if nested {
+                continue;
+            }
             let caused_by = super::hooks::current_command();
             if !caused_by.is_some_and(|c| commands.iter().any(|k| k.eq_ignore_ascii_case(&c))) {
                 continue;
@@ -165,6 +170,8 @@ pub fn wanted(event: &str, key: &[u8]) -> bool {
         reg.trigger
             .as_any()
             .downcast_ref::<KeysTrigger>()
-            .is_some_and(|t| takes(reg, t, event, key) && !super::nested::in_chain(reg))
+            .is_some_and(|t| {
+                t.commands.is_none() && takes(reg, t, event, key) && !super::nested::in_chain(reg)
+            })
     })
 }

@@ -16,7 +16,8 @@
 //! its write happened, after the run that wrote it, and still inside the command that caused
 //! it all (its writes reach the AOF and replicas with that command). The second subscriber
 //! is added the first time something runs inline inside the first: where every trigger is
-//! async, an event costs no extra call.
+//! async, an event costs no extra call (and, as before, nothing nested is seen there: only
+//! the dispatch's own reads could raise such an event, a key expiring as it is read).
 //!
 //! No chain recurses forever: a queued event carries its chain, the registrations whose runs
 //! raised it (the one that wrote it, the one whose event started that one, ...), and does
@@ -91,8 +92,8 @@ thread_local! {
     };
 }
 
-/// The second subscriber exists.
-static COLLECTING: AtomicBool = AtomicBool::new(false);
+/// The second subscriber was added (or adding it failed: it is tried once).
+static SECOND: AtomicBool = AtomicBool::new(false);
 
 /// The events registrations can fire on.
 fn events() -> NotifyEvent {
@@ -148,21 +149,23 @@ pub fn subscribe(ctx: &Context) -> Result<(), String> {
 
 /// Before something runs inline: if that is inside the first callback, its writes must
 /// reach the second subscriber, which is added now if it is not there yet. (Redis appends
-/// it to its list; an iteration over that list in progress does not reach it, or reaches
-/// it after this callback, when it ignores the event.)
+/// it to its list: an iteration over the list in progress does not reach it, or reaches
+/// it after the first callback returned, when it ignores the event.)
 pub fn before_inline_run() {
-    if COLLECTING.load(Ordering::Relaxed) {
+    if SECOND.load(Ordering::Relaxed) {
         return;
     }
     let ctx = STATE.with(|s| s.dispatching.get().then(|| s.ctx.get()));
     let Some(ctx) = ctx.filter(|c| !c.is_null()) else {
         return;
     };
-    match add_subscriber(ctx, on_nested_event) {
-        Ok(()) => COLLECTING.store(true, Ordering::Relaxed),
-        Err(e) => redis_module::logging::log_warning(format!(
+    if SECOND.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if let Err(e) = add_subscriber(ctx, on_nested_event) {
+        redis_module::logging::log_warning(format!(
             "gears: {e}: the writes of sync executions will not trigger registrations"
-        )),
+        ));
     }
 }
 
@@ -217,10 +220,10 @@ unsafe extern "C" fn on_event(
         };
         let key = RedisString::string_as_slice(key);
         let _callback = Callback::enter(ctx);
-        super::keys::dispatch(event, key, lock::selected_db(&context));
+        super::keys::dispatch(event, key, lock::selected_db(&context), false);
         while let Some(nested) = STATE.with(|s| s.queue.borrow_mut().pop_front()) {
             STATE.with(|s| *s.chain.borrow_mut() = nested.chain);
-            super::keys::dispatch(&nested.event, &nested.key, nested.db);
+            super::keys::dispatch(&nested.event, &nested.key, nested.db, true);
         }
     });
     if caught.is_err() {
