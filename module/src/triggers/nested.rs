@@ -41,8 +41,9 @@ use redis_module::{raw, Context, ContextFlags, NotifyEvent, RedisString};
 use crate::engine::registration::Registration;
 use crate::redis::lock;
 
-/// Registrations (their addresses, for identity only) whose runs raised an event.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Registrations whose runs raised an event, by address (identity only: a registration
+/// dropped and another made at its address inside one callback would be taken for it).
+#[derive(Clone, Debug, PartialEq)]
 struct Chain(Option<Rc<[usize]>>);
 
 impl Chain {
@@ -202,8 +203,9 @@ fn event_name<'a>(event: *const c_char) -> Option<&'a str> {
     unsafe { CStr::from_ptr(event) }.to_str().ok()
 }
 
-/// The first subscriber: dispatches the event, then what nested inside.
-unsafe extern "C" fn on_event(
+/// The first subscriber: dispatches the event, then what nested inside. (Redis passes a
+/// valid context, event name and key for the duration of the call.)
+extern "C" fn on_event(
     ctx: *mut raw::RedisModuleCtx,
     _kind: c_int,
     event: *const c_char,
@@ -235,7 +237,7 @@ unsafe extern "C" fn on_event(
 }
 
 /// The second subscriber: queues what nests inside the first callback.
-unsafe extern "C" fn on_nested_event(
+extern "C" fn on_nested_event(
     ctx: *mut raw::RedisModuleCtx,
     _kind: c_int,
     event: *const c_char,
