@@ -51,8 +51,6 @@ pub mod wasm;
 
 use redis_module::{Context, RedisResult, RedisString, Status};
 
-use redis_module::NotifyEvent;
-
 use crate::persist::GEARS_AUX;
 
 use crate::commands::{
@@ -156,6 +154,11 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         pool,
         python,
     });
+    // Keyspace events (triggers/nested.rs); last, so none arrives before the state it needs.
+    if let Err(e) = triggers::nested::subscribe(ctx) {
+        ctx.log_warning(&format!("gears: {e}"));
+        return Status::Err;
+    }
     Status::Ok
 }
 
@@ -199,16 +202,6 @@ command!(rg_wasmrun, commands::wasm::run);
 command!(rg_wasmlist, commands::wasm::list);
 command!(rg_wasmdelete, commands::wasm::delete);
 
-/// Keyspace notifications: a panic must not cross into Redis.
-fn on_keyspace_event(ctx: &Context, kind: NotifyEvent, event: &str, key: &[u8]) {
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        triggers::keys::on_event(ctx, kind, event, key)
-    }));
-    if caught.is_err() {
-        ctx.log_warning("gears: a keyspace event handler panicked; the event was skipped");
-    }
-}
-
 #[cfg(not(test))]
 redis_module::redis_module! {
     name: "rg",
@@ -243,8 +236,5 @@ redis_module::redis_module! {
         ["rg.wasmrun", rg_wasmrun, "write deny-script", 0, 0, 0, ""],
         ["rg.wasmlist", rg_wasmlist, "readonly", 0, 0, 0, ""],
         ["rg.wasmdelete", rg_wasmdelete, "write deny-script", 0, 0, 0, ""],
-    ],
-    event_handlers: [
-        [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MODULE @MISSED: on_keyspace_event],
     ],
 }

@@ -3,10 +3,8 @@
 
 use std::any::Any;
 
-use redis_module::{Context, ContextFlags, NotifyEvent};
-
 use crate::engine::reader::Reader;
-use crate::engine::registration::Trigger;
+use crate::engine::registration::{Registration, Trigger};
 use crate::engine::value::Value;
 use crate::globals::globals;
 use crate::readers::keys::read_value;
@@ -104,25 +102,27 @@ fn key_type(key: &str) -> String {
     }
 }
 
-/// Keyspace notification handler (main thread).
-pub fn on_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
-    let flags = ctx.get_flags();
-    if flags.contains(ContextFlags::LOADING) || !flags.contains(ContextFlags::MASTER) {
-        return;
-    }
-    let _db = super::event_db(crate::redis::lock::selected_db(ctx));
+/// Starts the registrations a keyspace event of database `db` matches (under the Redis
+/// lock, from the notification callback: `nested.rs`). Registrations whose runs raised the
+/// event do not fire again; a stream registration among them only counts the message. A
+/// `nested` event (written by a run inside the callback) does not fire registrations with
+/// `commands=`: those are about what the client's command itself did.
+pub fn dispatch(event: &str, key: &[u8], db: i32, nested: bool) {
+    let _db = super::event_db(db);
     let registrations = globals().registrations.list();
     let key_text = String::from_utf8_lossy(key);
     let mut type_of_key: Option<String> = None;
     for reg in registrations {
+        let own = super::nested::in_chain(&reg);
         if event == "xadd" && reg.trigger.reader() == "StreamReader" {
-            super::stream::on_message(&reg, key);
+            let _firing = super::nested::firing(&reg);
+            super::stream::on_message(&reg, key, !own);
             continue;
         }
         let Some(trigger) = reg.trigger.as_any().downcast_ref::<KeysTrigger>() else {
             continue;
         };
-        if reg.is_paused() || !trigger.matches_key(key) || !trigger.matches_event(event) {
+        if own || !takes(&reg, trigger, event, key) {
             continue;
         }
         if let Some(types) = &trigger.key_types {
@@ -132,6 +132,9 @@ pub fn on_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
             }
         }
         if let Some(commands) = &trigger.commands {
+            if nested {
+                continue;
+            }
             let caused_by = super::hooks::current_command();
             if !caused_by.is_some_and(|c| commands.iter().any(|k| k.eq_ignore_ascii_case(&c))) {
                 continue;
@@ -142,9 +145,33 @@ pub fn on_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
             event: event.to_string(),
             read_value: trigger.read_value,
         };
-        let exec = super::fire(&reg, Box::new(reader));
+        let exec = {
+            let _firing = super::nested::firing(&reg);
+            super::fire(&reg, Box::new(reader))
+        };
         if trigger.commands.is_some() {
             super::hooks::await_execution(exec);
         }
     }
+}
+
+fn takes(reg: &Registration, trigger: &KeysTrigger, event: &str, key: &[u8]) -> bool {
+    !reg.is_paused() && trigger.matches_key(key) && trigger.matches_event(event)
+}
+
+/// Whether a registration may take an event raised inside the notification callback (it
+/// is queued only then): any stream message, or a key a registration outside the event's
+/// chain matches by prefix and event.
+pub fn wanted(event: &str, key: &[u8]) -> bool {
+    globals().registrations.list().iter().any(|reg| {
+        if event == "xadd" && reg.trigger.reader() == "StreamReader" {
+            return true;
+        }
+        reg.trigger
+            .as_any()
+            .downcast_ref::<KeysTrigger>()
+            .is_some_and(|t| {
+                t.commands.is_none() && takes(reg, t, event, key) && !super::nested::in_chain(reg)
+            })
+    })
 }

@@ -5,6 +5,7 @@
 pub mod command;
 pub mod hooks;
 pub mod keys;
+pub mod nested;
 pub mod stream;
 pub mod timer;
 
@@ -145,6 +146,7 @@ pub fn fire_then(
         }
     };
     if inline {
+        nested::before_inline_run();
         match compile(&reg.steps, reg.host.as_ref(), profile, true) {
             Ok(stages) => run_here(Launch {
                 exec: exec.clone(),

@@ -27,6 +27,32 @@ use crate::redis::lock;
 
 const CONSUMER: &str = "gears";
 
+/// Sync batches that start one another inline (each from the end of the last) before the
+/// rest is left to the sweep timer: a stream its own batches write to would otherwise
+/// keep its XADD, and Redis, busy forever (and overflow the stack).
+const MAX_INLINE_BATCHES: u32 = 8;
+
+thread_local! {
+    /// Batches running inline on this thread, one inside the other.
+    static INLINE_BATCHES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// One inline batch deeper while it lives.
+struct InlineBatch;
+
+impl InlineBatch {
+    fn enter() -> InlineBatch {
+        INLINE_BATCHES.with(|n| n.set(n.get() + 1));
+        InlineBatch
+    }
+}
+
+impl Drop for InlineBatch {
+    fn drop(&mut self) {
+        INLINE_BATCHES.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OnFailed {
     Continue,
@@ -286,8 +312,9 @@ impl Reader for GroupReader {
     }
 }
 
-/// A message was added to `key` (main thread, inside the XADD).
-pub fn on_message(reg: &Arc<Registration>, key: &[u8]) {
+/// A message was added to `key` (inside the XADD). Without `start` it is only counted:
+/// the sweep timer starts the batch when one is due.
+pub fn on_message(reg: &Arc<Registration>, key: &[u8], start: bool) {
     let Some(trigger) = trigger_of(reg) else {
         return;
     };
@@ -313,7 +340,9 @@ pub fn on_message(reg: &Arc<Registration>, key: &[u8]) {
             ));
         }
     }
-    maybe_process(reg, &key, false);
+    if start {
+        maybe_process(reg, &key, false);
+    }
 }
 
 /// Starts a batch of `key` unless one runs, the registration waits, or (without
@@ -348,6 +377,8 @@ fn maybe_process(reg: &Arc<Registration>, key: &str, force: bool) {
     };
     let owner = Arc::downgrade(reg);
     let stream = key.to_string();
+    // Counts only batches that run here: an async one's end comes on a worker.
+    let _inline = InlineBatch::enter();
     super::fire_then(
         reg,
         Box::new(reader),
@@ -408,7 +439,15 @@ fn batch_done(
         let mut streams = guard(&trigger.streams);
         let st = streams.entry(key.clone()).or_default();
         st.busy = false;
-        st.waiting >= trigger.batch || (acknowledge && !exhausted.load(Ordering::Acquire))
+        let more =
+            st.waiting >= trigger.batch || (acknowledge && !exhausted.load(Ordering::Acquire));
+        if more && INLINE_BATCHES.with(|n| n.get()) >= MAX_INLINE_BATCHES {
+            // Due at the next sweep.
+            st.waiting = st.waiting.max(trigger.batch);
+            false
+        } else {
+            more
+        }
     };
     if more {
         maybe_process(&reg, &key, true);
