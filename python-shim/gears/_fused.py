@@ -476,12 +476,54 @@ def _timed(f, times, i):
     return timed
 
 
+def _combiner(kind, out):
+    """The last sink of a run: ``out.append``, or the local half of a two-phase
+    aggregate (``combine`` option) that keeps one partial per key until ``emit()`` (at
+    the end of each push and of finish). Partials come out in first-seen order:
+
+    - 'countby': ``{'key': record, 'value': n}`` per distinct str record; any other
+      record flushes the counts so far and goes out as its own partial (count 1), so the
+      order and the grouping stay those of the engine's native countby.
+    - 'count': the number of records, as one int.
+    """
+    if kind is None:
+        return out.append, None
+    if kind == 'countby':
+        counts = {}
+        get = counts.get
+
+        def emit():
+            if counts:
+                out.extend([{'key': k, 'value': n} for k, n in counts.items()])
+                counts.clear()
+
+        def count(v):
+            if type(v) is str:
+                counts[v] = get(v, 0) + 1
+            else:
+                emit()
+                out.append({'key': v, 'value': 1})
+        return count, emit
+    if kind == 'count':
+        seen = [0]
+
+        def emit():
+            if seen[0]:
+                out.append(seen[0])
+                seen[0] = 0
+
+        def count(v):
+            seen[0] += 1
+        return count, emit
+    raise ValueError('unknown combiner %r' % (kind,))
+
+
 class FusedRun(object):
     """One run of consecutive Python steps over batches of records (see CONTRACT.md)."""
 
     __slots__ = ('_profile', '_tb', '_sync', '_times', '_out', '_errors', '_pending',
                  '_ncoro', '_loop', '_aborted', '_flushers', '_entry', '_on_error',
-                 '__weakref__')
+                 '_emit', '__weakref__')
 
     def __init__(self, steps, options=None):
         options = options or {}
@@ -503,7 +545,7 @@ class FusedRun(object):
         self._on_error = on_error
 
         flushers = [None] * n
-        nxt = out.append
+        nxt, self._emit = _combiner(options.get('combine'), out)
         for i in range(n - 1, -1, -1):
             step = steps[i]
             try:
@@ -785,6 +827,8 @@ class FusedRun(object):
             raise
         finally:
             tls.run = prev
+        if self._emit is not None:
+            self._emit()
         out = self._out
         errors = self._errors
         res = (out[:], errors[:], bool(self._flushers) or bool(self._pending))
@@ -808,6 +852,8 @@ class FusedRun(object):
             raise
         finally:
             tls.run = prev
+        if self._emit is not None:
+            self._emit()
         out = self._out
         errors = self._errors
         res = (out[:], errors[:])

@@ -654,3 +654,47 @@ def test_generator_reader_accepts_function_returning_iterable_and_propagates():
         r.next(5)
     with pytest.raises(_gears.ExecutionAborted):
         GeneratorReader(lambda: aborting(1)).next(1)
+
+
+# --- combiners (the local half of countby / count inside the run) ------------------------
+
+COUNTBY = dict(NOTB, combine='countby')
+
+
+def test_countby_combiner_emits_one_partial_per_key_per_batch():
+    run = FusedRun([('flatmap', (lambda s: s.split(','),))], COUNTBY)
+    out, errs, _ = run.push(['a,b', 'a,c', 'b'])
+    assert out == [{'key': 'a', 'value': 2}, {'key': 'b', 'value': 2},
+                   {'key': 'c', 'value': 1}]
+    assert errs == []
+    assert run.push(['c'])[0] == [{'key': 'c', 'value': 1}]
+    assert run.finish() == ([], [])
+
+
+def test_countby_combiner_keeps_first_seen_order_around_other_records():
+    out, _ = run_all([], [['a', 1, 'a', 'b', [1]]], COUNTBY)
+    assert out == [{'key': 'a', 'value': 1}, {'key': 1, 'value': 1},
+                   {'key': 'a', 'value': 1}, {'key': 'b', 'value': 1},
+                   {'key': [1], 'value': 1}]
+
+
+def test_countby_combiner_drops_failed_records_only():
+    def f(x):
+        if x == 'bad':
+            raise ValueError('no')
+        return x
+    out, errs = run_all([('map', (f,))], [['x', 'bad', 'x']], COUNTBY)
+    assert out == [{'key': 'x', 'value': 2}]
+    assert len(errs) == 1
+
+
+def test_count_combiner_counts_each_batch():
+    run = FusedRun([('filter', (lambda x: x > 1,))], dict(NOTB, combine='count'))
+    assert run.push([1, 2, 3])[0] == [2]
+    assert run.push([0])[0] == []
+    assert run.finish() == ([], [])
+
+
+def test_unknown_combiner_is_refused():
+    with pytest.raises(ValueError):
+        FusedRun([], dict(NOTB, combine='median'))

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::native;
 use super::operator::Operator;
-use super::plan::{Exchange, Host, HostStep, OutputForm, Step, StepKind};
+use super::plan::{Combiner, Exchange, Host, HostStep, OutputForm, Step, StepKind};
 
 /// A part of an execution that runs on every shard without moving records.
 pub struct Stage {
@@ -84,14 +84,30 @@ pub fn compile(
     let mut stage = Stage::empty();
     let mut group: Option<Group> = None;
 
-    let flush = |group: &mut Option<Group>, stage: &mut Stage, end: usize| -> anyhow::Result<()> {
-        if let Some(g) = group.take() {
-            let host = host.ok_or_else(|| anyhow::anyhow!("a plan with user steps has no host"))?;
-            let op = host.fuse(&g.steps, output_form(steps, end), profile, sync)?;
-            stage.ops.push(op);
-            stage.op_steps.push((g.start..end).collect());
-        }
-        Ok(())
+    // Fuses the pending group of host steps, ending before step `end`; with `combiner`
+    // (the native step at `end` is its local half) when the host runs it inside: then
+    // true, and the native step only folds the partials.
+    let flush = |group: &mut Option<Group>,
+                 stage: &mut Stage,
+                 end: usize,
+                 combiner: Option<Combiner>|
+     -> anyhow::Result<bool> {
+        let Some(g) = group.take() else {
+            return Ok(false);
+        };
+        let host = host.ok_or_else(|| anyhow::anyhow!("a plan with user steps has no host"))?;
+        let combined = match combiner {
+            Some(c) => host.fuse_combined(&g.steps, c, profile, sync)?,
+            None => None,
+        };
+        let absorbed = combined.is_some();
+        let op = match combined {
+            Some(op) => op,
+            None => host.fuse(&g.steps, output_form(steps, end), profile, sync)?,
+        };
+        stage.ops.push(op);
+        stage.op_steps.push((g.start..end).collect());
+        Ok(absorbed)
     };
 
     for (i, step) in steps.iter().enumerate() {
@@ -104,12 +120,19 @@ pub fn compile(
                 .steps
                 .push(h.clone()),
             StepKind::Native(n) => {
-                flush(&mut group, &mut stage, i)?;
-                stage.ops.push(native::operator(n));
+                let combiner = Combiner::of(n);
+                let native = match combiner {
+                    Some(c) if flush(&mut group, &mut stage, i, Some(c))? => c.partials(),
+                    _ => {
+                        flush(&mut group, &mut stage, i, None)?;
+                        n.clone()
+                    }
+                };
+                stage.ops.push(native::operator(&native));
                 stage.op_steps.push(vec![i]);
             }
             StepKind::Exchange(x) => {
-                flush(&mut group, &mut stage, i)?;
+                flush(&mut group, &mut stage, i, None)?;
                 if let Exchange::Repartition(Some(by)) = x {
                     let host =
                         host.ok_or_else(|| anyhow::anyhow!("a plan with user steps has no host"))?;
@@ -121,7 +144,7 @@ pub fn compile(
             }
         }
     }
-    flush(&mut group, &mut stage, steps.len())?;
+    flush(&mut group, &mut stage, steps.len(), None)?;
     stages.push(stage);
     Ok(stages)
 }
@@ -165,6 +188,105 @@ mod tests {
                 .push((s.iter().map(|h| h.op).collect(), o));
             Ok(Box::new(Nop))
         }
+    }
+
+    /// A host that runs countby's local half inside its (identity) fused run.
+    struct CombiningHost(Mutex<Vec<Option<Combiner>>>);
+    /// Counts the records of each batch: the partials of a countby combiner.
+    struct CountEachBatch;
+    impl Operator for CountEachBatch {
+        fn push(&mut self, _: &mut RunCtx, b: Vec<Value>) -> Result<Vec<Value>, Stop> {
+            let mut counts: Vec<(Value, i64)> = Vec::new();
+            for v in b {
+                match counts.iter_mut().find(|(k, _)| *k == v) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((v, 1)),
+                }
+            }
+            Ok(counts
+                .into_iter()
+                .map(|(k, n)| Value::key_value(k, Value::Int(n)))
+                .collect())
+        }
+        fn finish(&mut self, _: &mut RunCtx) -> Result<Vec<Value>, Stop> {
+            Ok(vec![])
+        }
+        fn step_nanos(&self) -> Vec<u64> {
+            vec![0]
+        }
+    }
+    impl Host for CombiningHost {
+        fn name(&self) -> &'static str {
+            "combining"
+        }
+        fn fuse(
+            &self,
+            _: &[HostStep],
+            _: OutputForm,
+            _: bool,
+            _: bool,
+        ) -> anyhow::Result<Box<dyn Operator>> {
+            self.0.lock().unwrap().push(None);
+            Ok(Box::new(Nop))
+        }
+        fn fuse_combined(
+            &self,
+            _: &[HostStep],
+            c: Combiner,
+            _: bool,
+            _: bool,
+        ) -> anyhow::Result<Option<Box<dyn Operator>>> {
+            self.0.lock().unwrap().push(Some(c));
+            Ok((c == Combiner::CountBy).then(|| Box::new(CountEachBatch) as Box<dyn Operator>))
+        }
+    }
+
+    #[test]
+    fn a_combiner_runs_inside_the_fused_run_and_gives_the_same_counts() {
+        let steps = vec![
+            host("map"),
+            step(StepKind::Native(NativeStep::LocalCountBy)),
+            step(StepKind::Exchange(Exchange::Repartition(None))),
+            step(StepKind::Native(NativeStep::SumCountsBy)),
+        ];
+        let fake = Arc::new(CombiningHost(Mutex::new(vec![])));
+        let h: Arc<dyn Host> = fake.clone();
+        let mut stages = without_exchanges(compile(&steps, Some(&h), false, false).unwrap());
+        assert_eq!(*fake.0.lock().unwrap(), vec![Some(Combiner::CountBy)]);
+        let mut cx = RunCtx::new(false);
+        let words = |s: &str| s.split(' ').map(Value::str).collect::<Vec<_>>();
+        let mut out = Vec::new();
+        for batch in [words("a b a c"), words("b b d a")] {
+            let mut b = batch;
+            for op in stages[0].ops.iter_mut() {
+                b = op.push(&mut cx, b).unwrap();
+            }
+            out.extend(b);
+        }
+        for i in 0..stages[0].ops.len() {
+            let mut b = stages[0].ops[i].finish(&mut cx).unwrap();
+            for op in stages[0].ops[i + 1..].iter_mut() {
+                b = op.push(&mut cx, b).unwrap();
+            }
+            out.extend(b);
+        }
+        let counts: Vec<(String, i64)> = out
+            .iter()
+            .map(|r| match (r.get("key"), r.get("value")) {
+                (Some(Value::Str(k)), Some(Value::Int(n))) => (k.clone(), *n),
+                other => panic!("not a count: {other:?}"),
+            })
+            .collect();
+        let expect = [("a", 3), ("b", 3), ("c", 1), ("d", 1)];
+        assert_eq!(
+            counts,
+            expect.map(|(k, n)| (k.to_string(), n)).to_vec(),
+            "first-seen order and totals as the native countby"
+        );
+        // A host that cannot combine count() gets the native local half.
+        let steps = vec![host("map"), step(StepKind::Native(NativeStep::LocalCount))];
+        compile(&steps, Some(&h), false, false).unwrap();
+        assert_eq!(fake.0.lock().unwrap()[1..], [Some(Combiner::Count), None]);
     }
 
     fn host(op: &'static str) -> Step {

@@ -70,6 +70,41 @@ pub enum NativeStep {
     Sort { reverse: bool },
 }
 
+/// A local half of a two-phase aggregate that a host may run inside its fused run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Combiner {
+    /// countby(): `{'key': record, 'value': n}` per distinct record of a batch.
+    CountBy,
+    /// count(): the number of records of a batch.
+    Count,
+}
+
+impl Combiner {
+    /// The combiner a native step can be replaced by, if any.
+    pub fn of(step: &NativeStep) -> Option<Combiner> {
+        match step {
+            NativeStep::LocalCountBy => Some(Combiner::CountBy),
+            NativeStep::LocalCount => Some(Combiner::Count),
+            _ => None,
+        }
+    }
+
+    /// The native step that folds the combiner's partials on this shard.
+    pub fn partials(self) -> NativeStep {
+        match self {
+            Combiner::CountBy => NativeStep::SumCountsBy,
+            Combiner::Count => NativeStep::SumCounts,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Combiner::CountBy => "countby",
+            Combiner::Count => "count",
+        }
+    }
+}
+
 impl NativeStep {
     /// Whether the step reads record contents (so host objects must become values first).
     pub fn inspects_records(&self) -> bool {
@@ -130,6 +165,18 @@ pub trait Host: Send + Sync {
         profile: bool,
         sync: bool,
     ) -> anyhow::Result<Box<dyn Operator>>;
+    /// As `fuse`, with `combiner` (the local half of a two-phase aggregate that comes
+    /// next) run inside the fused run: it outputs partials (`Combiner::partials`) per
+    /// batch, one record per key. None when the host cannot.
+    fn fuse_combined(
+        &self,
+        _steps: &[HostStep],
+        _combiner: Combiner,
+        _profile: bool,
+        _sync: bool,
+    ) -> anyhow::Result<Option<Box<dyn Operator>>> {
+        Ok(None)
+    }
     /// Prepares a pool worker to run `exec`'s steps (e.g. makes its code interruptible
     /// by RG.ABORTEXECUTION); undone when the returned guard drops.
     fn enter_worker(&self, _exec: &Arc<super::execution::Execution>) -> Box<dyn Any> {

@@ -11,7 +11,7 @@ use super::shim;
 use super::watchdog;
 use crate::engine::execution::Execution;
 use crate::engine::operator::{Operator, RunCtx, Stop};
-use crate::engine::plan::{Host, HostStep, OutputForm};
+use crate::engine::plan::{Combiner, Host, HostStep, OutputForm};
 use crate::engine::value::Value;
 
 /// The payload of a Python step: its arguments (callables and values).
@@ -35,6 +35,36 @@ impl Host for PythonHost {
         profile: bool,
         sync: bool,
     ) -> anyhow::Result<Box<dyn Operator>> {
+        self.fused(steps, output, None, profile, sync)
+    }
+
+    fn fuse_combined(
+        &self,
+        steps: &[HostStep],
+        combiner: Combiner,
+        profile: bool,
+        sync: bool,
+    ) -> anyhow::Result<Option<Box<dyn Operator>>> {
+        // Partials are plain values (dicts of str keys, ints) for the native fold.
+        self.fused(steps, OutputForm::Values, Some(combiner), profile, sync)
+            .map(Some)
+    }
+
+    fn enter_worker(&self, exec: &Arc<Execution>) -> Box<dyn std::any::Any> {
+        Box::new(super::interrupt::Interruptible::enter(exec.clone()))
+    }
+}
+
+impl PythonHost {
+    /// One FusedRun of the shim over `steps`, with `combiner` as its last sink.
+    fn fused(
+        &self,
+        steps: &[HostStep],
+        output: OutputForm,
+        combiner: Option<Combiner>,
+        profile: bool,
+        sync: bool,
+    ) -> anyhow::Result<Box<dyn Operator>> {
         Python::attach(|py| {
             let list = PyList::empty(py);
             for step in steps {
@@ -48,6 +78,9 @@ impl Host for PythonHost {
             options.set_item("profile", profile)?;
             options.set_item("traceback", self.traceback)?;
             options.set_item("sync", sync)?;
+            if let Some(c) = combiner {
+                options.set_item("combine", c.as_str())?;
+            }
             let run = shim::fused_run_class(py)?.call1((list, options))?;
             Ok(Box::new(FusedOp {
                 run: run.unbind(),
@@ -59,10 +92,6 @@ impl Host for PythonHost {
             }) as Box<dyn Operator>)
         })
         .map_err(|e: anyhow::Error| e)
-    }
-
-    fn enter_worker(&self, exec: &Arc<Execution>) -> Box<dyn std::any::Any> {
-        Box::new(super::interrupt::Interruptible::enter(exec.clone()))
     }
 }
 
