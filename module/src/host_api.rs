@@ -66,6 +66,17 @@ fn log_level(name: &str) -> Result<RedisLogLevel, String> {
 
 /// log(): a line in the Redis log. Another level is an error and writes nothing, as
 /// RedisGears 1.2's log() raised.
+/// Whether RG.ABORTEXECUTION asked the execution running on this thread to stop (code
+/// that computes a long time without calling Redis polls it).
+pub fn abort_requested() -> bool {
+    crate::launch::abort_requested_here()
+}
+
+/// The abort flag of the execution running on this thread, for a watchdog of the host.
+pub fn abort_flag() -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    crate::launch::current_abort_flag()
+}
+
 pub fn log(level: &str, message: &str) -> Result<(), String> {
     logging::log(log_level(level)?, format!("GEARS: {message}"));
     Ok(())

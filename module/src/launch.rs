@@ -116,7 +116,8 @@ pub struct Launch {
 }
 
 fn run_of(launch: Launch) -> Arc<Run> {
-    let peers: Arc<dyn Peers> = Arc::new(Alone);
+    static ALONE: OnceLock<Arc<dyn Peers>> = OnceLock::new();
+    let peers = ALONE.get_or_init(|| Arc::new(Alone)).clone();
     // Records of sync and async_local runs never leave their shard.
     let stages = match launch.mode {
         Mode::Sync | Mode::AsyncLocal => without_exchanges(launch.stages),

@@ -396,7 +396,7 @@ pub fn enter(py: Python<'_>) -> Watch<'_> {
             atomic: false,
             holds,
         },
-        crate::launch::current_abort_flag(),
+        crate::host_api::abort_flag(),
     );
     Watch { depth, _py: py }
 }

@@ -31,8 +31,18 @@ thread_local! {
     static FORCE_INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-pub fn set_force_inline(on: bool) {
-    FORCE_INLINE.with(|f| f.set(on));
+/// While it lives, registrations fired on this thread run inline when `on` (however the
+/// scope ends: a panic in between must not leave the main thread forcing it).
+pub struct ForceInline(bool);
+
+impl Drop for ForceInline {
+    fn drop(&mut self) {
+        FORCE_INLINE.with(|f| f.set(self.0));
+    }
+}
+
+pub fn force_inline(on: bool) -> ForceInline {
+    ForceInline(FORCE_INLINE.with(|f| f.replace(on)))
 }
 
 /// Where the event being dispatched on this thread comes from: its database, and the

@@ -109,7 +109,7 @@ impl GuestInstance {
         let mut store = Store::new(engine, HostState::new(cap));
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
         store.epoch_deadline_callback(|ctx| {
-            if crate::launch::abort_requested_here() {
+            if crate::host_api::abort_requested() {
                 return Err(Interrupted::Aborted.into());
             }
             // A guest computing on a worker must not keep other clients out.

@@ -86,15 +86,13 @@ fn run_hook(
             }));
         }
     };
-    crate::triggers::set_force_inline(inline);
-    let exec = crate::triggers::fire_then(
+    let _inline = crate::triggers::force_inline(inline);
+    crate::triggers::fire_then(
         hook,
         Box::new(VecReader::new(vec![record])),
         None,
         Some(&prepare),
-    );
-    crate::triggers::set_force_inline(false);
-    exec
+    )
 }
 
 /// Starts the hook chain of `command` called with `args` (`args[0]` is the command), if

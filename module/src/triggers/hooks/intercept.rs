@@ -60,9 +60,10 @@ pub fn run(
             override_reply: None,
         })
     });
-    crate::triggers::set_force_inline(inline);
-    let reply = call();
-    crate::triggers::set_force_inline(false);
+    let reply = {
+        let _inline = crate::triggers::force_inline(inline);
+        call()
+    };
     let Some(intercept) = INTERCEPT.with(|i| i.borrow_mut().take()) else {
         return (reply, Vec::new());
     };
