@@ -83,6 +83,7 @@ pub fn compile(
     let mut stages = Vec::new();
     let mut stage = Stage::empty();
     let mut group: Option<Group> = None;
+    let host = || host.ok_or_else(|| anyhow::anyhow!("a plan with user steps has no host"));
 
     // Fuses the pending group of host steps, ending before step `end`; with `combiner`
     // (the native step at `end` is its local half) when the host runs it inside: then
@@ -95,7 +96,7 @@ pub fn compile(
         let Some(g) = group.take() else {
             return Ok(false);
         };
-        let host = host.ok_or_else(|| anyhow::anyhow!("a plan with user steps has no host"))?;
+        let host = host()?;
         let combined = match combiner {
             Some(c) => host.fuse_combined(&g.steps, c, profile, sync)?,
             None => None,
@@ -134,10 +135,8 @@ pub fn compile(
             StepKind::Exchange(x) => {
                 flush(&mut group, &mut stage, i, None)?;
                 if let Exchange::Repartition(Some(by)) = x {
-                    let host =
-                        host.ok_or_else(|| anyhow::anyhow!("a plan with user steps has no host"))?;
                     let by = std::slice::from_ref(by);
-                    stage.extract = Some(host.fuse(by, OutputForm::Values, false, sync)?);
+                    stage.extract = Some(host()?.fuse(by, OutputForm::Values, false, sync)?);
                 }
                 stage.exchange = Some(x.clone());
                 stages.push(std::mem::replace(&mut stage, Stage::empty()));
@@ -190,105 +189,6 @@ mod tests {
         }
     }
 
-    /// A host that runs countby's local half inside its (identity) fused run.
-    struct CombiningHost(Mutex<Vec<Option<Combiner>>>);
-    /// Counts the records of each batch: the partials of a countby combiner.
-    struct CountEachBatch;
-    impl Operator for CountEachBatch {
-        fn push(&mut self, _: &mut RunCtx, b: Vec<Value>) -> Result<Vec<Value>, Stop> {
-            let mut counts: Vec<(Value, i64)> = Vec::new();
-            for v in b {
-                match counts.iter_mut().find(|(k, _)| *k == v) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((v, 1)),
-                }
-            }
-            Ok(counts
-                .into_iter()
-                .map(|(k, n)| Value::key_value(k, Value::Int(n)))
-                .collect())
-        }
-        fn finish(&mut self, _: &mut RunCtx) -> Result<Vec<Value>, Stop> {
-            Ok(vec![])
-        }
-        fn step_nanos(&self) -> Vec<u64> {
-            vec![0]
-        }
-    }
-    impl Host for CombiningHost {
-        fn name(&self) -> &'static str {
-            "combining"
-        }
-        fn fuse(
-            &self,
-            _: &[HostStep],
-            _: OutputForm,
-            _: bool,
-            _: bool,
-        ) -> anyhow::Result<Box<dyn Operator>> {
-            self.0.lock().unwrap().push(None);
-            Ok(Box::new(Nop))
-        }
-        fn fuse_combined(
-            &self,
-            _: &[HostStep],
-            c: Combiner,
-            _: bool,
-            _: bool,
-        ) -> anyhow::Result<Option<Box<dyn Operator>>> {
-            self.0.lock().unwrap().push(Some(c));
-            Ok((c == Combiner::CountBy).then(|| Box::new(CountEachBatch) as Box<dyn Operator>))
-        }
-    }
-
-    #[test]
-    fn a_combiner_runs_inside_the_fused_run_and_gives_the_same_counts() {
-        let steps = vec![
-            host("map"),
-            step(StepKind::Native(NativeStep::LocalCountBy)),
-            step(StepKind::Exchange(Exchange::Repartition(None))),
-            step(StepKind::Native(NativeStep::SumCountsBy)),
-        ];
-        let fake = Arc::new(CombiningHost(Mutex::new(vec![])));
-        let h: Arc<dyn Host> = fake.clone();
-        let mut stages = without_exchanges(compile(&steps, Some(&h), false, false).unwrap());
-        assert_eq!(*fake.0.lock().unwrap(), vec![Some(Combiner::CountBy)]);
-        let mut cx = RunCtx::new(false);
-        let words = |s: &str| s.split(' ').map(Value::str).collect::<Vec<_>>();
-        let mut out = Vec::new();
-        for batch in [words("a b a c"), words("b b d a")] {
-            let mut b = batch;
-            for op in stages[0].ops.iter_mut() {
-                b = op.push(&mut cx, b).unwrap();
-            }
-            out.extend(b);
-        }
-        for i in 0..stages[0].ops.len() {
-            let mut b = stages[0].ops[i].finish(&mut cx).unwrap();
-            for op in stages[0].ops[i + 1..].iter_mut() {
-                b = op.push(&mut cx, b).unwrap();
-            }
-            out.extend(b);
-        }
-        let counts: Vec<(String, i64)> = out
-            .iter()
-            .map(|r| match (r.get("key"), r.get("value")) {
-                (Some(Value::Str(k)), Some(Value::Int(n))) => (k.clone(), *n),
-                other => panic!("not a count: {other:?}"),
-            })
-            .collect();
-        let expect = [("a", 3), ("b", 3), ("c", 1), ("d", 1)];
-        assert_eq!(
-            counts,
-            expect.map(|(k, n)| (k.to_string(), n)).to_vec(),
-            "first-seen order and totals as the native countby"
-        );
-        // A host that cannot combine count() gets the native local half.
-        let steps = vec![host("map"), step(StepKind::Native(NativeStep::LocalCount))];
-        compile(&steps, Some(&h), false, false).unwrap();
-        assert_eq!(fake.0.lock().unwrap()[1..], [Some(Combiner::Count), None]);
-    }
-
     fn host(op: &'static str) -> Step {
         step(StepKind::Host(HostStep {
             op,
@@ -296,12 +196,7 @@ mod tests {
         }))
     }
     fn step(kind: StepKind) -> Step {
-        Step {
-            kind,
-            type_name: String::new(),
-            name: String::new(),
-            arg: String::new(),
-        }
+        Step::of(kind)
     }
 
     #[test]

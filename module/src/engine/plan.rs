@@ -142,6 +142,17 @@ pub struct Step {
 }
 
 impl Step {
+    /// A step with nothing to show in RG.GETEXECUTION (the engine's tests).
+    #[cfg(test)]
+    pub fn of(kind: StepKind) -> Step {
+        Step {
+            kind,
+            type_name: String::new(),
+            name: String::new(),
+            arg: String::new(),
+        }
+    }
+
     /// The step as RG.GETEXECUTION reports it, before it ran.
     pub fn report(&self) -> super::execution::StepReport {
         super::execution::StepReport {

@@ -625,18 +625,24 @@ impl Run {
         self.exec.set_entries(cx.entries);
         self.exec.set_fault(fault);
         let total_ms = started.map_or(0, |t| t.elapsed().as_millis() as u64);
-        if self.exec.record(
+        self.answer(self.exec.record(
             results,
             all_errors,
             status,
             total_ms,
             read_nanos / 1_000_000,
             step_nanos,
-        ) {
+        ));
+        self.run_then();
+    }
+
+    /// After `Execution::record`: if it recorded the outcome (the first one does), the
+    /// registry is trimmed, then the waiters are answered.
+    fn answer(&self, recorded: bool) {
+        if recorded {
             self.shell.after_record(&self.exec);
             self.exec.answer_waiters();
         }
-        self.run_then();
     }
 
     fn run_then(&self) {
@@ -655,18 +661,15 @@ impl Drop for Run {
         // A run that never got to its end (its job was lost, a peer never answered and
         // the run was let go) still ends its execution, so no client waits for ever.
         let finished = lock(&self.state).finished;
-        if !finished
-            && self.exec.record(
+        if !finished {
+            self.answer(self.exec.record(
                 Vec::new(),
                 vec!["the execution was dropped before it finished (a bug was caught)".into()],
                 Status::Done,
                 0,
                 0,
                 Vec::new(),
-            )
-        {
-            self.shell.after_record(&self.exec);
-            self.exec.answer_waiters();
+            ));
         }
     }
 }

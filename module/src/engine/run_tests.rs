@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use super::*;
-use crate::engine::compile::compile;
+use crate::engine::compile::{compile, without_exchanges};
 use crate::engine::execution::{Abort, RunAs};
-use crate::engine::plan::{NativeStep, Step, StepKind};
+use crate::engine::plan::{Combiner, HostStep, NativeStep, OutputForm, Step, StepKind};
 use crate::engine::pool::Pool;
 
 /// A shell whose jobs run on a pool of its own; counts what the runner gives back.
@@ -123,12 +123,7 @@ fn network(
 }
 
 fn step(kind: StepKind) -> Step {
-    Step {
-        kind,
-        type_name: String::new(),
-        name: String::new(),
-        arg: String::new(),
-    }
+    Step::of(kind)
 }
 
 /// countby over each shard's records: the counts repartition by key, then collect.
@@ -464,4 +459,123 @@ fn a_run_dropped_before_its_end_still_ends_its_execution() {
     drop(run);
     assert!(exec.status().is_finished());
     assert!(exec.state().errors[0].contains("dropped"));
+}
+
+/// A host whose fused runs pass records through; it runs countby's local half inside
+/// (one partial per distinct record of a batch), not count's.
+struct CombiningHost(Mutex<Vec<Option<Combiner>>>);
+
+struct Pass;
+
+impl Operator for Pass {
+    fn push(&mut self, _: &mut RunCtx, b: Vec<Value>) -> Result<Vec<Value>, Stop> {
+        Ok(b)
+    }
+    fn finish(&mut self, _: &mut RunCtx) -> Result<Vec<Value>, Stop> {
+        Ok(vec![])
+    }
+    fn step_nanos(&self) -> Vec<u64> {
+        vec![0]
+    }
+}
+
+/// Counts the records of each batch: the partials of a countby combiner.
+struct CountEachBatch;
+
+impl Operator for CountEachBatch {
+    fn push(&mut self, _: &mut RunCtx, b: Vec<Value>) -> Result<Vec<Value>, Stop> {
+        let mut counts: Vec<(Value, i64)> = Vec::new();
+        for v in b {
+            match counts.iter_mut().find(|(k, _)| *k == v) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((v, 1)),
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .map(|(k, n)| Value::key_value(k, Value::Int(n)))
+            .collect())
+    }
+    fn finish(&mut self, _: &mut RunCtx) -> Result<Vec<Value>, Stop> {
+        Ok(vec![])
+    }
+    fn step_nanos(&self) -> Vec<u64> {
+        vec![0]
+    }
+}
+
+impl Host for CombiningHost {
+    fn name(&self) -> &'static str {
+        "combining"
+    }
+    fn fuse(
+        &self,
+        _: &[HostStep],
+        _: OutputForm,
+        _: bool,
+        _: bool,
+    ) -> anyhow::Result<Box<dyn Operator>> {
+        self.0.lock().unwrap().push(None);
+        Ok(Box::new(Pass))
+    }
+    fn fuse_combined(
+        &self,
+        _: &[HostStep],
+        c: Combiner,
+        _: bool,
+        _: bool,
+    ) -> anyhow::Result<Option<Box<dyn Operator>>> {
+        self.0.lock().unwrap().push(Some(c));
+        Ok((c == Combiner::CountBy).then(|| Box::new(CountEachBatch) as Box<dyn Operator>))
+    }
+}
+
+#[test]
+fn a_combiner_runs_inside_the_fused_run_and_gives_the_same_counts() {
+    let user_step = || {
+        step(StepKind::Host(HostStep {
+            op: "map",
+            payload: Arc::new(()),
+        }))
+    };
+    let steps = vec![
+        user_step(),
+        step(StepKind::Native(NativeStep::LocalCountBy)),
+        step(StepKind::Exchange(Exchange::Repartition(None))),
+        step(StepKind::Native(NativeStep::SumCountsBy)),
+    ];
+    let fake = Arc::new(CombiningHost(Mutex::new(vec![])));
+    let h: Arc<dyn Host> = fake.clone();
+    let stages = without_exchanges(compile(&steps, Some(&h), false, false).unwrap());
+    assert_eq!(*fake.0.lock().unwrap(), vec![Some(Combiner::CountBy)]);
+    let exec = new_exec(1);
+    let words = "a b a c b b d a".split(' ').map(Value::str).collect();
+    let run = Run::new(
+        exec.clone(),
+        Box::new(VecReader::new(words)),
+        stages,
+        Some(h.clone()),
+        FakeShell::new(1, 4),
+        Arc::new(Alone),
+    );
+    run.work_here();
+    let st = exec.state();
+    let counts: Vec<(String, i64)> = st
+        .results
+        .iter()
+        .map(|r| match (r.get("key"), r.get("value")) {
+            (Some(Value::Str(k)), Some(Value::Int(n))) => (k.clone(), *n),
+            other => panic!("not a count: {other:?}"),
+        })
+        .collect();
+    let expect = [("a", 3), ("b", 3), ("c", 1), ("d", 1)];
+    assert_eq!(
+        counts,
+        expect.map(|(k, n)| (k.to_string(), n)).to_vec(),
+        "first-seen order and totals as the native countby"
+    );
+    // A host that cannot combine count() gets the native local half.
+    let steps = vec![user_step(), step(StepKind::Native(NativeStep::LocalCount))];
+    compile(&steps, Some(&h), false, false).unwrap();
+    assert_eq!(fake.0.lock().unwrap()[1..], [Some(Combiner::Count), None]);
 }
