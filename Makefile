@@ -83,6 +83,7 @@ bench-quick:
 # One cargo call per package: together, features unify across both and the shared
 # dependencies would be checked a second time, in another feature set.
 lint: setup
+	@for c in clippy rustfmt; do rustup component list --installed | grep -q "^$$c-" || rustup component add $$c; done
 	cargo fmt --all -- --check
 	cargo clippy --release -p redisgears-rs -- -D warnings
 	cargo clippy --release -p gears-guest-sdk -- -D warnings
