@@ -1,5 +1,5 @@
-"""Events chained on the writes of sync triggers (SPEC.md, KeysReader: "A sync trigger's own
-writes reach the registrations on the keys and streams it wrote").
+"""Events chained on the writes of sync triggers: a sync trigger's own writes reach the
+registrations on the keys and streams it wrote.
 
 Redis does not notify a module's notification callback about the writes made inside it, so
 a sync trigger that XADDs to a stream never woke the stream's registration, and its SETs

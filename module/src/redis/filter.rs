@@ -1,6 +1,6 @@
 //! The raw command filter: rewrites an intercepted `CMD args...` into
 //! `RG.INNERHOOK CMD args...`, a module command that can block its own client (a keyspace
-//! notification cannot, PITFALLS.md).
+//! notification runs with a temporary context whose client cannot be blocked).
 //!
 //! It knows nothing of registrations: whether a command is intercepted is a predicate
 //! given at load. It lets through untouched what must reach the real command: calls the
