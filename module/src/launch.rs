@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use crate::config::{self, Key};
 use crate::engine::compile::{without_exchanges, Stage};
 use crate::engine::execution::{ExecState, Execution, Status};
-use crate::engine::plan::{Host, Mode};
+use crate::engine::plan::{Mode, Plan};
 use crate::engine::reader::Reader;
 use crate::engine::registry::Limits;
 pub use crate::engine::run::Then;
@@ -103,14 +103,15 @@ pub fn abort_requested_here() -> bool {
     })
 }
 
-/// One compiled execution, ready to start on this shard.
+/// One compiled execution of a plan, ready to start on this shard.
 pub struct Launch {
     pub exec: Arc<Execution>,
+    pub plan: Arc<Plan>,
     pub reader: Box<dyn Reader>,
     pub stages: Vec<Stage>,
-    pub mode: Mode,
-    /// The host of the plan's user steps.
-    pub host: Option<Arc<dyn Host>>,
+    /// Runs here and now whatever the plan's mode (an event inside MULTI, a full queue):
+    /// its records stay on this shard.
+    pub inline: bool,
     /// Runs once the execution has ended, on the thread that ended it.
     pub then: Option<Then>,
 }
@@ -119,15 +120,15 @@ fn run_of(launch: Launch) -> Arc<Run> {
     static ALONE: OnceLock<Arc<dyn Peers>> = OnceLock::new();
     let peers = ALONE.get_or_init(|| Arc::new(Alone)).clone();
     // Records of sync and async_local runs never leave their shard.
-    let stages = match launch.mode {
-        Mode::Sync | Mode::AsyncLocal => without_exchanges(launch.stages),
-        Mode::Async => launch.stages,
+    let stages = match launch.plan.mode {
+        Mode::Async if !launch.inline => launch.stages,
+        _ => without_exchanges(launch.stages),
     };
     let run = Run::new(
         launch.exec,
         launch.reader,
         stages,
-        launch.host,
+        launch.plan.host.clone(),
         shell(),
         peers,
     );
@@ -147,24 +148,38 @@ pub fn submit(launch: Launch) {
     run_of(launch).spawn();
 }
 
-/// Runs an execution on the worker pool, compiling its stages there (compiling a Python
-/// plan takes the GIL, which the main thread must not wait for).
+/// Runs an execution of `plan` on the worker pool, compiling its stages there (compiling
+/// a Python plan takes the GIL, which the main thread must not wait for). `before` runs
+/// first, on the worker.
 pub fn submit_compiled(
     exec: Arc<Execution>,
+    plan: Arc<Plan>,
     reader: Box<dyn Reader>,
-    mode: Mode,
-    host: Option<Arc<dyn Host>>,
     then: Option<Then>,
-    stages: impl FnOnce() -> anyhow::Result<Vec<Stage>> + Send + 'static,
+    before: impl FnOnce() + Send + 'static,
 ) {
-    globals().pool.submit(move || match stages() {
+    globals().pool.submit(move || {
+        before();
+        let profile = config::get(Key::ProfileExecutions) == 1;
+        compile_and_run(exec, plan, reader, then, profile)
+    });
+}
+
+fn compile_and_run(
+    exec: Arc<Execution>,
+    plan: Arc<Plan>,
+    reader: Box<dyn Reader>,
+    then: Option<Then>,
+    profile: bool,
+) {
+    match plan.compile(profile, false) {
         Ok(stages) => {
             let run = run_of(Launch {
                 exec,
+                plan,
                 reader,
                 stages,
-                mode,
-                host,
+                inline: false,
                 then,
             });
             // Already on a worker: no need to queue again.
@@ -177,7 +192,34 @@ pub fn submit_compiled(
                 lock::release_slice();
             }
         }
-    });
+    }
+}
+
+/// Compiles and runs an execution of `plan` here, on this thread, whatever the plan's
+/// mode (its records stay on this shard).
+pub fn run_plan_here(
+    exec: Arc<Execution>,
+    plan: Arc<Plan>,
+    reader: Box<dyn Reader>,
+    then: Option<Then>,
+) {
+    let profile = config::get(Key::ProfileExecutions) == 1;
+    match plan.compile(profile, true) {
+        Ok(stages) => run_here(Launch {
+            exec,
+            plan,
+            reader,
+            stages,
+            inline: true,
+            then,
+        }),
+        Err(e) => {
+            fail(&exec, format!("{e:#}"));
+            if let Some(then) = then {
+                then(&exec);
+            }
+        }
+    }
 }
 
 /// Ends an execution that could not start (its plan did not compile).

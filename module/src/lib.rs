@@ -111,6 +111,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ));
         engine::fault::arm(point);
     }
+    if std::env::var("GEARS_TEST_PLAN_TRAVEL").as_deref() == Ok("1") {
+        ctx.log_warning("every plan goes through its bytes (GEARS_TEST_PLAN_TRAVEL)");
+        engine::plan_codec::travel_always();
+    }
     redis::fast::init(ctx);
     redis::lock::set_slice_micros(config::get(config::Key::LockSliceMicros) as u64);
     let python = config::get(config::Key::PythonEnabled) == 1;

@@ -57,7 +57,7 @@ pub fn start(
     command: &str,
 ) -> Result<Answer, String> {
     let exec = job.exec.clone();
-    if job.mode == Mode::Sync {
+    if job.plan.mode == Mode::Sync {
         run_here(job);
         if unblocking {
             return Ok(Answer::Reply(Value::str(exec.id.as_str())));

@@ -144,10 +144,10 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
     };
     let job = Launch {
         exec: run.exec,
+        plan: run.plan,
         reader: run.reader,
         stages: run.stages,
-        mode: run.mode,
-        host: Some(run.host),
+        inline: false,
         then: None,
     };
     start(ctx, job, opts.unblocking, "RG.PYEXECUTE")

@@ -31,7 +31,7 @@ fn data(r: &Registration) -> Value {
         .collect();
     let mut fields = vec![
         s("mode"),
-        s(r.mode.as_str()),
+        s(r.plan.mode.as_str()),
         s("numTriggered"),
         Value::Int(st.triggered as i64),
         s("numSuccess"),
@@ -69,11 +69,11 @@ pub fn dump_registrations(_ctx: &Context, args: &[RedisString]) -> Result<Answer
                 Value::str("reader"),
                 Value::str(r.trigger.reader()),
                 Value::str("desc"),
-                r.desc.clone().map_or(Value::Nil, Value::Str),
+                r.plan.desc.clone().map_or(Value::Nil, Value::Str),
                 Value::str("RegistrationData"),
                 data(r),
                 Value::str("PD"),
-                Value::str(r.plan_text.as_str()),
+                Value::Str(r.plan.text()),
                 Value::str("ExecutionThreadPool"),
                 Value::str("DefaultPool"),
             ])

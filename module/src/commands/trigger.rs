@@ -29,7 +29,7 @@ fn run_trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
             .map(|a| Value::from_redis_bytes(a.as_slice()))
             .collect(),
     );
-    if reg.mode != Mode::Sync && !can_block(ctx) {
+    if reg.plan.mode != Mode::Sync && !can_block(ctx) {
         return Err(
             "ERR can not run a non-sync execution inside MULTI, a script, or a call from a module or a recipe"
                 .into(),

@@ -1,19 +1,21 @@
 //! RG.WASMUPLOAD, RG.WASMRUN, RG.WASMLIST, RG.WASMDELETE (and RG.INNERWASM, which carries
 //! an upload to replicas and the AOF with its registration ids).
 
+use std::sync::Arc;
+
 use redis_module::{Context, ContextFlags, RedisString};
 
 use super::{arity, internal_only, ok, run_as, start, text, Answer};
 use crate::config::{self, Key};
-use crate::engine::compile::compile;
 use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
 use crate::globals::globals;
 use crate::launch::Launch;
+use crate::plans::readers::reader_of;
 use crate::redis::blocked::can_block;
 use crate::redis::offload::offload;
-use crate::wasm::{described, fused, guests};
+use crate::wasm::{described, guests};
 
 fn replicate_upload(
     ctx: &Context,
@@ -153,31 +155,29 @@ pub fn run(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     let job = program
         .job(&job_name)
         .ok_or_else(|| format!("ERR guest '{name}' has no job '{job_name}'"))?;
-    let mode = described::mode(job).map_err(|e| format!("ERR {e}"))?;
-    if mode != Mode::Sync && !can_block(ctx) {
+    let plan = described::job_plan(&program, job, run_args).map_err(|e| format!("ERR {e}"))?;
+    if plan.mode != Mode::Sync && !can_block(ctx) {
         return Err(
             "ERR an async job can not run inside MULTI, a script, or a call from a module or a recipe"
                 .into(),
         );
     }
-    let steps = described::steps(&program, job).map_err(|e| format!("ERR {e}"))?;
-    let reader = described::job_reader(&program, job, run_args).map_err(|e| format!("ERR {e}"))?;
+    let reader = reader_of(&plan).map_err(|e| format!("ERR {e:#}"))?;
     let profile = config::get(Key::ProfileExecutions) == 1;
-    let stages = compile(&steps, Some(&fused::host()), profile, mode == Mode::Sync)
+    let stages = plan
+        .compile(profile, plan.mode == Mode::Sync)
         .map_err(|e| format!("ERR {e:#}"))?;
-    let reports = steps.iter().map(|s| s.report()).collect();
     // A job acts for the guest's owner and for the client that runs it: both must be
     // allowed every call (neither gains the other's permissions).
     let client = run_as(ctx)?;
     let acting = RunAs::new(&program.owner.user, client.db).invoked_by(Some(client.user));
-    let exec = globals().registry.create(None, reports, acting);
-    exec.keep_alive(Box::new(program.clone()));
+    let exec = globals().registry.create(None, plan.reports(), acting);
     let job = Launch {
         exec,
+        plan: Arc::new(plan),
         reader,
         stages,
-        mode,
-        host: Some(fused::host()),
+        inline: false,
         then: None,
     };
     start(ctx, job, unblocking, "RG.WASMRUN")

@@ -151,28 +151,19 @@ pub fn compile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::operator::{RunCtx, Stop};
+    use crate::engine::operator::Pass;
     use crate::engine::plan::NativeStep;
     use crate::engine::value::Value;
     use std::sync::Mutex;
 
     /// A host that records the groups it was asked to fuse.
     struct FakeHost(Mutex<Vec<(Vec<&'static str>, OutputForm)>>);
-    struct Nop;
-    impl Operator for Nop {
-        fn push(&mut self, _: &mut RunCtx, b: Vec<Value>) -> Result<Vec<Value>, Stop> {
-            Ok(b)
-        }
-        fn finish(&mut self, _: &mut RunCtx) -> Result<Vec<Value>, Stop> {
-            Ok(vec![])
-        }
-        fn step_nanos(&self) -> Vec<u64> {
-            vec![]
-        }
-    }
     impl Host for FakeHost {
         fn name(&self) -> &'static str {
             "fake"
+        }
+        fn reference(&self) -> anyhow::Result<Value> {
+            Ok(Value::Nil)
         }
         fn fuse(
             &self,
@@ -185,14 +176,14 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push((s.iter().map(|h| h.op).collect(), o));
-            Ok(Box::new(Nop))
+            Ok(Box::new(Pass))
         }
     }
 
     fn host(op: &'static str) -> Step {
         step(StepKind::Host(HostStep {
             op,
-            payload: Arc::new(()),
+            args: Vec::new(),
         }))
     }
     fn step(kind: StepKind) -> Step {

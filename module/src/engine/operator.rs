@@ -53,3 +53,20 @@ pub trait Operator: Send {
     /// Nanoseconds spent in each step this operator covers (zeros unless profiling).
     fn step_nanos(&self) -> Vec<u64>;
 }
+
+/// An operator that passes its batches through (the engine's tests).
+#[cfg(test)]
+pub struct Pass;
+
+#[cfg(test)]
+impl Operator for Pass {
+    fn push(&mut self, _: &mut RunCtx, batch: Vec<Value>) -> Result<Vec<Value>, Stop> {
+        Ok(batch)
+    }
+    fn finish(&mut self, _: &mut RunCtx) -> Result<Vec<Value>, Stop> {
+        Ok(Vec::new())
+    }
+    fn step_nanos(&self) -> Vec<u64> {
+        vec![0]
+    }
+}

@@ -1,10 +1,15 @@
-//! A Plan: what a front end (Python, later Wasm) asks the engine to run.
+//! A Plan: what a front end (Python, Wasm) asks the engine to run, as a value. Its reader
+//! and steps are plain data; user code is referred to by index into the front end's code,
+//! which the plan's host holds. `plan_codec` turns a plan into bytes and back.
 
 use std::any::Any;
 use std::sync::Arc;
 
+use super::compile::{compile, Stage};
+use super::execution::StepReport;
 use super::operator::Operator;
 use super::reader::Reader;
+use super::value::Value;
 
 /// How an execution is scheduled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,14 +40,43 @@ impl Mode {
     }
 }
 
+/// An argument of a plan's reader or host step: user code, by its index in the code the
+/// plan's host holds (a Python object, a guest callback), or a plain value.
+#[derive(Clone, Debug)]
+pub enum PlanArg {
+    Code(u32),
+    Value(Value),
+}
+
+/// The primitive operations a host runs (what `plans::expand` makes of the builders').
+pub const HOST_OPS: &[&str] = &[
+    "map",
+    "flatmap",
+    "filter",
+    "foreach",
+    "accumulate",
+    "localgroupby",
+    "batchgroupby_local",
+    "aggregate_local",
+    "aggregateby_local",
+    "aggregateby_global",
+];
+
 /// One step that runs user code in a language host. The engine only groups such steps
 /// and hands each group back to its host to be fused into one operator.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HostStep {
-    /// The primitive operation the host runs (e.g. "map", "localgroupby").
+    /// The primitive operation the host runs (one of `HOST_OPS`).
     pub op: &'static str,
-    /// The host's own data for the step (for Python: the callables).
-    pub payload: Arc<dyn Any + Send + Sync>,
+    pub args: Vec<PlanArg>,
+}
+
+impl HostStep {
+    /// The step running `op`, if it is one of `HOST_OPS`.
+    pub fn new(op: &str, args: Vec<PlanArg>) -> Option<HostStep> {
+        let op = HOST_OPS.iter().find(|o| **o == op)?;
+        Some(HostStep { op, args })
+    }
 }
 
 /// What a fused host run must hand to the operator after it.
@@ -113,7 +147,7 @@ impl NativeStep {
 }
 
 /// Where records move between stages.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum Exchange {
     /// Every record to the shard that started the execution.
     Collect,
@@ -122,7 +156,7 @@ pub enum Exchange {
     Repartition(Option<HostStep>),
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum StepKind {
     Host(HostStep),
     Native(NativeStep),
@@ -130,7 +164,7 @@ pub enum StepKind {
 }
 
 /// One step of a plan with the text RG.GETEXECUTION shows for it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Step {
     pub kind: StepKind,
     /// RG.GETEXECUTION 'type', e.g. "MapStep".
@@ -154,8 +188,8 @@ impl Step {
     }
 
     /// The step as RG.GETEXECUTION reports it, before it ran.
-    pub fn report(&self) -> super::execution::StepReport {
-        super::execution::StepReport {
+    pub fn report(&self) -> StepReport {
+        StepReport {
             type_name: self.type_name.clone(),
             name: self.name.clone(),
             arg: self.arg.clone(),
@@ -164,10 +198,15 @@ impl Step {
     }
 }
 
-/// A language host able to fuse its consecutive steps into one operator.
+/// A language host over one plan's code: it fuses the plan's consecutive host steps into
+/// one operator, builds the readers that call user code, and names its code for another
+/// shard.
 pub trait Host: Send + Sync {
-    /// Name used in statistics ("python").
+    /// Name used in statistics and in a plan's bytes ("python", "wasm").
     fn name(&self) -> &'static str;
+    /// The front end's reference to the code, as a value another shard resolves to a host
+    /// of its own (a guest's name and content hash; a Python plan's pickled objects).
+    fn reference(&self) -> anyhow::Result<Value>;
     /// One operator running `steps` in order over a batch at a time.
     fn fuse(
         &self,
@@ -188,6 +227,16 @@ pub trait Host: Send + Sync {
     ) -> anyhow::Result<Option<Box<dyn Operator>>> {
         Ok(None)
     }
+    /// The reader of `spec` when it calls this host's code (a Python generator, a guest's
+    /// GeneratorReader); None for a reader that needs no user code. `first_step_native`:
+    /// the records go to a native step first (so they must be plain values).
+    fn reader(
+        &self,
+        _spec: &ReaderSpec,
+        _first_step_native: bool,
+    ) -> anyhow::Result<Option<Box<dyn Reader>>> {
+        Ok(None)
+    }
     /// Prepares a pool worker to run `exec`'s steps (e.g. makes its code interruptible
     /// by RG.ABORTEXECUTION); undone when the returned guard drops.
     fn enter_worker(&self, _exec: &Arc<super::execution::Execution>) -> Box<dyn Any> {
@@ -195,13 +244,69 @@ pub trait Host: Send + Sync {
     }
 }
 
-/// A reader and a list of steps, ready to be compiled into stages.
+/// A reader by name with its named arguments (RG.DUMPREGISTRATIONS / run() names).
+#[derive(Clone, Debug)]
+pub struct ReaderSpec {
+    pub name: String,
+    pub args: Vec<(String, PlanArg)>,
+}
+
+impl ReaderSpec {
+    pub fn new(name: impl Into<String>) -> ReaderSpec {
+        ReaderSpec {
+            name: name.into(),
+            args: Vec::new(),
+        }
+    }
+
+    pub fn arg(&self, name: &str) -> Option<&PlanArg> {
+        self.args.iter().find(|(n, _)| n == name).map(|(_, a)| a)
+    }
+
+    /// Sets (or replaces) an argument.
+    pub fn set(&mut self, name: &str, arg: PlanArg) {
+        match self.args.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = arg,
+            None => self.args.push((name.to_string(), arg)),
+        }
+    }
+}
+
+/// What to run: a reader, steps, a mode, and the host of the front end's code. Built once
+/// per run() / job / registration by its front end; executions compile it into stages.
+#[derive(Clone)]
 pub struct Plan {
-    pub reader: Box<dyn Reader>,
-    /// RG.GETEXECUTION / RG.DUMPREGISTRATIONS name of the reader.
-    pub reader_name: String,
+    pub reader: ReaderSpec,
     pub steps: Vec<Step>,
     pub mode: Mode,
-    pub host: Option<Arc<dyn Host>>,
+    /// register()'s desc.
     pub desc: Option<String>,
+    /// The host of the plan's user code (None for a plan of native steps only).
+    pub host: Option<Arc<dyn Host>>,
+}
+
+impl Plan {
+    /// The stages of one execution (fresh operators: each execution owns its own).
+    pub fn compile(&self, profile: bool, sync: bool) -> anyhow::Result<Vec<Stage>> {
+        compile(&self.steps, self.host.as_ref(), profile, sync)
+    }
+
+    /// The steps as RG.GETEXECUTION reports them before they ran.
+    pub fn reports(&self) -> Vec<StepReport> {
+        self.steps.iter().map(Step::report).collect()
+    }
+
+    /// The step types joined by arrows (RG.DUMPREGISTRATIONS 'PD').
+    pub fn text(&self) -> String {
+        self.steps
+            .iter()
+            .map(|s| s.type_name.as_str())
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    }
+
+    /// Whether the reader's records go to a native step that reads them first.
+    pub fn first_step_native(&self) -> bool {
+        matches!(self.steps.first().map(|s| &s.kind), Some(StepKind::Native(n)) if n.inspects_records())
+    }
 }

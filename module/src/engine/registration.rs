@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::plan::{Host, Mode, Step};
+use super::execution::RunAs;
+use super::plan::Plan;
 use super::value::Value;
 
 /// RG.DUMPREGISTRATIONS statistics.
@@ -35,18 +36,22 @@ pub trait Trigger: Send + Sync {
     fn as_any(&self) -> &dyn std::any::Any;
 }
 
+/// The front end that made a registration, by the name it has there.
+pub enum Owner {
+    /// A Python session, by id.
+    Session(String),
+    /// A Wasm guest, by name.
+    Guest(String),
+}
+
 pub struct Registration {
     pub id: String,
-    pub desc: Option<String>,
-    pub mode: Mode,
+    /// What each event runs (its mode, desc, reader spec and steps).
+    pub plan: Arc<Plan>,
     pub trigger: Arc<dyn Trigger>,
-    pub steps: Vec<Step>,
-    pub host: Option<Arc<dyn Host>>,
     /// Whom its executions act for: its owner (the user that registered it) and the
     /// database it was registered in (a keyspace or command event's own database wins).
-    pub run_as: super::execution::RunAs,
-    /// Plan text (RG.DUMPREGISTRATIONS 'PD').
-    pub plan_text: String,
+    pub run_as: RunAs,
     /// Owner (the Python session id), if any.
     pub session: Option<String>,
     /// Owner (the Wasm guest's name), if any.
@@ -57,10 +62,46 @@ pub struct Registration {
     pub stats: Mutex<Stats>,
     pub paused: AtomicBool,
     /// Host resources the registration keeps alive (the Python session).
-    pub keep_alive: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
+    resources: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
 }
 
 impl Registration {
+    /// A registration of `plan` on `trigger`, made by `owner`'s `index`th register() call
+    /// (or described registration), acting as `run_as`.
+    pub fn new(
+        id: String,
+        plan: Plan,
+        trigger: Arc<dyn Trigger>,
+        run_as: RunAs,
+        owner: Owner,
+        index: usize,
+    ) -> Registration {
+        let (session, guest) = match owner {
+            Owner::Session(s) => (Some(s), None),
+            Owner::Guest(g) => (None, Some(g)),
+        };
+        Registration {
+            id,
+            plan: Arc::new(plan),
+            trigger,
+            run_as,
+            session,
+            guest,
+            session_index: index,
+            stats: Default::default(),
+            paused: Default::default(),
+            resources: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Keeps a host resource alive as long as the registration.
+    pub fn keep_alive(&self, resource: Box<dyn std::any::Any + Send>) {
+        self.resources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(resource);
+    }
+
     pub fn stats(&self) -> MutexGuard<'_, Stats> {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }

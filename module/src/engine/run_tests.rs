@@ -11,6 +11,7 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 use super::*;
 use crate::engine::compile::{compile, without_exchanges};
 use crate::engine::execution::{Abort, RunAs};
+use crate::engine::operator::Pass;
 use crate::engine::plan::{Combiner, HostStep, NativeStep, OutputForm, Step, StepKind};
 use crate::engine::pool::Pool;
 
@@ -465,20 +466,6 @@ fn a_run_dropped_before_its_end_still_ends_its_execution() {
 /// (one partial per distinct record of a batch), not count's.
 struct CombiningHost(Mutex<Vec<Option<Combiner>>>);
 
-struct Pass;
-
-impl Operator for Pass {
-    fn push(&mut self, _: &mut RunCtx, b: Vec<Value>) -> Result<Vec<Value>, Stop> {
-        Ok(b)
-    }
-    fn finish(&mut self, _: &mut RunCtx) -> Result<Vec<Value>, Stop> {
-        Ok(vec![])
-    }
-    fn step_nanos(&self) -> Vec<u64> {
-        vec![0]
-    }
-}
-
 /// Counts the records of each batch: the partials of a countby combiner.
 struct CountEachBatch;
 
@@ -508,6 +495,9 @@ impl Host for CombiningHost {
     fn name(&self) -> &'static str {
         "combining"
     }
+    fn reference(&self) -> anyhow::Result<Value> {
+        Ok(Value::Nil)
+    }
     fn fuse(
         &self,
         _: &[HostStep],
@@ -535,7 +525,7 @@ fn a_combiner_runs_inside_the_fused_run_and_gives_the_same_counts() {
     let user_step = || {
         step(StepKind::Host(HostStep {
             op: "map",
-            payload: Arc::new(()),
+            args: Vec::new(),
         }))
     };
     let steps = vec![

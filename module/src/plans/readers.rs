@@ -4,10 +4,26 @@
 
 use super::args::{flag_or, number_or, text_or, Args};
 use super::validate::{self, MAX_COUNT};
+use crate::engine::plan::Plan;
 use crate::engine::reader::Reader;
 use crate::globals::globals;
 use crate::readers::keys::{KeysReader, RecordShape};
 use crate::readers::{shards::ShardsIdReader, stream::StreamReader};
+
+/// The reader of one execution of `plan`: a native one, or its host's when the reader
+/// calls user code.
+pub fn reader_of(plan: &Plan) -> anyhow::Result<Box<dyn Reader>> {
+    if let Some(reader) =
+        native_reader(&plan.reader.name, &plan.reader).map_err(anyhow::Error::msg)?
+    {
+        return Ok(reader);
+    }
+    let by_host = match &plan.host {
+        Some(host) => host.reader(&plan.reader, plan.first_step_native())?,
+        None => None,
+    };
+    by_host.ok_or_else(|| anyhow::anyhow!("reader {} does not support run()", plan.reader.name))
+}
 
 /// The reader `name` over `args`, or None when the front end must build it.
 pub fn native_reader(name: &str, args: &dyn Args) -> Result<Option<Box<dyn Reader>>, String> {
@@ -54,7 +70,9 @@ fn allowed_args(reader: &str) -> Option<&'static [&'static str]> {
         "KeysReader" => &["pattern", "noScan", "readValue"],
         "KeysOnlyReader" => &["pattern", "count", "noScan", "patternGenerator"],
         "StreamReader" => &["key", "fromId"],
-        "PythonReader" | "GeneratorReader" => &["generator"],
+        "PythonReader" => &["generator"],
+        // A guest's generator, and the arguments RG.WASMRUN hands it.
+        "GeneratorReader" => &["generator", "args"],
         "ShardsIDReader" | "CommandReader" | "TimeReader" => &[],
         _ => return None,
     })

@@ -1,29 +1,45 @@
-//! Turning the steps a GearsBuilder recorded into engine steps (plans::expand), with
-//! Python callables as the step arguments.
+//! The Python front end's plan, built in this one place: what a GearsBuilder recorded (its
+//! reader and arguments, its operations, the run() / register() options) as an engine
+//! Plan. The callables and values its steps and reader take become the plan's objects,
+//! which its host holds; the plan refers to them by index.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
-use super::fused::PyStepArgs;
-use crate::engine::plan::{HostStep, Step};
+use super::convert::to_value;
+use super::host::PythonHost;
+use crate::config::{self, Key};
+use crate::engine::plan::{HostStep, Mode, Plan, PlanArg, ReaderSpec};
+use crate::engine::value::Value;
 use crate::plans::expand::{expand, Op, StepSource};
 
-struct PySource<'py> {
-    py: Python<'py>,
+/// The objects of a plan being built.
+#[derive(Default)]
+struct Objects(RefCell<Vec<Py<PyAny>>>);
+
+impl Objects {
+    fn add(&self, obj: &Bound<'_, PyAny>) -> PlanArg {
+        let mut objects = self.0.borrow_mut();
+        objects.push(obj.clone().unbind());
+        PlanArg::Code(objects.len() as u32 - 1)
+    }
 }
 
-impl<'py> StepSource for PySource<'py> {
+struct PySource<'o, 'py> {
+    _py: Python<'py>,
+    objects: &'o Objects,
+}
+
+impl<'py> StepSource for PySource<'_, 'py> {
     type Arg = Bound<'py, PyAny>;
 
     fn host_step(&self, op: &'static str, args: Vec<Self::Arg>) -> Result<HostStep, String> {
-        let tuple = PyTuple::new(self.py, args).map_err(|e| e.to_string())?;
-        Ok(HostStep {
-            op,
-            payload: Arc::new(PyStepArgs(tuple.unbind())),
-        })
+        let args = args.iter().map(|a| self.objects.add(a)).collect();
+        Ok(HostStep { op, args })
     }
 
     fn describe(&self, arg: Option<&Self::Arg>) -> (String, String) {
@@ -118,12 +134,93 @@ fn op_of<'py>(op: &str, args: &Bound<'py, PyTuple>) -> PyResult<Op<Bound<'py, Py
     })
 }
 
-/// Engine steps for the recorded `(op, args)` list.
-pub fn build(py: Python<'_>, recorded: &Bound<'_, PyList>) -> PyResult<Vec<Step>> {
+/// An option of run() / register(), or `default` when missing or None.
+pub fn option<'py, T: FromPyObjectOwned<'py>>(
+    options: &Bound<'py, PyDict>,
+    name: &str,
+    default: T,
+) -> PyResult<T> {
+    match options.get_item(name)? {
+        Some(v) if !v.is_none() => v.extract::<T>().map_err(|_| {
+            PyTypeError::new_err(format!("reader argument '{name}' has the wrong type"))
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// The `mode` option of run() and register() (default async).
+fn mode_of(options: &Bound<'_, PyDict>) -> PyResult<Mode> {
+    let text: String = option(options, "mode", "async".to_string())?;
+    Mode::parse(&text).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown execution mode '{text}' (sync, async or async_local)"
+        ))
+    })
+}
+
+/// The reader arguments as a spec: functions become objects of the plan, the rest values.
+fn reader_spec(name: &str, args: &Bound<'_, PyDict>, objects: &Objects) -> PyResult<ReaderSpec> {
+    let mut spec = ReaderSpec::new(name);
+    for (k, v) in args.iter() {
+        let k: String = k.extract().unwrap_or_else(|_| format!("{k}"));
+        let arg = if v.is_callable() {
+            objects.add(&v)
+        } else {
+            PlanArg::Value(to_value(&v))
+        };
+        spec.set(&k, arg);
+    }
+    // The readers that call Python need a function where they call it.
+    let code = |name: &str| matches!(spec.arg(name), Some(PlanArg::Code(_)));
+    let given = |name: &str| {
+        spec.arg(name)
+            .is_some_and(|a| !matches!(a, PlanArg::Value(Value::Nil)))
+    };
+    match name {
+        "PythonReader" if !code("generator") => Err(PyTypeError::new_err(
+            "PythonReader needs a generator function",
+        )),
+        "KeysOnlyReader" if given("patternGenerator") && !code("patternGenerator") => {
+            Err(PyTypeError::new_err("patternGenerator must be callable"))
+        }
+        _ => Ok(spec),
+    }
+}
+
+/// The plan of a run() or register(): `reader` over `reader_args`, the recorded
+/// `(op, args)` list, and the options (mode, desc, convertToStr).
+pub fn plan(
+    py: Python<'_>,
+    reader: &str,
+    reader_args: &Bound<'_, PyDict>,
+    recorded: &Bound<'_, PyList>,
+    options: &Bound<'_, PyDict>,
+) -> PyResult<Plan> {
+    let mode = mode_of(options)?;
+    let objects = Objects::default();
     let mut ops = Vec::with_capacity(recorded.len());
     for item in recorded.iter() {
         let (op, args): (String, Bound<'_, PyTuple>) = item.extract()?;
         ops.push(op_of(&op, &args)?);
     }
-    expand(&PySource { py }, ops).map_err(PyValueError::new_err)
+    let steps = expand(
+        &PySource {
+            _py: py,
+            objects: &objects,
+        },
+        ops,
+    )
+    .map_err(PyValueError::new_err)?;
+    let reader = reader_spec(reader, reader_args, &objects)?;
+    let desc: Option<String> = option(options, "desc", None)?;
+    let plain_strings = option(options, "convertToStr", false)?;
+    let traceback = config::get(Key::PythonAttemptTraceback) == 1;
+    let host = PythonHost::new(objects.0.into_inner(), traceback, plain_strings);
+    Ok(Plan {
+        reader,
+        steps,
+        mode,
+        desc,
+        host: Some(Arc::new(host)),
+    })
 }

@@ -1,6 +1,4 @@
-//! The Python host: runs a fused run of consecutive Python steps, one GIL entry per batch.
-
-use std::sync::Arc;
+//! A fused run of consecutive Python steps: one GIL entry per batch.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -9,90 +7,45 @@ use super::convert::{describe_error, host, to_py, to_reply, to_value};
 use super::errors::ExecutionAborted;
 use super::shim;
 use super::watchdog;
-use crate::engine::execution::Execution;
 use crate::engine::operator::{Operator, RunCtx, Stop};
-use crate::engine::plan::{Combiner, Host, HostStep, OutputForm};
+use crate::engine::plan::{Combiner, OutputForm};
 use crate::engine::value::Value;
 
-/// The payload of a Python step: its arguments (callables and values).
-pub struct PyStepArgs(pub Py<PyTuple>);
-
-pub struct PythonHost {
+/// How a fused run is set up.
+pub struct Options {
+    pub output: OutputForm,
+    /// The local half of a two-phase aggregate run as the run's last sink.
+    pub combiner: Option<Combiner>,
+    pub profile: bool,
+    pub sync: bool,
     pub traceback: bool,
     /// convertToStr: final strings are plain bulk replies, never status or error replies.
     pub plain_strings: bool,
 }
 
-impl Host for PythonHost {
-    fn name(&self) -> &'static str {
-        "python"
+/// One FusedRun of the shim over `steps` (a list of `(op, args)`, `count` of them).
+pub fn operator(
+    py: Python<'_>,
+    steps: Bound<'_, PyList>,
+    count: usize,
+    o: Options,
+) -> anyhow::Result<Box<dyn Operator>> {
+    let options = PyDict::new(py);
+    options.set_item("profile", o.profile)?;
+    options.set_item("traceback", o.traceback)?;
+    options.set_item("sync", o.sync)?;
+    if let Some(c) = o.combiner {
+        options.set_item("combine", c.as_str())?;
     }
-
-    fn fuse(
-        &self,
-        steps: &[HostStep],
-        output: OutputForm,
-        profile: bool,
-        sync: bool,
-    ) -> anyhow::Result<Box<dyn Operator>> {
-        self.fused(steps, output, None, profile, sync)
-    }
-
-    fn fuse_combined(
-        &self,
-        steps: &[HostStep],
-        combiner: Combiner,
-        profile: bool,
-        sync: bool,
-    ) -> anyhow::Result<Option<Box<dyn Operator>>> {
-        // Partials are plain values (dicts of str keys, ints) for the native fold.
-        self.fused(steps, OutputForm::Values, Some(combiner), profile, sync)
-            .map(Some)
-    }
-
-    fn enter_worker(&self, exec: &Arc<Execution>) -> Box<dyn std::any::Any> {
-        Box::new(super::interrupt::Interruptible::enter(exec.clone()))
-    }
-}
-
-impl PythonHost {
-    /// One FusedRun of the shim over `steps`, with `combiner` as its last sink.
-    fn fused(
-        &self,
-        steps: &[HostStep],
-        output: OutputForm,
-        combiner: Option<Combiner>,
-        profile: bool,
-        sync: bool,
-    ) -> anyhow::Result<Box<dyn Operator>> {
-        Python::attach(|py| {
-            let list = PyList::empty(py);
-            for step in steps {
-                let args = step
-                    .payload
-                    .downcast_ref::<PyStepArgs>()
-                    .ok_or_else(|| anyhow::anyhow!("a non-Python step in a Python run"))?;
-                list.append((step.op, args.0.bind(py)))?;
-            }
-            let options = PyDict::new(py);
-            options.set_item("profile", profile)?;
-            options.set_item("traceback", self.traceback)?;
-            options.set_item("sync", sync)?;
-            if let Some(c) = combiner {
-                options.set_item("combine", c.as_str())?;
-            }
-            let run = shim::fused_run_class(py)?.call1((list, options))?;
-            Ok(Box::new(FusedOp {
-                run: run.unbind(),
-                output,
-                steps: steps.len(),
-                needs_finish: false,
-                profile,
-                plain_strings: self.plain_strings,
-            }) as Box<dyn Operator>)
-        })
-        .map_err(|e: anyhow::Error| e)
-    }
+    let run = shim::fused_run_class(py)?.call1((steps, options))?;
+    Ok(Box::new(FusedOp {
+        run: run.unbind(),
+        output: o.output,
+        steps: count,
+        needs_finish: false,
+        profile: o.profile,
+        plain_strings: o.plain_strings,
+    }))
 }
 
 struct FusedOp {
@@ -189,12 +142,4 @@ impl Operator for FusedOp {
                 .unwrap_or_else(|_| vec![0; self.steps])
         })
     }
-}
-
-/// The host shared by every Python plan.
-pub fn host_for_plans(traceback: bool, plain_strings: bool) -> Arc<dyn Host> {
-    Arc::new(PythonHost {
-        traceback,
-        plain_strings,
-    })
 }

@@ -7,6 +7,7 @@ pub mod errors;
 pub mod fused;
 pub mod gears_module;
 pub mod generator;
+pub mod host;
 pub mod info;
 pub mod interrupt;
 pub mod janitor;

@@ -5,34 +5,31 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::convert::describe_error;
-use super::generator::{pattern_source, GeneratorReader};
+use super::host::PythonHost;
 use super::session::SessionRef;
-use super::{builder, fused, shim};
+use super::{builder, shim};
 use crate::config::{self, Key};
-use crate::engine::compile::{compile, Stage};
+use crate::engine::compile::Stage;
 use crate::engine::execution::{Execution, RunAs};
-use crate::engine::plan::{Host, Mode, StepKind};
+use crate::engine::plan::{Mode, Plan};
 use crate::engine::reader::Reader;
-use crate::engine::registration::Registration;
+use crate::engine::registration::{Owner, Registration};
 use crate::globals::globals;
-use crate::plans::args::{wrong_type, Args};
-use crate::plans::readers::native_reader;
+use crate::plans::readers::reader_of;
 use crate::plans::triggers;
 use crate::plans::validate;
-use crate::readers::keys::KeysReader;
 
 /// A run() the script asked for, started once the script has succeeded.
 pub struct ScriptRun {
     pub exec: Arc<Execution>,
+    pub plan: Arc<Plan>,
     pub reader: Box<dyn Reader>,
     pub stages: Vec<Stage>,
-    pub mode: Mode,
-    pub host: Arc<dyn Host>,
 }
 
 struct ScriptState {
@@ -117,101 +114,12 @@ pub fn execute(
     })
 }
 
-fn get<'py, T: FromPyObjectOwned<'py>>(
-    args: &Bound<'py, PyDict>,
-    name: &str,
-    default: T,
-) -> PyResult<T> {
-    match args.get_item(name)? {
-        Some(v) if !v.is_none() => v.extract::<T>().map_err(|_| {
-            PyTypeError::new_err(format!("reader argument '{name}' has the wrong type"))
-        }),
-        _ => Ok(default),
+/// A failure of the plan's host as the Python exception it was, if it was one.
+fn py_err(e: anyhow::Error) -> PyErr {
+    match e.downcast::<PyErr>() {
+        Ok(e) => e,
+        Err(e) => PyValueError::new_err(format!("{e:#}")),
     }
-}
-
-/// A Python dict of reader arguments, read through the front-end-neutral trait.
-struct PyArgs<'a, 'py>(&'a Bound<'py, PyDict>);
-
-impl PyArgs<'_, '_> {
-    fn value<T: for<'p> FromPyObjectOwned<'p>>(&self, name: &str) -> Result<Option<T>, String> {
-        match self.0.get_item(name).map_err(|e| e.to_string())? {
-            Some(v) if !v.is_none() => v.extract::<T>().map(Some).map_err(|_| wrong_type(name)),
-            _ => Ok(None),
-        }
-    }
-}
-
-impl Args for PyArgs<'_, '_> {
-    fn text(&self, name: &str) -> Result<Option<String>, String> {
-        self.value(name)
-    }
-    fn flag(&self, name: &str) -> Result<Option<bool>, String> {
-        self.value(name)
-    }
-    fn number(&self, name: &str) -> Result<Option<u64>, String> {
-        self.value(name)
-    }
-    fn texts(&self, name: &str) -> Result<Option<Vec<String>>, String> {
-        self.value(name)
-    }
-    fn has(&self, name: &str) -> bool {
-        matches!(self.0.get_item(name), Ok(Some(v)) if !v.is_none())
-    }
-    fn names(&self) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(_, v)| !v.is_none())
-            .map(|(k, _)| k.extract::<String>().unwrap_or_else(|_| format!("{k}")))
-            .collect()
-    }
-}
-
-fn build_reader(
-    py: Python<'_>,
-    name: &str,
-    args: &Bound<'_, PyDict>,
-    first_step_native: bool,
-) -> PyResult<Box<dyn Reader>> {
-    if let Some(reader) = native_reader(name, &PyArgs(args)).map_err(PyValueError::new_err)? {
-        return Ok(reader);
-    }
-    Ok(match name {
-        "KeysOnlyReader" => {
-            let no_scan = get(args, "noScan", false)?;
-            let count: usize = get(args, "count", 1000)?;
-            match args.get_item("patternGenerator")?.filter(|g| !g.is_none()) {
-                Some(g) if g.is_callable() => Box::new(KeysReader::with_generator(
-                    pattern_source(g.unbind()),
-                    no_scan,
-                    Some(count),
-                )),
-                _ => return Err(PyTypeError::new_err("patternGenerator must be callable")),
-            }
-        }
-        "PythonReader" => {
-            let generator = args
-                .get_item("generator")?
-                .filter(|g| g.is_callable())
-                .ok_or_else(|| PyTypeError::new_err("PythonReader needs a generator function"))?;
-            Box::new(GeneratorReader::new(py, &generator, first_step_native)?)
-        }
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "reader {other} does not support run()"
-            )))
-        }
-    })
-}
-
-/// The `mode` option of run() and register() (default async).
-fn mode_of(options: &Bound<'_, PyDict>) -> PyResult<Mode> {
-    let text: String = get(options, "mode", "async".to_string())?;
-    Mode::parse(&text).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "unknown execution mode '{text}' (sync, async or async_local)"
-        ))
-    })
 }
 
 /// `_gears.run()`: records the execution the script asks for.
@@ -239,32 +147,28 @@ pub fn on_run(
         }
         Some(false) => {}
     }
-    let mode = mode_of(options)?;
-    let steps = builder::build(py, steps)?;
-    let first_step_native =
-        matches!(steps.first().map(|s| &s.kind), Some(StepKind::Native(n)) if n.inspects_records());
-    let reader = build_reader(py, reader, reader_args, first_step_native)?;
-    let profile = config::get(Key::ProfileExecutions) == 1;
-    let convert_to_str = get(options, "convertToStr", false)?;
-    let host = fused::host_for_plans(
-        config::get(Key::PythonAttemptTraceback) == 1,
-        convert_to_str,
-    );
-    let stages = compile(&steps, Some(&host), profile, mode == Mode::Sync)
+    // A run's plan is what other shards will receive as bytes (registrations travel as
+    // their session's source instead).
+    let traceback = config::get(Key::PythonAttemptTraceback) == 1;
+    let plan = builder::plan(py, reader, reader_args, steps, options)?
+        .travelled(&|_, reference| PythonHost::resolve(reference, traceback))
         .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
-    let reports = steps.iter().map(|s| s.report()).collect();
+    let reader = reader_of(&plan).map_err(py_err)?;
+    let profile = config::get(Key::ProfileExecutions) == 1;
+    let stages = plan
+        .compile(profile, plan.mode == Mode::Sync)
+        .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
     SCRIPT.with(|s| {
         if let Some(state) = s.borrow_mut().as_mut() {
             let exec = globals()
                 .registry
-                .create(None, reports, state.run_as.clone());
+                .create(None, plan.reports(), state.run_as.clone());
             exec.keep_alive(Box::new(state.session.clone()));
             state.run = Some(ScriptRun {
                 exec,
+                plan: Arc::new(plan),
                 reader,
                 stages,
-                mode,
-                host,
             });
         }
     });
@@ -304,46 +208,27 @@ pub fn on_register(
         }
         None => globals().registry.next_id(),
     };
-    let mode = mode_of(options)?;
-    let desc: Option<String> = get(options, "desc", None)?;
-    if let Some(d) = &desc {
+    let plan = builder::plan(py, reader, reader_args, steps, options)?;
+    if let Some(d) = &plan.desc {
         validate::name("desc", d, false).map_err(PyValueError::new_err)?;
     }
     let sid = session.id().to_string();
     let own = |r: &Registration| r.session.as_deref() == Some(sid.as_str());
-    let trigger = triggers::trigger(reader, &PyArgs(reader_args), mode, &own)
+    let trigger = triggers::trigger(&plan.reader.name, &plan.reader, plan.mode, &own)
         .map(Arc::from)
         .map_err(PyValueError::new_err)?;
-    let steps = builder::build(py, steps)?;
-    let convert_to_str = get(options, "convertToStr", false)?;
-    let host = fused::host_for_plans(
-        config::get(Key::PythonAttemptTraceback) == 1,
-        convert_to_str,
-    );
     // Compiling once here reports a bad plan to the script instead of on every event.
-    compile(&steps, Some(&host), false, mode == Mode::Sync)
+    plan.compile(false, plan.mode == Mode::Sync)
         .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
-    let plan_text = steps
-        .iter()
-        .map(|s| s.type_name.as_str())
-        .collect::<Vec<_>>()
-        .join(" -> ");
-    let registration = Arc::new(Registration {
-        id: id.clone(),
-        desc,
-        mode,
+    let registration = Arc::new(Registration::new(
+        id.clone(),
+        plan,
         trigger,
-        steps,
-        host: Some(host),
         run_as,
-        plan_text,
-        session: Some(session.id().to_string()),
-        guest: None,
-        session_index: index,
-        stats: Default::default(),
-        paused: Default::default(),
-        keep_alive: std::sync::Mutex::new(vec![Box::new(session)]),
-    });
+        Owner::Session(sid.clone()),
+        index,
+    ));
+    registration.keep_alive(Box::new(session));
     globals().registrations.add(registration.clone());
     triggers::start(&registration);
     SCRIPT.with(|s| {

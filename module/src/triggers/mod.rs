@@ -13,13 +13,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::config::{self, Key};
-use crate::engine::compile::compile;
-use crate::engine::execution::{Execution, RunAs, Status, StepReport};
+use crate::engine::execution::{Execution, RunAs, Status};
 use crate::engine::plan::Mode;
 use crate::engine::reader::Reader;
 use crate::engine::registration::Registration;
 use crate::globals::globals;
-use crate::launch::{fail, run_here, submit_compiled, Launch, Then};
+use crate::launch::{run_plan_here, submit_compiled, Then};
 use crate::redis::lock;
 
 /// Async events waiting for a worker (bounded by MaxPendingEvents).
@@ -102,10 +101,6 @@ fn run_as_of(reg: &Registration) -> RunAs {
     run_as
 }
 
-pub fn reports(reg: &Registration) -> Vec<StepReport> {
-    reg.steps.iter().map(|s| s.report()).collect()
-}
-
 /// Whether `key` is under a registration's prefix: a prefix when it ends with '*', else
 /// the exact key name.
 pub fn prefix_matches(prefix: &str, key: &[u8]) -> bool {
@@ -134,7 +129,7 @@ pub fn fire_then(
 ) -> Arc<Execution> {
     let exec = globals()
         .registry
-        .create(Some(reg.id.clone()), reports(reg), run_as_of(reg));
+        .create(Some(reg.id.clone()), reg.plan.reports(), run_as_of(reg));
     if let Some(prepare) = prepare {
         prepare(&exec);
     }
@@ -143,8 +138,7 @@ pub fn fire_then(
     exec.on_finish(Box::new(move |st| {
         owner.record_run(st.total_ms, &st.errors, st.status == Status::Aborted)
     }));
-    let profile = config::get(Key::ProfileExecutions) == 1;
-    let inline = reg.mode == Mode::Sync || FORCE_INLINE.with(|f| f.get()) || {
+    let inline = reg.plan.mode == Mode::Sync || FORCE_INLINE.with(|f| f.get()) || {
         let max = config::get(Key::MaxPendingEvents).max(1) as usize;
         let queued = PENDING.fetch_add(1, Ordering::AcqRel);
         if queued >= max {
@@ -157,37 +151,11 @@ pub fn fire_then(
     };
     if inline {
         nested::before_inline_run();
-        match compile(&reg.steps, reg.host.as_ref(), profile, true) {
-            Ok(stages) => run_here(Launch {
-                exec: exec.clone(),
-                reader,
-                stages,
-                // Inline, its records stay on this shard whatever its mode.
-                mode: Mode::Sync,
-                host: reg.host.clone(),
-                then,
-            }),
-            Err(e) => {
-                fail(&exec, format!("{e:#}"));
-                if let Some(then) = then {
-                    then(&exec);
-                }
-            }
-        }
+        run_plan_here(exec.clone(), reg.plan.clone(), reader, then);
         return exec;
     }
-    let steps = reg.steps.clone();
-    let host = reg.host.clone();
-    submit_compiled(
-        exec.clone(),
-        reader,
-        reg.mode,
-        host.clone(),
-        then,
-        move || {
-            PENDING.fetch_sub(1, Ordering::AcqRel);
-            compile(&steps, host.as_ref(), profile, false)
-        },
-    );
+    submit_compiled(exec.clone(), reg.plan.clone(), reader, then, || {
+        PENDING.fetch_sub(1, Ordering::AcqRel);
+    });
     exec
 }

@@ -4,22 +4,18 @@
 use std::sync::Arc;
 
 use super::bindings::types;
-use super::codec;
-use super::fused::WasmStepArgs;
-use super::generator::GuestGenerator;
+use super::host::WasmHost;
 use super::program::Program;
-use crate::engine::plan::{HostStep, Mode, Step};
-use crate::engine::reader::Reader;
+use crate::engine::codec;
+use crate::engine::plan::{HostStep, Mode, Plan, PlanArg, ReaderSpec};
 use crate::engine::value::Value;
-use crate::plans::args::{wrong_type, Args};
 use crate::plans::expand::{expand, Op, StepSource};
-use crate::plans::readers::native_reader;
 
 /// An argument of a guest step: a callback (with the name shown for it) or a zero value.
 #[derive(Clone)]
 pub enum GuestArg {
     Callback { index: u32, name: String },
-    Zero(Vec<u8>),
+    Zero(Value),
 }
 
 struct GuestSource<'p> {
@@ -30,22 +26,14 @@ impl StepSource for GuestSource<'_> {
     type Arg = GuestArg;
 
     fn host_step(&self, op: &'static str, args: Vec<GuestArg>) -> Result<HostStep, String> {
-        let mut callbacks = Vec::new();
-        let mut zero = None;
-        for a in args {
-            match a {
-                GuestArg::Callback { index, .. } => callbacks.push(index),
-                GuestArg::Zero(z) => zero = Some(z),
-            }
-        }
-        Ok(HostStep {
-            op,
-            payload: Arc::new(WasmStepArgs {
-                program: self.program.clone(),
-                callbacks,
-                zero,
-            }),
-        })
+        let args = args
+            .into_iter()
+            .map(|a| match a {
+                GuestArg::Callback { index, .. } => PlanArg::Code(index),
+                GuestArg::Zero(z) => PlanArg::Value(z),
+            })
+            .collect();
+        Ok(HostStep { op, args })
     }
 
     fn describe(&self, arg: Option<&GuestArg>) -> (String, String) {
@@ -59,91 +47,31 @@ impl StepSource for GuestSource<'_> {
     }
 }
 
-/// The MessagePack map of a plan's reader arguments.
-pub struct GuestArgs(Vec<(String, Value)>);
-
-impl GuestArgs {
-    pub fn decode(packed: &[u8]) -> Result<GuestArgs, String> {
-        if packed.is_empty() {
-            return Ok(GuestArgs(Vec::new()));
-        }
-        match codec::decode(packed).map_err(|e| format!("bad reader arguments: {e}"))? {
-            Value::Map(pairs) => Ok(GuestArgs(
-                pairs
-                    .into_iter()
-                    .filter_map(|(k, v)| match k {
-                        Value::Str(k) => Some((k, v)),
-                        _ => None,
-                    })
-                    .collect(),
-            )),
-            Value::Nil => Ok(GuestArgs(Vec::new())),
-            _ => Err("reader arguments must be a map".into()),
-        }
+/// The reader spec of a described plan: its MessagePack map of arguments, with a
+/// GeneratorReader's generator as a callback.
+fn reader_spec(plan: &types::Plan) -> Result<ReaderSpec, String> {
+    let mut spec = ReaderSpec::new(plan.reader.as_str());
+    let args = if plan.reader_args.is_empty() {
+        Value::Nil
+    } else {
+        codec::decode(&plan.reader_args).map_err(|e| format!("bad reader arguments: {e}"))?
+    };
+    let pairs = match args {
+        Value::Map(pairs) => pairs,
+        Value::Nil => Vec::new(),
+        _ => return Err("reader arguments must be a map".into()),
+    };
+    for (k, v) in pairs {
+        let Value::Str(k) = k else { continue };
+        let arg = match (plan.reader.as_str(), k.as_str(), v) {
+            ("GeneratorReader", "generator", Value::Int(i)) => PlanArg::Code(
+                u32::try_from(i).map_err(|_| "GeneratorReader needs a generator callback")?,
+            ),
+            (_, _, v) => PlanArg::Value(v),
+        };
+        spec.set(&k, arg);
     }
-
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-            .filter(|v| !matches!(v, Value::Nil))
-    }
-
-    /// Sets (or replaces) an argument.
-    pub fn set(&mut self, name: &str, v: Value) {
-        self.0.retain(|(k, _)| k != name);
-        self.0.push((name.to_string(), v));
-    }
-}
-
-impl Args for GuestArgs {
-    fn text(&self, name: &str) -> Result<Option<String>, String> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Str(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(wrong_type(name)),
-        }
-    }
-    fn flag(&self, name: &str) -> Result<Option<bool>, String> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::Int(i)) => Ok(Some(*i != 0)),
-            Some(_) => Err(wrong_type(name)),
-        }
-    }
-    fn number(&self, name: &str) -> Result<Option<u64>, String> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Int(i)) if *i >= 0 => Ok(Some(*i as u64)),
-            Some(_) => Err(wrong_type(name)),
-        }
-    }
-    fn texts(&self, name: &str) -> Result<Option<Vec<String>>, String> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::List(items)) => items
-                .iter()
-                .map(|v| match v {
-                    Value::Str(s) => Ok(s.clone()),
-                    _ => Err(wrong_type(name)),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(_) => Err(wrong_type(name)),
-        }
-    }
-    fn has(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-    fn names(&self) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(_, v)| !matches!(v, Value::Nil))
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
+    Ok(spec)
 }
 
 fn plain_args(step: &types::Step) -> Result<Vec<Value>, String> {
@@ -180,7 +108,7 @@ fn op_of(step: &types::Step) -> Result<Op<GuestArg>, String> {
         let v = args
             .first()
             .ok_or_else(|| format!("{} needs a zero value", step.op))?;
-        Ok(GuestArg::Zero(codec::encode_one(v)))
+        Ok(GuestArg::Zero(v.clone()))
     };
     Ok(match step.op.as_str() {
         "map" => Op::Map(cb(0)?),
@@ -228,51 +156,49 @@ fn op_of(step: &types::Step) -> Result<Op<GuestArg>, String> {
     })
 }
 
-/// Engine steps of a described plan.
-pub fn steps(program: &Arc<Program>, plan: &types::Plan) -> Result<Vec<Step>, String> {
-    let ops = plan
+/// The engine plan of one of a guest's described plans (a job or a registration).
+pub fn plan(program: &Arc<Program>, described: &types::Plan) -> Result<Plan, String> {
+    let mode = Mode::parse(&described.mode).ok_or_else(|| {
+        format!(
+            "unknown execution mode '{}' (sync, async or async_local)",
+            described.mode
+        )
+    })?;
+    let ops = described
         .steps
         .iter()
         .map(op_of)
         .collect::<Result<Vec<_>, _>>()?;
-    expand(&GuestSource { program }, ops)
+    let steps = expand(&GuestSource { program }, ops)?;
+    let plan = Plan {
+        reader: reader_spec(described)?,
+        steps,
+        mode,
+        desc: described.desc.clone(),
+        host: Some(WasmHost::of(program.clone())),
+    };
+    plan.travelled(&|_, reference| WasmHost::resolve(reference, Some(program)))
+        .map_err(|e| format!("{e:#}"))
 }
 
-pub fn mode(plan: &types::Plan) -> Result<Mode, String> {
-    Mode::parse(&plan.mode).ok_or_else(|| {
-        format!(
-            "unknown execution mode '{}' (sync, async or async_local)",
-            plan.mode
-        )
-    })
-}
-
-/// The reader of a job run with RG.WASMRUN's arguments: the first argument replaces the
-/// reader's main argument (the pattern, the stream key); a generator gets them all.
-pub fn job_reader(
+/// The plan of a job run with RG.WASMRUN's arguments: a GeneratorReader gets them all,
+/// other readers take the first as their main argument (the pattern, the stream key).
+pub fn job_plan(
     program: &Arc<Program>,
-    plan: &types::Plan,
+    job: &types::Plan,
     run_args: Vec<String>,
-) -> Result<Box<dyn Reader>, String> {
-    let mut args = GuestArgs::decode(&plan.reader_args)?;
-    if plan.reader == "GeneratorReader" {
-        let callback = match args.get("generator") {
-            Some(Value::Int(i)) if *i >= 0 && *i <= u32::MAX as i64 => *i as u32,
-            _ => return Err("GeneratorReader needs a generator callback".into()),
-        };
-        return Ok(Box::new(GuestGenerator::new(
-            program.clone(),
-            callback,
-            run_args,
-        )));
-    }
-    if let Some(first) = run_args.into_iter().next() {
-        let main = match plan.reader.as_str() {
+) -> Result<Plan, String> {
+    let mut plan = plan(program, job)?;
+    let reader = &mut plan.reader;
+    if reader.name == "GeneratorReader" {
+        let args = run_args.into_iter().map(Value::Str).collect();
+        reader.set("args", PlanArg::Value(Value::List(args)));
+    } else if let Some(first) = run_args.into_iter().next() {
+        let main = match reader.name.as_str() {
             "StreamReader" => "key",
             _ => "pattern",
         };
-        args.set(main, Value::Str(first));
+        reader.set(main, PlanArg::Value(Value::Str(first)));
     }
-    native_reader(&plan.reader, &args)?
-        .ok_or_else(|| format!("reader {} does not support run()", plan.reader))
+    Ok(plan)
 }

@@ -4,64 +4,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::bindings::types::FusedStep;
-use super::codec;
 use super::program::Program;
 use super::runtime::{Fault, GuestInstance};
+use crate::engine::codec;
 use crate::engine::operator::{Operator, RunCtx, Stop};
-use crate::engine::plan::{Host, HostStep, OutputForm};
 use crate::engine::value::Value;
 
-/// The payload of a guest step: which guest, which callbacks, and the accumulator zero.
-pub struct WasmStepArgs {
-    pub program: Arc<Program>,
-    pub callbacks: Vec<u32>,
-    pub zero: Option<Vec<u8>>,
-}
-
-pub struct WasmHost;
-
-impl Host for WasmHost {
-    fn name(&self) -> &'static str {
-        "wasm"
-    }
-
-    fn fuse(
-        &self,
-        steps: &[HostStep],
-        _output: OutputForm,
-        profile: bool,
-        _sync: bool,
-    ) -> anyhow::Result<Box<dyn Operator>> {
-        let mut program: Option<Arc<Program>> = None;
-        let mut fused = Vec::with_capacity(steps.len());
-        for step in steps {
-            let args = step
-                .payload
-                .downcast_ref::<WasmStepArgs>()
-                .ok_or_else(|| anyhow::anyhow!("a non-Wasm step in a Wasm run"))?;
-            if program
-                .as_ref()
-                .is_some_and(|p| !Arc::ptr_eq(p, &args.program))
-            {
-                anyhow::bail!("steps of two guests in one fused run");
-            }
-            program = Some(args.program.clone());
-            fused.push(FusedStep {
-                op: step.op.to_string(),
-                callbacks: args.callbacks.clone(),
-                zero: args.zero.clone(),
-            });
-        }
-        let program = program.ok_or_else(|| anyhow::anyhow!("an empty fused run"))?;
-        Ok(Box::new(FusedOp {
-            program,
-            steps: fused,
-            open: None,
-            calling: false,
-            profile,
-            nanos: 0,
-        }))
-    }
+/// One guest call per batch running `steps` of `program` in order.
+pub fn operator(program: Arc<Program>, steps: Vec<FusedStep>, profile: bool) -> Box<dyn Operator> {
+    Box::new(FusedOp {
+        program,
+        steps,
+        open: None,
+        calling: false,
+        profile,
+        nanos: 0,
+    })
 }
 
 /// The instance a run holds from its first batch to its end, and the guest's handle.
@@ -184,9 +142,4 @@ impl Drop for FusedOp {
             }
         }
     }
-}
-
-/// The host shared by every guest plan.
-pub fn host() -> Arc<dyn Host> {
-    Arc::new(WasmHost)
 }

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 
-use super::codec;
 use super::program::Program;
 use super::runtime::{Fault, GuestInstance};
+use crate::engine::codec;
 use crate::engine::reader::Reader;
 use crate::engine::value::Value;
 

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::described;
 use super::program::Program;
-use super::{described, fused};
-use crate::engine::compile::compile;
 use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
-use crate::engine::registration::{Registration, Trigger};
+use crate::engine::registration::{Owner, Registration, Trigger};
 use crate::globals::globals;
+use crate::plans::readers::reader_of;
 use crate::plans::{triggers, validate};
 
 static GUESTS: Mutex<BTreeMap<String, Arc<Program>>> = Mutex::new(BTreeMap::new());
@@ -58,7 +58,6 @@ fn same_trigger(a: &dyn Trigger, b: &dyn Trigger) -> bool {
 
 /// Checks every job of a guest before it is accepted.
 fn check_jobs(program: &Arc<Program>) -> Result<(), String> {
-    let host = fused::host();
     let mut names = std::collections::HashSet::new();
     for job in &program.description.jobs {
         if job.name.is_empty() || !names.insert(job.name.as_str()) {
@@ -68,10 +67,9 @@ fn check_jobs(program: &Arc<Program>) -> Result<(), String> {
             ));
         }
         let at = |e: String| format!("job '{}': {e}", job.name);
-        let mode = described::mode(job).map_err(at)?;
-        let steps = described::steps(program, job).map_err(at)?;
-        described::job_reader(program, job, Vec::new()).map_err(at)?;
-        compile(&steps, Some(&host), false, mode == Mode::Sync)
+        let plan = described::job_plan(program, job, Vec::new()).map_err(at)?;
+        reader_of(&plan).map_err(|e| at(format!("{e:#}")))?;
+        plan.compile(false, plan.mode == Mode::Sync)
             .map_err(|e| at(format!("{e:#}")))?;
     }
     Ok(())
@@ -133,7 +131,6 @@ pub fn install_loaded(
     // Checked again: another upload of the name may have landed while this one compiled.
     precheck(name, program.desc.as_deref(), replace)?;
     check_jobs(&program)?;
-    let host = fused::host();
     let old = registrations_of(name);
     let own = |r: &Registration| r.guest.as_deref() == Some(name);
     let mut made: Vec<Option<Arc<Registration>>> = Vec::new();
@@ -142,12 +139,11 @@ pub fn install_loaded(
         if let Some(d) = &described.desc {
             validate::name("desc", d, false).map_err(at)?;
         }
-        let mode = described::mode(described).map_err(at)?;
-        let args = described::GuestArgs::decode(&described.reader_args).map_err(at)?;
-        let trigger: Arc<dyn Trigger> =
-            Arc::from(triggers::trigger(&described.reader, &args, mode, &own).map_err(at)?);
-        let steps = described::steps(&program, described).map_err(at)?;
-        compile(&steps, Some(&host), false, mode == Mode::Sync)
+        let plan = described::plan(&program, described).map_err(at)?;
+        let trigger: Arc<dyn Trigger> = Arc::from(
+            triggers::trigger(&plan.reader.name, &plan.reader, plan.mode, &own).map_err(at)?,
+        );
+        plan.compile(false, plan.mode == Mode::Sync)
             .map_err(|e| at(format!("{e:#}")))?;
         let previous = old.iter().find(|r| r.session_index == index);
         let (id, trigger) = match &restored {
@@ -171,27 +167,14 @@ pub fn install_loaded(
                 _ => (globals().registry.next_id(), trigger),
             },
         };
-        let plan_text = steps
-            .iter()
-            .map(|s| s.type_name.as_str())
-            .collect::<Vec<_>>()
-            .join(" -> ");
-        made.push(Some(Arc::new(Registration {
+        made.push(Some(Arc::new(Registration::new(
             id,
-            desc: described.desc.clone(),
-            mode,
+            plan,
             trigger,
-            steps,
-            host: Some(host.clone()),
-            run_as: program.owner.clone(),
-            plan_text,
-            session: None,
-            guest: Some(name.to_string()),
-            session_index: index,
-            stats: Default::default(),
-            paused: Default::default(),
-            keep_alive: Mutex::new(Vec::new()),
-        })));
+            program.owner.clone(),
+            Owner::Guest(name.to_string()),
+            index,
+        ))));
     }
     // The swap: nothing below can fail.
     for r in &old {

@@ -9,7 +9,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::redisgears::guest::{host, types};
-use super::codec;
+use crate::engine::codec;
 use crate::engine::value::Value;
 use crate::host_api::{self, Caller};
 use crate::redis::lock;

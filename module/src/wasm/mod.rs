@@ -2,11 +2,11 @@
 //! fused guest steps, limits (time budget, memory cap) and the host functions.
 
 pub mod bindings;
-pub mod codec;
 pub mod described;
 pub mod fused;
 pub mod generator;
 pub mod guests;
+pub mod host;
 pub mod host_state;
 pub mod program;
 pub mod runtime;

@@ -1,5 +1,5 @@
-//! Values as MessagePack, the record encoding of the guest contract
-//! (guest-sdk/wit/ENCODING.md): one buffer per batch, decoded once on each side.
+//! Values as MessagePack: the one encoding of records wherever they cross a boundary (into
+//! a guest, guest-sdk/wit/ENCODING.md; between shards) and of plans as bytes.
 
 use anyhow::{anyhow, bail, Result};
 use rmp::Marker;

@@ -1,0 +1,122 @@
+//! The Wasm host of one guest's plans: fused runs of its callbacks, its GeneratorReader,
+//! and the guest named by name and content hash for another shard.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail};
+
+use super::bindings::types::FusedStep;
+use super::generator::GuestGenerator;
+use super::program::Program;
+use super::{fused, guests};
+use crate::engine::codec;
+use crate::engine::operator::Operator;
+use crate::engine::plan::{Host, HostStep, OutputForm, PlanArg, ReaderSpec};
+use crate::engine::reader::Reader;
+use crate::engine::value::Value;
+
+pub struct WasmHost {
+    /// The guest whose callbacks the plan's `PlanArg::Code` indices are.
+    pub program: Arc<Program>,
+}
+
+impl WasmHost {
+    pub fn of(program: Arc<Program>) -> Arc<dyn Host> {
+        Arc::new(WasmHost { program })
+    }
+
+    /// The host of a plan another shard encoded: this shard's guest of that name (or
+    /// `uploading`, a guest not installed yet), if it has the same bytes.
+    pub fn resolve(
+        reference: &Value,
+        uploading: Option<&Arc<Program>>,
+    ) -> anyhow::Result<Arc<dyn Host>> {
+        let (Some(Value::Str(name)), Some(Value::Str(hash))) =
+            (reference.get("guest"), reference.get("hash"))
+        else {
+            bail!("a guest plan without its guest's name and hash");
+        };
+        let found = match uploading {
+            Some(p) if p.name == *name => Some(p.clone()),
+            _ => guests::get(name),
+        };
+        match found {
+            Some(p) if p.hash == *hash => Ok(WasmHost::of(p)),
+            Some(_) => bail!("guest '{name}' here is not the one the plan was made of"),
+            None => bail!("guest '{name}' does not exist here"),
+        }
+    }
+}
+
+/// A step of the guest's fused run: its callbacks, and its zero value as MessagePack.
+fn fused_step(step: &HostStep) -> FusedStep {
+    let mut callbacks = Vec::new();
+    let mut zero = None;
+    for a in &step.args {
+        match a {
+            PlanArg::Code(i) => callbacks.push(*i),
+            PlanArg::Value(v) => zero = Some(codec::encode_one(v)),
+        }
+    }
+    FusedStep {
+        op: step.op.to_string(),
+        callbacks,
+        zero,
+    }
+}
+
+impl Host for WasmHost {
+    fn name(&self) -> &'static str {
+        "wasm"
+    }
+
+    fn reference(&self) -> anyhow::Result<Value> {
+        Ok(Value::Map(vec![
+            (Value::str("guest"), Value::str(self.program.name.as_str())),
+            (Value::str("hash"), Value::str(self.program.hash.as_str())),
+        ]))
+    }
+
+    fn fuse(
+        &self,
+        steps: &[HostStep],
+        _output: OutputForm,
+        profile: bool,
+        _sync: bool,
+    ) -> anyhow::Result<Box<dyn Operator>> {
+        if steps.is_empty() {
+            bail!("an empty fused run");
+        }
+        let steps = steps.iter().map(fused_step).collect();
+        Ok(fused::operator(self.program.clone(), steps, profile))
+    }
+
+    fn reader(
+        &self,
+        spec: &ReaderSpec,
+        _first_step_native: bool,
+    ) -> anyhow::Result<Option<Box<dyn Reader>>> {
+        if spec.name != "GeneratorReader" {
+            return Ok(None);
+        }
+        let Some(PlanArg::Code(callback)) = spec.arg("generator") else {
+            return Err(anyhow!("GeneratorReader needs a generator callback"));
+        };
+        let args = match spec.arg("args") {
+            None => Vec::new(),
+            Some(PlanArg::Value(Value::List(items))) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Str(s) => Ok(s.clone()),
+                    _ => Err(anyhow!("GeneratorReader arguments are strings")),
+                })
+                .collect::<anyhow::Result<_>>()?,
+            Some(_) => bail!("GeneratorReader arguments are strings"),
+        };
+        Ok(Some(Box::new(GuestGenerator::new(
+            self.program.clone(),
+            *callback,
+            args,
+        ))))
+    }
+}
