@@ -9,7 +9,10 @@
 //! - accumulate starts at None, aggregate_local and aggregateby_* at a fresh copy of zero
 //!   (per group); stateful steps emit at finish, in step order, each feeding the next;
 //! - groups are kept in the order their keys were first seen, keys compared by their
-//!   MessagePack encoding, and emitted as `{'key': k, 'value': v}` maps.
+//!   MessagePack encoding, and emitted as `{'key': k, 'value': v}` maps;
+//! - a last step `combine_countby` or `combine_count` (contract 1.2) is the local half of
+//!   countby / count run inside the guest: what leaves each push and finish is one
+//!   partial per key (or one count), not one record per record.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -101,6 +104,70 @@ pub(crate) struct Out {
 pub(crate) struct FusedRun {
     ops: Vec<Op>,
     states: Vec<State>,
+    combiner: Option<Combiner>,
+}
+
+/// The local half of a two-phase aggregate, run over what the steps output.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Combiner {
+    /// `{'key': r, 'value': n}` per distinct string record, in first-seen order; any other
+    /// record flushes the counts so far and goes out as its own partial (count 1), so the
+    /// host's fold sees the order and grouping its own countby would.
+    CountBy,
+    /// The number of records, as one integer (nothing when there were none).
+    Count,
+}
+
+impl Combiner {
+    fn of(op: &str) -> Option<Combiner> {
+        match op {
+            "combine_countby" => Some(Combiner::CountBy),
+            "combine_count" => Some(Combiner::Count),
+            _ => None,
+        }
+    }
+
+    fn combine(self, records: Vec<Value>) -> Vec<Value> {
+        match self {
+            Combiner::Count if records.is_empty() => Vec::new(),
+            Combiner::Count => vec![Value::from(records.len() as i64)],
+            Combiner::CountBy => {
+                let mut out = Vec::new();
+                let mut index: HashMap<String, usize> = HashMap::new();
+                let mut counts: Vec<(String, i64)> = Vec::new();
+                let flush = |counts: &mut Vec<(String, i64)>,
+                             index: &mut HashMap<String, usize>,
+                             out: &mut Vec<Value>| {
+                    index.clear();
+                    out.extend(
+                        counts
+                            .drain(..)
+                            .map(|(k, n)| kv(Value::from(k), Value::from(n))),
+                    );
+                };
+                for r in records {
+                    match r {
+                        Value::String(s) if s.is_str() => {
+                            let s = s.into_str().unwrap_or_default();
+                            match index.get(&s) {
+                                Some(&at) => counts[at].1 += 1,
+                                None => {
+                                    index.insert(s.clone(), counts.len());
+                                    counts.push((s, 1));
+                                }
+                            }
+                        }
+                        other => {
+                            flush(&mut counts, &mut index, &mut out);
+                            out.push(kv(other, Value::from(1)));
+                        }
+                    }
+                }
+                flush(&mut counts, &mut index, &mut out);
+                out
+            }
+        }
+    }
 }
 
 /// The ops the host may send and the callback kinds each needs, in order.
@@ -132,7 +199,17 @@ impl FusedRun {
     /// Builds a run from the host's steps over the guest's callback table; fails with a
     /// clear message on an unknown op, a wrong number or kind of callbacks, or a
     /// missing zero.
-    pub(crate) fn new(specs: Vec<FusedSpec>, table: &[Callback]) -> Result<FusedRun, String> {
+    pub(crate) fn new(mut specs: Vec<FusedSpec>, table: &[Callback]) -> Result<FusedRun, String> {
+        let combiner = specs.last().and_then(|s| Combiner::of(&s.op));
+        if combiner.is_some() {
+            specs.pop();
+        }
+        if let Some(i) = specs.iter().position(|s| Combiner::of(&s.op).is_some()) {
+            return Err(format!(
+                "fused step {i} ({}): a combiner must be the last step",
+                specs[i].op
+            ));
+        }
         let mut ops = Vec::with_capacity(specs.len());
         for (i, spec) in specs.into_iter().enumerate() {
             let Some((_, kinds, needs_zero)) = OPS.iter().find(|(op, _, _)| *op == spec.op) else {
@@ -234,7 +311,11 @@ impl FusedRun {
                 _ => State::None,
             })
             .collect();
-        Ok(FusedRun { ops, states })
+        Ok(FusedRun {
+            ops,
+            states,
+            combiner,
+        })
     }
 
     /// Runs a batch through the steps.
@@ -242,6 +323,13 @@ impl FusedRun {
         let mut out = Out::default();
         for r in records {
             feed(&self.ops, &mut self.states, 0, r, &mut out);
+        }
+        self.combined(out)
+    }
+
+    fn combined(&self, mut out: Out) -> Out {
+        if let Some(c) = self.combiner {
+            out.records = c.combine(mem::take(&mut out.records));
         }
         out
     }
@@ -282,7 +370,7 @@ impl FusedRun {
                 }
             }
         }
-        out
+        self.combined(out)
     }
 }
 

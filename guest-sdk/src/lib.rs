@@ -103,13 +103,13 @@ pub use value::{from_value, to_value};
 pub use rmpv::Value;
 
 /// The version of the host/guest contract this SDK speaks: the version of the WIT
-/// package `redisgears:guest` and of the exported `redisgears:guest/plans@1.1.0`.
+/// package `redisgears:guest` and of the exported `redisgears:guest/plans@1.2.0`.
 /// Hosts of 1.0 run its guests too, unless they call [`try_log`] (new in 1.1).
 ///
 /// ```
-/// assert_eq!(gears::CONTRACT_VERSION, "1.1.0");
+/// assert_eq!(gears::CONTRACT_VERSION, "1.2.0");
 /// ```
-pub const CONTRACT_VERSION: &str = "1.1.0";
+pub const CONTRACT_VERSION: &str = "1.2.0";
 
 /// Exports a guest: `gears::guest!(describe)` where `describe` is a
 /// `fn(&mut Guest)` that adds the guest's jobs and registrations. Use it once, in the

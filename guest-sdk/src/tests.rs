@@ -751,3 +751,73 @@ fn structs_cross_as_maps() {
         ])]
     );
 }
+
+// -------------------------------------------------------------------------------------
+
+fn describe_split(g: &mut Guest) {
+    g.job(
+        "split",
+        GearsBuilder::new("KeysOnlyReader")
+            .flatmap(|k: String| {
+                if k == "n" {
+                    // A record that is not a string: it is counted on its own.
+                    return Ok(vec![Value::from(7)]);
+                }
+                Ok(k.split(',').map(Value::from).collect::<Vec<_>>())
+            })
+            .run(Run::new()),
+    );
+}
+
+#[test]
+fn combine_countby_sends_one_partial_per_genre_per_batch() {
+    let d = rt::describe(describe_split).unwrap();
+    let steps = vec![
+        step("flatmap", cbs(&d, "split", 0), None),
+        step("combine_countby", vec![], None),
+    ];
+    let batches = vec![
+        vec![s("drama,comedy"), s("drama"), s("n"), s("comedy,drama")],
+        vec![s("horror"), s("drama")],
+    ];
+    let (recs, errs) = run_all(describe_split, steps, batches);
+    assert!(errs.is_empty(), "{errs:?}");
+    let int = |n: i64| Value::from(n);
+    assert_eq!(
+        recs,
+        vec![
+            // First batch: counts up to the int, the int alone, then counts after it.
+            kv(s("drama"), int(2)),
+            kv(s("comedy"), int(1)),
+            kv(int(7), int(1)),
+            kv(s("comedy"), int(1)),
+            kv(s("drama"), int(1)),
+            // Second batch.
+            kv(s("horror"), int(1)),
+            kv(s("drama"), int(1)),
+        ]
+    );
+}
+
+#[test]
+fn combine_count_sends_one_count_per_batch_with_records() {
+    let d = rt::describe(describe_split).unwrap();
+    let steps = vec![
+        step("flatmap", cbs(&d, "split", 0), None),
+        step("combine_count", vec![], None),
+    ];
+    let batches = vec![vec![s("a,b,c")], vec![], vec![s("d")]];
+    let (recs, _) = run_all(describe_split, steps, batches);
+    assert_eq!(recs, vec![Value::from(3), Value::from(1)]);
+}
+
+#[test]
+fn a_combiner_must_be_last() {
+    let d = rt::describe(describe_split).unwrap();
+    let steps = vec![
+        step("combine_count", vec![], None),
+        step("flatmap", cbs(&d, "split", 0), None),
+    ];
+    let e = rt::open_run(describe_split, steps).unwrap_err();
+    assert!(e.contains("a combiner must be the last step"), "{e}");
+}

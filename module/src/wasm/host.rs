@@ -11,7 +11,7 @@ use super::program::Program;
 use super::{fused, guests};
 use crate::engine::codec;
 use crate::engine::operator::Operator;
-use crate::engine::plan::{Host, HostStep, OutputForm, PlanArg, ReaderSpec};
+use crate::engine::plan::{Combiner, Host, HostStep, OutputForm, PlanArg, ReaderSpec};
 use crate::engine::reader::Reader;
 use crate::engine::value::Value;
 
@@ -89,6 +89,26 @@ impl Host for WasmHost {
         }
         let steps = steps.iter().map(fused_step).collect();
         Ok(fused::operator(self.program.clone(), steps, profile))
+    }
+
+    fn fuse_combined(
+        &self,
+        steps: &[HostStep],
+        combiner: Combiner,
+        profile: bool,
+        _sync: bool,
+    ) -> anyhow::Result<Option<Box<dyn Operator>>> {
+        // Guests built for contract 1.2 or later run the combiners (a fused step).
+        if steps.is_empty() || !self.program.speaks(1, 2) {
+            return Ok(None);
+        }
+        let mut fused: Vec<FusedStep> = steps.iter().map(fused_step).collect();
+        fused.push(FusedStep {
+            op: format!("combine_{}", combiner.as_str()),
+            callbacks: Vec::new(),
+            zero: None,
+        });
+        Ok(Some(fused::operator(self.program.clone(), fused, profile)))
     }
 
     fn reader(

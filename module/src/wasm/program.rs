@@ -139,6 +139,15 @@ impl Program {
         }
     }
 
+    /// Whether the guest was built for contract `major.minor` or a later minor of it.
+    pub fn speaks(&self, major: u32, minor: u32) -> bool {
+        let mut parts = self.version.split('.').map(|p| p.parse::<u32>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(ma), Some(mi)) => ma == major && mi >= minor,
+            _ => false,
+        }
+    }
+
     pub fn job(&self, name: &str) -> Option<&types::Plan> {
         self.description.jobs.iter().find(|j| j.name == name)
     }
