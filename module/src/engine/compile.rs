@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::native;
 use super::operator::Operator;
-use super::plan::{Combiner, Exchange, Host, HostStep, OutputForm, Step, StepKind};
+use super::plan::{Combiner, Exchange, Host, HostStep, OutputForm, Plan, Step, StepKind};
 
 /// A part of an execution that runs on every shard without moving records.
 pub struct Stage {
@@ -27,6 +27,13 @@ impl Stage {
             exchange: None,
             extract: None,
         }
+    }
+}
+
+impl Plan {
+    /// The stages of one execution (fresh operators: each execution owns its own).
+    pub fn compile(&self, profile: bool, sync: bool) -> anyhow::Result<Vec<Stage>> {
+        compile(&self.steps, self.host.as_ref(), profile, sync)
     }
 }
 

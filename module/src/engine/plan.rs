@@ -5,7 +5,6 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use super::compile::{compile, Stage};
 use super::execution::StepReport;
 use super::operator::Operator;
 use super::reader::Reader;
@@ -286,11 +285,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The stages of one execution (fresh operators: each execution owns its own).
-    pub fn compile(&self, profile: bool, sync: bool) -> anyhow::Result<Vec<Stage>> {
-        compile(&self.steps, self.host.as_ref(), profile, sync)
-    }
-
     /// The steps as RG.GETEXECUTION reports them before they ran.
     pub fn reports(&self) -> Vec<StepReport> {
         self.steps.iter().map(Step::report).collect()

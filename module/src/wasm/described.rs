@@ -177,7 +177,9 @@ pub fn plan(program: &Arc<Program>, described: &types::Plan) -> Result<Plan, Str
         desc: described.desc.clone(),
         host: Some(WasmHost::of(program.clone())),
     };
-    plan.travelled(&|_, reference| WasmHost::resolve(reference, Some(program)))
+    // A guest's plans name the guest itself.
+    let find = |name: &str| (name == program.name).then(|| program.clone());
+    plan.travelled(&|_, reference| WasmHost::resolve(reference, &find))
         .map_err(|e| format!("{e:#}"))
 }
 

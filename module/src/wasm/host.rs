@@ -6,9 +6,9 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail};
 
 use super::bindings::types::FusedStep;
+use super::fused;
 use super::generator::GuestGenerator;
 use super::program::Program;
-use super::{fused, guests};
 use crate::engine::codec;
 use crate::engine::operator::Operator;
 use crate::engine::plan::{Combiner, Host, HostStep, OutputForm, PlanArg, ReaderSpec};
@@ -25,22 +25,18 @@ impl WasmHost {
         Arc::new(WasmHost { program })
     }
 
-    /// The host of a plan another shard encoded: this shard's guest of that name (or
-    /// `uploading`, a guest not installed yet), if it has the same bytes.
+    /// The host of a plan another shard encoded: the guest `find` gives for its name
+    /// (this shard's guests, or one being uploaded), if it has the same bytes.
     pub fn resolve(
         reference: &Value,
-        uploading: Option<&Arc<Program>>,
+        find: &dyn Fn(&str) -> Option<Arc<Program>>,
     ) -> anyhow::Result<Arc<dyn Host>> {
         let (Some(Value::Str(name)), Some(Value::Str(hash))) =
             (reference.get("guest"), reference.get("hash"))
         else {
             bail!("a guest plan without its guest's name and hash");
         };
-        let found = match uploading {
-            Some(p) if p.name == *name => Some(p.clone()),
-            _ => guests::get(name),
-        };
-        match found {
+        match find(name) {
             Some(p) if p.hash == *hash => Ok(WasmHost::of(p)),
             Some(_) => bail!("guest '{name}' here is not the one the plan was made of"),
             None => bail!("guest '{name}' does not exist here"),
