@@ -113,9 +113,9 @@ pub fn dispatch(event: &str, key: &[u8], db: i32, nested: bool) {
     let key_text = String::from_utf8_lossy(key);
     let mut type_of_key: Option<String> = None;
     for reg in registrations {
-        let own = super::nested::in_chain(&reg);
+        let own = super::event_chain::in_chain(&reg);
         if event == "xadd" && reg.trigger.reader() == "StreamReader" {
-            let _firing = super::nested::firing(&reg);
+            let _firing = super::event_chain::firing(&reg);
             super::stream::on_message(&reg, key, !own);
             continue;
         }
@@ -146,7 +146,7 @@ pub fn dispatch(event: &str, key: &[u8], db: i32, nested: bool) {
             read_value: trigger.read_value,
         };
         let exec = {
-            let _firing = super::nested::firing(&reg);
+            let _firing = super::event_chain::firing(&reg);
             super::fire(&reg, Box::new(reader))
         };
         if trigger.commands.is_some() {
@@ -171,7 +171,9 @@ pub fn wanted(event: &str, key: &[u8]) -> bool {
             .as_any()
             .downcast_ref::<KeysTrigger>()
             .is_some_and(|t| {
-                t.commands.is_none() && takes(reg, t, event, key) && !super::nested::in_chain(reg)
+                t.commands.is_none()
+                    && takes(reg, t, event, key)
+                    && !super::event_chain::in_chain(reg)
             })
     })
 }

@@ -3,6 +3,7 @@
 //! and `fire`, the one way an event starts an execution of a registration.
 
 pub mod command;
+pub mod event_chain;
 pub mod hooks;
 pub mod keys;
 pub mod nested;

@@ -19,10 +19,9 @@
 //! async, an event costs no extra call (and, as before, nothing nested is seen there: only
 //! the dispatch's own reads could raise such an event, a key expiring as it is read).
 //!
-//! No chain recurses forever: a queued event carries its chain, the registrations whose runs
-//! raised it (the one that wrote it, the one whose event started that one, ...), and does
-//! not fire them again, as Redis does not call a subscriber about its own writes. A stream
-//! registration in the chain only counts the message: its timer starts the batch.
+//! No chain recurses forever: a queued event carries its chain (`event_chain.rs`), the
+//! registrations whose runs raised it, and does not fire them again. A stream registration
+//! in the chain only counts the message: its timer starts the batch.
 //!
 //! Nesting is synchronous, on the thread that runs the first callback: the state is that
 //! thread's.
@@ -32,34 +31,12 @@ use std::collections::VecDeque;
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 use std::ptr;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use redis_module::{raw, Context, ContextFlags, NotifyEvent, RedisString};
 
-use crate::engine::registration::Registration;
+use super::event_chain::{self, Chain};
 use crate::redis::lock;
-
-/// Registrations whose runs raised an event, by address (identity only: a registration
-/// dropped and another made at its address inside one callback would be taken for it).
-#[derive(Clone, Debug, PartialEq)]
-struct Chain(Option<Rc<[usize]>>);
-
-impl Chain {
-    const EMPTY: Chain = Chain(None);
-
-    fn contains(&self, id: usize) -> bool {
-        self.0.as_deref().is_some_and(|c| c.contains(&id))
-    }
-
-    /// This chain followed by `id` (a registration firing inside it).
-    fn then(&self, id: usize) -> Chain {
-        let mut ids = self.0.as_deref().unwrap_or(&[]).to_vec();
-        ids.push(id);
-        Chain(Some(ids.into()))
-    }
-}
 
 /// An event raised inside the first subscriber's callback, waiting for it.
 struct Nested {
@@ -75,10 +52,6 @@ struct State {
     /// That callback's context (valid while it runs).
     ctx: Cell<*mut raw::RedisModuleCtx>,
     queue: RefCell<VecDeque<Nested>>,
-    /// The chain of the event being dispatched.
-    chain: RefCell<Chain>,
-    /// The registration firing now (0: none).
-    firing: Cell<usize>,
 }
 
 thread_local! {
@@ -87,8 +60,6 @@ thread_local! {
             dispatching: Cell::new(false),
             ctx: Cell::new(ptr::null_mut()),
             queue: RefCell::new(VecDeque::new()),
-            chain: RefCell::new(Chain::EMPTY),
-            firing: Cell::new(0),
         }
     };
 }
@@ -189,9 +160,8 @@ impl Drop for Callback {
             s.dispatching.set(false);
             s.ctx.set(ptr::null_mut());
             s.queue.borrow_mut().clear();
-            *s.chain.borrow_mut() = Chain::EMPTY;
-            s.firing.set(0);
         });
+        event_chain::reset();
     }
 }
 
@@ -224,7 +194,7 @@ extern "C" fn on_event(
         let _callback = Callback::enter(ctx);
         super::keys::dispatch(event, key, lock::selected_db(&context), false);
         while let Some(nested) = STATE.with(|s| s.queue.borrow_mut().pop_front()) {
-            STATE.with(|s| *s.chain.borrow_mut() = nested.chain);
+            event_chain::enter(nested.chain);
             super::keys::dispatch(&nested.event, &nested.key, nested.db, true);
         }
     });
@@ -259,10 +229,7 @@ extern "C" fn on_nested_event(
             event: event.to_string(),
             key: key.to_vec(),
             db: lock::selected_db(&Context::new(ctx)),
-            chain: STATE.with(|s| match s.firing.get() {
-                0 => s.chain.borrow().clone(),
-                id => s.chain.borrow().then(id),
-            }),
+            chain: event_chain::of_event_now(),
         };
         STATE.with(|s| s.queue.borrow_mut().push_back(nested));
     });
@@ -274,70 +241,9 @@ extern "C" fn on_nested_event(
     raw::REDISMODULE_OK as c_int
 }
 
-fn id_of(reg: &Arc<Registration>) -> usize {
-    Arc::as_ptr(reg) as usize
-}
-
-/// Whether the event being dispatched (or queued) was raised by the runs of `reg`: its
-/// own writes, or those of what it started.
-pub fn in_chain(reg: &Arc<Registration>) -> bool {
-    chain_has(id_of(reg))
-}
-
-fn chain_has(id: usize) -> bool {
-    STATE.with(|s| s.firing.get() == id || s.chain.borrow().contains(id))
-}
-
-/// Marks `reg` as firing while the guard lives: what its inline run writes is in its chain.
-pub struct Firing(usize);
-
-pub fn firing(reg: &Arc<Registration>) -> Firing {
-    mark(id_of(reg))
-}
-
-fn mark(id: usize) -> Firing {
-    Firing(STATE.with(|s| s.firing.replace(id)))
-}
-
-impl Drop for Firing {
-    fn drop(&mut self) {
-        STATE.with(|s| s.firing.set(self.0));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_chain_grows_by_the_registration_that_fires_inside_it() {
-        let top = Chain::EMPTY;
-        assert!(!top.contains(7));
-        let one = top.then(7);
-        let two = one.then(9);
-        assert!(one.contains(7) && !one.contains(9));
-        assert!(two.contains(7) && two.contains(9));
-        assert_eq!(two.0.as_deref(), Some(&[7, 9][..]));
-        // The parent is untouched: sibling events keep their own chain.
-        assert_eq!(one.0.as_deref(), Some(&[7][..]));
-    }
-
-    #[test]
-    fn the_firing_registration_is_in_the_chain_while_it_fires() {
-        STATE.with(|s| *s.chain.borrow_mut() = Chain::EMPTY.then(3));
-        assert!(chain_has(3) && !chain_has(7) && !chain_has(9));
-        {
-            let _outer = mark(7);
-            assert!(chain_has(3) && chain_has(7));
-            {
-                let _inner = mark(9);
-                assert!(chain_has(9) && !chain_has(7));
-            }
-            assert!(chain_has(7));
-        }
-        assert!(!chain_has(7));
-        STATE.with(|s| *s.chain.borrow_mut() = Chain::EMPTY);
-    }
 
     #[test]
     fn a_callback_leaves_nothing_behind() {
@@ -349,17 +255,15 @@ mod tests {
                     event: "set".into(),
                     key: b"k".to_vec(),
                     db: 0,
-                    chain: Chain::EMPTY.then(3),
+                    chain: Chain::EMPTY,
                 });
-                *s.chain.borrow_mut() = Chain::EMPTY.then(3);
-                s.firing.set(5);
             });
+            event_chain::enter(Chain::EMPTY);
         }
         STATE.with(|s| {
             assert!(!s.dispatching.get());
             assert!(s.queue.borrow().is_empty());
-            assert_eq!(*s.chain.borrow(), Chain::EMPTY);
-            assert_eq!(s.firing.get(), 0);
         });
+        assert_eq!(event_chain::of_event_now(), Chain::EMPTY);
     }
 }
