@@ -1,4 +1,4 @@
-//! Cluster support. For now: hash slots (the topology and messaging arrive with the
-//! cluster issue).
+//! Cluster support: hash slots, and which master owns which (the topology).
 
 pub mod slots;
+pub mod topology;

@@ -30,8 +30,14 @@ pub fn key_slot(key: &[u8]) -> u16 {
     crc16(tagged.unwrap_or(key)) % SLOTS
 }
 
-/// A `{tag}` whose keys hash to `slot`: the shortest such tag over [0-9A-Za-z].
+/// A `{tag}` whose keys hash to `slot`.
 pub fn hashtag_of_slot(slot: u16) -> String {
+    format!("{{{}}}", tag_of_slot(slot))
+}
+
+/// A tag (without braces) whose keys hash to `slot` when written as `{tag}`: the shortest
+/// such tag over [0-9A-Za-z].
+pub fn tag_of_slot(slot: u16) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut buf = Vec::new();
     for len in 1..=4usize {
@@ -43,7 +49,7 @@ pub fn hashtag_of_slot(slot: u16) -> String {
                 n /= ALPHABET.len();
             }
             if crc16(&buf) % SLOTS == slot {
-                return format!("{{{}}}", String::from_utf8_lossy(&buf));
+                return String::from_utf8_lossy(&buf).into_owned();
             }
         }
     }
