@@ -48,12 +48,15 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
 class RedisServer:
     """One redis-server process with the module loaded."""
 
-    def __init__(self, module_args=(), extra_args=(), load_module=True, binary=None, env=None):
+    def __init__(self, module_args=(), extra_args=(), load_module=True, binary=None, env=None,
+                 port=None, dir=None):
         self.binary = binary or REDIS_SERVER
         # Extra environment of the server process (e.g. GEARS_TEST_PANIC for fault tests).
         self.env = dict(os.environ, **env) if env else None
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="gears-test-")
+        # A cluster node needs a port whose bus port (+10000) is free too: Cluster picks it.
+        self.port = port or free_port()
+        self.dir = dir or tempfile.mkdtemp(prefix="gears-test-")
+        os.makedirs(self.dir, exist_ok=True)
         self.module_args = list(module_args)
         self.extra_args = list(extra_args)
         self.load_module = load_module
