@@ -1,6 +1,7 @@
 # The README's two commands call these: `make run` and `make test`.
 # setup installs what is missing, build compiles the module (release) and installs the
-# python-shim next to it, run starts redis-server with the module, test runs every test.
+# python-shim next to it, run starts redis-server with the module, test runs every test;
+# cluster starts a local Redis Cluster with the module, cluster-stop removes it.
 
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3)
@@ -15,7 +16,7 @@ SHIM_DIR := target/release/gears-python
 VALKEY := target/servers/valkey-server
 PORT ?= 6379
 
-.PHONY: setup build guests run test test-unit test-sdk test-shim test-blackbox bench bench-quick lint clean
+.PHONY: setup build guests run cluster cluster-stop test test-unit test-sdk test-shim test-blackbox bench bench-quick lint clean
 
 setup:
 	@missing=""; \
@@ -43,6 +44,15 @@ guests:
 
 run: build
 	redis-server --port $(PORT) --bind 127.0.0.1 --loadmodule $(CURDIR)/$(MODULE)
+
+# A local Redis Cluster, 3 masters with the module on 127.0.0.1:30001-30003 (bus
+# 40001-40003), daemonized, files under target/cluster/<port>/ (scripts/cluster.sh).
+# Connect with redis-cli -c -p 30001; make cluster-stop shuts it down and removes it.
+cluster: build
+	scripts/cluster.sh start $(CURDIR)/$(MODULE)
+
+cluster-stop:
+	scripts/cluster.sh stop
 
 test-unit:
 	cargo test --release -p redisgears-rs --lib

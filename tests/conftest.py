@@ -1,20 +1,24 @@
 """Fixtures that start real redis-server processes with the module loaded.
 
 Every server gets a free port and a temporary directory, and is shut down after the test
-(module or function scope). The module path comes from GEARS_MODULE (the Makefile sets it)
+(module or function scope). Cluster starts several of them as a Redis Cluster (the
+cluster3 and cluster3r fixtures). The module path comes from GEARS_MODULE (the Makefile sets it)
 or defaults to the release build of this checkout.
 """
 import ast
 import os
+import random
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
+import redis.cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE = os.environ.get(
@@ -48,12 +52,15 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
 class RedisServer:
     """One redis-server process with the module loaded."""
 
-    def __init__(self, module_args=(), extra_args=(), load_module=True, binary=None, env=None):
+    def __init__(self, module_args=(), extra_args=(), load_module=True, binary=None, env=None,
+                 port=None, dir=None):
         self.binary = binary or REDIS_SERVER
         # Extra environment of the server process (e.g. GEARS_TEST_PANIC for fault tests).
         self.env = dict(os.environ, **env) if env else None
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="gears-test-")
+        # A cluster node needs a port whose bus port (+10000) is free too: Cluster picks it.
+        self.port = port or free_port()
+        self.dir = dir or tempfile.mkdtemp(prefix="gears-test-")
+        os.makedirs(self.dir, exist_ok=True)
         self.module_args = list(module_args)
         self.extra_args = list(extra_args)
         self.load_module = load_module
@@ -155,6 +162,209 @@ def fresh_server():
     yield make
     for s in servers:
         s.stop()
+
+
+# Redis Cluster: 16384 hash slots; a node's cluster bus listens on its port + 10000.
+CLUSTER_SLOTS = 16384
+CLUSTER_BUS_OFFSET = 10000
+# Node ports are drawn here: with their bus ports they stay under 32768, below Linux's
+# ephemeral range, so no outgoing connection (a client, another node's bus link) can take
+# one between the check in cluster_port() and the server's bind.
+CLUSTER_PORTS = range(12000, 32768 - CLUSTER_BUS_OFFSET)
+
+
+def cluster_port(taken):
+    """A loopback port p not in `taken` with p and p + 10000 both free; adds both to taken."""
+    for _ in range(1000):
+        port = random.choice(CLUSTER_PORTS)
+        pair = (port, port + CLUSTER_BUS_OFFSET)
+        if taken.intersection(pair):
+            continue
+        try:
+            for p in pair:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        taken.update(pair)
+        return port
+    raise AssertionError("no free port pair for a cluster node")
+
+
+class Cluster:
+    """A Redis Cluster of RedisServer nodes on loopback, the module loaded on each.
+
+    `masters` masters own the slots in even contiguous ranges (`ranges[i]` is masters[i]'s);
+    with_replicas gives each master one replica: replicas[i] replicates masters[i].
+    module_args, extra_args and env go to every node. Every node's files are under one
+    temporary directory, removed by stop().
+    """
+
+    def __init__(self, masters=3, with_replicas=False, module_args=(), extra_args=(), env=None):
+        self.dir = tempfile.mkdtemp(prefix="gears-cluster-")
+        self.ranges = [
+            (i * CLUSTER_SLOTS // masters, (i + 1) * CLUSTER_SLOTS // masters - 1)
+            for i in range(masters)
+        ]
+        taken = set()
+
+        def node():
+            port = cluster_port(taken)
+            node_dir = os.path.join(self.dir, str(port))
+            args = [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", os.path.join(node_dir, "nodes.conf"),
+                # Failure detection in 2 s, not 15: tests that stop a node wait less.
+                "--cluster-node-timeout", "2000",
+                # A replica's first sync starts at once instead of after the default 5 s
+                # wait for more replicas.
+                "--repl-diskless-sync-delay", "0",
+            ] + list(extra_args)
+            return RedisServer(module_args=module_args, extra_args=args, env=env,
+                               port=port, dir=node_dir)
+
+        self.masters = [node() for _ in range(masters)]
+        self.replicas = [node() for _ in range(masters)] if with_replicas else []
+        self.ids = {}  # port -> cluster node id
+        self._admin = {}  # port -> a plain client of that node, for the set-up and polls
+        self._clients = []  # the RedisCluster clients handed out, closed by stop()
+
+    @property
+    def nodes(self):
+        return self.masters + self.replicas
+
+    def start(self):
+        """Start every node, form the cluster and wait until it is ready; on failure,
+        stop everything and raise with the nodes' logs."""
+        try:
+            # All at once: each node's module load overlaps the others', and so does the
+            # 2 s a new cluster master waits before it reports the cluster ok.
+            with ThreadPoolExecutor(len(self.nodes)) as pool:
+                list(pool.map(RedisServer.start, self.nodes))
+            for n in self.nodes:
+                self._admin[n.port] = n.client()
+                self.ids[n.port] = self._admin[n.port].execute_command("CLUSTER", "MYID")
+            self._form()
+        except Exception as e:
+            logs = self.logs()
+            self.stop()
+            raise AssertionError(f"the cluster did not start: {e}\n{logs}") from e
+        except BaseException:  # Ctrl-C: still leave no server behind
+            self.stop()
+            raise
+        return self
+
+    def _form(self):
+        for i, (m, (lo, hi)) in enumerate(zip(self.masters, self.ranges)):
+            admin = self._admin[m.port]
+            admin.execute_command("CLUSTER", "ADDSLOTSRANGE", lo, hi)
+            # Distinct config epochs before the nodes meet, as redis-cli --cluster create
+            # does; otherwise every master starts at 0 and the collisions are resolved one
+            # bump at a time.
+            admin.execute_command("CLUSTER", "SET-CONFIG-EPOCH", i + 1)
+        first = self._admin[self.masters[0].port]
+        for n in self.nodes[1:]:
+            first.execute_command("CLUSTER", "MEET", "127.0.0.1", n.port)
+        for r, m in zip(self.replicas, self.masters):
+            # REPLICATE refuses a master the replica has not yet learned of by gossip.
+            wait_until(lambda: self._knows(r, self.ids[m.port]), timeout=20,
+                       what=f"node {r.port} to learn of master {m.port}")
+            self._admin[r.port].execute_command("CLUSTER", "REPLICATE", self.ids[m.port])
+        wait_until(self._ready, timeout=30, interval=0.05, what="the cluster to be ready")
+
+    def _nodes_view(self, n):
+        """CLUSTER NODES of node n as {id: (flags, master id, link state)}."""
+        view = {}
+        for line in self._admin[n.port].execute_command("CLUSTER", "NODES").splitlines():
+            f = line.split()
+            view[f[0]] = (set(f[2].split(",")), f[3], f[7])
+        return view
+
+    def _knows(self, n, node_id):
+        entry = self._nodes_view(n).get(node_id)
+        return entry is not None and "handshake" not in entry[0] and "noaddr" not in entry[0]
+
+    def _ready(self):
+        """Every node: cluster_state ok, knows every node with a live link and its right
+        role; every replica: its replication link is up."""
+        master_of = {self.ids[r.port]: self.ids[m.port]
+                     for r, m in zip(self.replicas, self.masters)}
+        for n in self.nodes:
+            if not n.alive():
+                raise AssertionError(f"node {n.port} exited")
+            if "cluster_state:ok" not in self._admin[n.port].execute_command("CLUSTER", "INFO"):
+                return False
+            view = self._nodes_view(n)
+            if set(view) != set(self.ids.values()):
+                return False
+            for node_id, (flags, master, link) in view.items():
+                if flags & {"handshake", "noaddr", "fail?", "fail"} or link != "connected":
+                    return False
+                if node_id in master_of and ("slave" not in flags
+                                             or master != master_of[node_id]):
+                    return False
+        return all(
+            self._admin[r.port].info("replication").get("master_link_status") == "up"
+            for r in self.replicas
+        )
+
+    def client(self, **kwargs):
+        """A RedisCluster client (it learns the topology from the first master)."""
+        kwargs.setdefault("decode_responses", True)
+        c = redis.cluster.RedisCluster(host="127.0.0.1", port=self.masters[0].port, **kwargs)
+        self._clients.append(c)
+        return c
+
+    def node_of(self, key):
+        """The master that owns key's slot."""
+        live = next(n for n in self.masters if n.alive())
+        slot = self._admin[live.port].execute_command("CLUSTER", "KEYSLOT", key)
+        return next(m for m, (lo, hi) in zip(self.masters, self.ranges) if lo <= slot <= hi)
+
+    def alive(self):
+        return all(n.alive() for n in self.nodes)
+
+    def logs(self, tail=3000):
+        """The end of every node's log, each under a header naming it, for failure messages."""
+        out = []
+        for role, group in (("master", self.masters), ("replica", self.replicas)):
+            for n in group:
+                state = "running" if n.alive() else (
+                    f"exited {n.proc.returncode}" if n.proc else "not started")
+                out.append(f"--- {role} {n.port} ({state}) ---\n{n.log()[-tail:]}")
+        return "\n".join(out)
+
+    def stop(self):
+        """Stop every node (safe to call twice) and remove the directory."""
+        for c in self._clients + list(self._admin.values()):
+            c.close()
+        self._clients, self._admin = [], {}
+        # Replicas first: a master shutting down waits for its replicas to catch up.
+        for n in self.replicas + self.masters:
+            n.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _cluster_fixture(**kwargs):
+    c = Cluster(**kwargs).start()
+    try:
+        yield c
+        alive, logs = c.alive(), c.logs()
+    finally:
+        c.stop()
+    assert alive, "a cluster node died during the test:\n" + logs
+
+
+@pytest.fixture
+def cluster3():
+    """A fresh cluster of 3 masters, stopped after the test."""
+    yield from _cluster_fixture(masters=3)
+
+
+@pytest.fixture
+def cluster3r():
+    """A fresh cluster of 3 masters with one replica each, stopped after the test."""
+    yield from _cluster_fixture(masters=3, with_replicas=True)
 
 
 def pyexecute(client, code, *args):
