@@ -104,7 +104,9 @@ pub use rmpv::Value;
 
 /// The version of the host/guest contract this SDK speaks: the version of the WIT
 /// package `redisgears:guest` and of the exported `redisgears:guest/plans@1.2.0`.
-/// Hosts of 1.0 run its guests too, unless they call [`try_log`] (new in 1.1).
+/// Hosts of 1.0 run its guests too, unless they call [`try_log`] (new in 1.1). 1.2 adds
+/// the combiner steps a host may append to a fused run (the local half of countby and
+/// count, run inside the guest); older hosts never send them.
 ///
 /// ```
 /// assert_eq!(gears::CONTRACT_VERSION, "1.2.0");
