@@ -245,16 +245,17 @@ def test_gears_config_get_sees_extra_config(c):
 # ---------------------------------------------------------------- hashtag()
 
 def test_hashtag(c):
+    # As in RedisGears 1.2: the tag without braces, written '{%s}' % hashtag().
     out = run_json(c, """
         h = hashtag()
-        execute('set', 'k' + h, 'v')
-        return [type(h).__name__, h, execute('get', 'k' + h)]
+        execute('set', 'k{%s}' % h, 'v')
+        return [type(h).__name__, h, execute('get', 'k{%s}' % h)]
     """)
     assert out[0] == "str"
     h = out[1]
-    assert h.startswith("{") and h.endswith("}") and len(h) > 2, h
+    assert h and "{" not in h and "}" not in h, h
     assert out[2] == "v"
-    assert c.get("k" + h) == "v"
+    assert c.get("k{%s}" % h) == "v"
 
 
 # ---------------------------------------------------------------- isAsyncAllow()

@@ -190,10 +190,11 @@ pub fn shard_id() -> String {
     wit::shard_id()
 }
 
-/// A hash tag (`{...}`) that maps to a slot of this shard, to name keys this shard owns.
+/// A tag whose slot belongs to this shard, without braces (as in RedisGears 1.2): keys
+/// named `name{tag}` live on this shard.
 ///
 /// ```no_run
-/// let key = format!("tmp{}", gears::hashtag());
+/// let key = format!("tmp{{{}}}", gears::hashtag());
 /// ```
 pub fn hashtag() -> String {
     wit::hashtag()

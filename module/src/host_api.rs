@@ -9,6 +9,7 @@
 use redis_module::logging::{self, RedisLogLevel};
 
 use crate::engine::value::Value;
+use crate::globals::globals;
 use crate::redis::call::with_refs;
 use crate::redis::door;
 use crate::triggers::hooks::{chain, intercept};
@@ -92,9 +93,10 @@ pub fn shard_id() -> String {
     crate::globals::globals().shard_id.clone()
 }
 
-/// hashtag(): a `{...}` tag whose slot this shard owns.
+/// hashtag(): a tag whose slot this shard owns, without braces (recipes write
+/// `'{%s}' % hashtag()`, as for RedisGears 1.2).
 pub fn hashtag() -> String {
-    crate::cluster::slots::hashtag_of_slot(0)
+    globals().topology().hashtag()
 }
 
 #[cfg(test)]

@@ -150,14 +150,22 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
             return Status::Err;
         }
     }
-    let shard_id = "0".repeat(40);
+    // On a cluster node the shard id is the node id; its topology is read on a timer.
+    let node_id = redis::cluster::my_id();
+    let shard_id = node_id.clone().unwrap_or_else(|| "0".repeat(40));
     globals::init(globals::Globals {
         registry: engine::registry::Registry::new(shard_id.clone()),
         registrations: Default::default(),
+        topology: std::sync::RwLock::new(std::sync::Arc::new(
+            cluster::topology::Topology::standalone(&shard_id),
+        )),
         shard_id,
         pool,
         python,
     });
+    if node_id.is_some() {
+        commands::cluster::watch(ctx);
+    }
     // Keyspace events (triggers/nested.rs); last, so none arrives before the state it needs.
     if let Err(e) = triggers::nested::subscribe(ctx) {
         ctx.log_warning(&format!("gears: {e}"));

@@ -72,7 +72,8 @@ def gearsConfigGet(name, default=None):
 
 
 def hashtag():
-    """A string ``{...}`` whose hash slot belongs to this shard."""
+    """A tag whose hash slot belongs to this shard, without braces (as in RedisGears 1.2):
+    keys written ``'name{%s}' % hashtag()`` live on this shard."""
     return _gears.hashtag()
 
 

@@ -2,6 +2,7 @@
 //! becomes an error reply instead of taking Redis down.
 
 pub mod categories;
+pub mod cluster;
 pub mod config;
 pub mod executions;
 pub mod inner_hook;
