@@ -161,38 +161,27 @@ pub fn submit_compiled(
     globals().pool.submit(move || {
         before();
         let profile = config::get(Key::ProfileExecutions) == 1;
-        compile_and_run(exec, plan, reader, then, profile)
-    });
-}
-
-fn compile_and_run(
-    exec: Arc<Execution>,
-    plan: Arc<Plan>,
-    reader: Box<dyn Reader>,
-    then: Option<Then>,
-    profile: bool,
-) {
-    match plan.compile(profile, false) {
-        Ok(stages) => {
-            let run = run_of(Launch {
-                exec,
-                plan,
-                reader,
-                stages,
-                inline: false,
-                then,
-            });
-            // Already on a worker: no need to queue again.
-            run.work_on_worker();
-        }
-        Err(e) => {
-            fail(&exec, format!("{e:#}"));
-            if let Some(then) = then {
-                then(&exec);
-                lock::release_slice();
+        match plan.compile(profile, false) {
+            Ok(stages) => {
+                let run = run_of(Launch {
+                    exec,
+                    plan,
+                    reader,
+                    stages,
+                    inline: false,
+                    then,
+                });
+                // Already on a worker: no need to queue again.
+                run.work_on_worker();
+            }
+            Err(e) => {
+                if not_compiled(&exec, &e, then) {
+                    // `then` may have taken the lock on this worker.
+                    lock::release_slice();
+                }
             }
         }
-    }
+    });
 }
 
 /// Compiles and runs an execution of `plan` here, on this thread, whatever the plan's
@@ -214,20 +203,19 @@ pub fn run_plan_here(
             then,
         }),
         Err(e) => {
-            fail(&exec, format!("{e:#}"));
-            if let Some(then) = then {
-                then(&exec);
-            }
+            not_compiled(&exec, &e, then);
         }
     }
 }
 
-/// Ends an execution that could not start (its plan did not compile).
-pub fn fail(exec: &Execution, error: String) {
-    if exec.record(Vec::new(), vec![error], Status::Done, 0, 0, Vec::new()) {
+/// Ends an execution whose plan did not compile, then runs its `then`; whether it had one.
+fn not_compiled(exec: &Arc<Execution>, error: &anyhow::Error, then: Option<Then>) -> bool {
+    let errors = vec![format!("{error:#}")];
+    if exec.record(Vec::new(), errors, Status::Done, 0, 0, Vec::new()) {
         trim(exec);
         exec.answer_waiters();
     }
+    then.map(|then| then(exec)).is_some()
 }
 
 /// `[[results...], [errors...]]`, or the error of a run a fault ended.

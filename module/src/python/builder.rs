@@ -14,7 +14,7 @@ use super::convert::to_value;
 use super::host::PythonHost;
 use crate::config::{self, Key};
 use crate::engine::plan::{HostStep, Mode, Plan, PlanArg, ReaderSpec};
-use crate::engine::value::Value;
+use crate::plans::args::{wrong_type, Args};
 use crate::plans::expand::{expand, Op, StepSource};
 
 /// The objects of a plan being built.
@@ -135,15 +135,15 @@ fn op_of<'py>(op: &str, args: &Bound<'py, PyTuple>) -> PyResult<Op<Bound<'py, Py
 }
 
 /// An option of run() / register(), or `default` when missing or None.
-pub fn option<'py, T: FromPyObjectOwned<'py>>(
+fn option<'py, T: FromPyObjectOwned<'py>>(
     options: &Bound<'py, PyDict>,
     name: &str,
     default: T,
 ) -> PyResult<T> {
     match options.get_item(name)? {
-        Some(v) if !v.is_none() => v.extract::<T>().map_err(|_| {
-            PyTypeError::new_err(format!("reader argument '{name}' has the wrong type"))
-        }),
+        Some(v) if !v.is_none() => v
+            .extract::<T>()
+            .map_err(|_| PyTypeError::new_err(wrong_type(name))),
         _ => Ok(default),
     }
 }
@@ -172,15 +172,11 @@ fn reader_spec(name: &str, args: &Bound<'_, PyDict>, objects: &Objects) -> PyRes
     }
     // The readers that call Python need a function where they call it.
     let code = |name: &str| matches!(spec.arg(name), Some(PlanArg::Code(_)));
-    let given = |name: &str| {
-        spec.arg(name)
-            .is_some_and(|a| !matches!(a, PlanArg::Value(Value::Nil)))
-    };
     match name {
         "PythonReader" if !code("generator") => Err(PyTypeError::new_err(
             "PythonReader needs a generator function",
         )),
-        "KeysOnlyReader" if given("patternGenerator") && !code("patternGenerator") => {
+        "KeysOnlyReader" if spec.has("patternGenerator") && !code("patternGenerator") => {
             Err(PyTypeError::new_err("patternGenerator must be callable"))
         }
         _ => Ok(spec),

@@ -14,6 +14,7 @@ use crate::engine::operator::Operator;
 use crate::engine::plan::{Combiner, Host, HostStep, OutputForm, PlanArg, ReaderSpec};
 use crate::engine::reader::Reader;
 use crate::engine::value::Value;
+use crate::plans::args::Args;
 
 pub struct WasmHost {
     /// The guest whose callbacks the plan's `PlanArg::Code` indices are.
@@ -118,17 +119,11 @@ impl Host for WasmHost {
         let Some(PlanArg::Code(callback)) = spec.arg("generator") else {
             return Err(anyhow!("GeneratorReader needs a generator callback"));
         };
-        let args = match spec.arg("args") {
-            None => Vec::new(),
-            Some(PlanArg::Value(Value::List(items))) => items
-                .iter()
-                .map(|v| match v {
-                    Value::Str(s) => Ok(s.clone()),
-                    _ => Err(anyhow!("GeneratorReader arguments are strings")),
-                })
-                .collect::<anyhow::Result<_>>()?,
-            Some(_) => bail!("GeneratorReader arguments are strings"),
-        };
+        // RG.WASMRUN's arguments (job_plan puts them there).
+        let args = spec
+            .texts("args")
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or_default();
         Ok(Some(Box::new(GuestGenerator::new(
             self.program.clone(),
             *callback,
