@@ -119,6 +119,12 @@ pub struct Launch {
 fn run_of(launch: Launch) -> Arc<Run> {
     static ALONE: OnceLock<Arc<dyn Peers>> = OnceLock::new();
     let peers = ALONE.get_or_init(|| Arc::new(Alone)).clone();
+    run_with(launch, peers)
+}
+
+/// The run of `launch` with its sinks reaching `peers` (other shards, when the plan is
+/// async and not inline; else every sink stays here).
+pub fn run_with(launch: Launch, peers: Arc<dyn Peers>) -> Arc<Run> {
     // Records of sync and async_local runs never leave their shard.
     let stages = match launch.plan.mode {
         Mode::Async if !launch.inline => launch.stages,

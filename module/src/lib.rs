@@ -37,6 +37,7 @@
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod distributed;
 pub mod engine;
 pub mod globals;
 pub mod host_api;
@@ -163,7 +164,13 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         pool,
         python,
     });
-    if node_id.is_some() {
+    if let Some(me) = &node_id {
+        // Drawn once per process: peers tell a restart from a reconnect by it.
+        let incarnation = cluster::incarnation::draw();
+        if let Err(e) = distributed::init(me, &incarnation, None) {
+            ctx.log_warning(&format!("gears: cannot start the cluster link: {e}"));
+            return Status::Err;
+        }
         commands::cluster::watch(ctx);
     }
     // Keyspace events (triggers/nested.rs); last, so none arrives before the state it needs.
@@ -213,6 +220,10 @@ command!(rg_innerwasm, commands::wasm::inner_upload);
 command!(rg_wasmrun, commands::wasm::run);
 command!(rg_wasmlist, commands::wasm::list);
 command!(rg_wasmdelete, commands::wasm::delete);
+command!(rg_infocluster, commands::cluster::info_cluster);
+command!(rg_refreshcluster, commands::cluster::refresh_cluster);
+command!(rg_hello, commands::cluster::hello);
+command!(rg_innermsg, commands::cluster::inner_msg);
 
 #[cfg(not(test))]
 redis_module::redis_module! {
@@ -248,5 +259,9 @@ redis_module::redis_module! {
         ["rg.wasmrun", rg_wasmrun, "write deny-script", 0, 0, 0, ""],
         ["rg.wasmlist", rg_wasmlist, "readonly", 0, 0, 0, ""],
         ["rg.wasmdelete", rg_wasmdelete, "write deny-script", 0, 0, 0, ""],
+        ["rg.infocluster", rg_infocluster, "readonly", 0, 0, 0, ""],
+        ["rg.refreshcluster", rg_refreshcluster, "readonly deny-script", 0, 0, 0, ""],
+        ["rg.hello", rg_hello, "readonly fast deny-script", 0, 0, 0, ""],
+        ["rg.innermsg", rg_innermsg, "readonly fast deny-script", 0, 0, 0, ""],
     ],
 }

@@ -45,6 +45,11 @@ const CATEGORIES: &[(&str, &str)] = &[
     ("rg.wasmrun", "write slow"),
     ("rg.wasmupload", "write slow"),
     ("rg.wasmdelete", "write slow"),
+    ("rg.infocluster", "read slow"),
+    ("rg.refreshcluster", "slow"),
+    // What a peer sends: a run's plan and records. Only peers may (masteruser).
+    ("rg.hello", "admin dangerous fast"),
+    ("rg.innermsg", "admin dangerous fast"),
     (
         "rg.innerhook",
         "keyspace read write set sortedset list hash string bitmap hyperloglog geo stream \

@@ -1,33 +1,90 @@
-//! Keeping the cluster topology current: read once the cluster is up and on a timer
-//! after that, since Redis 7.0 raises no event when slots move. An unchanged topology
-//! changes nothing. (RG.REFRESHCLUSTER and RG.INFOCLUSTER come with the shard links.)
+//! The cluster: keeping the topology current (read once the cluster is up and on a timer
+//! after that, since Redis 7.0 raises no event when slots move; an unchanged topology
+//! changes nothing), RG.INFOCLUSTER and RG.REFRESHCLUSTER, and the two commands of the
+//! shard link, RG.HELLO and RG.INNERMSG, which only peers may send.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
-use redis_module::Context;
+use redis_module::{Context, RedisString};
 
+use super::{arity, text, Answer};
+use crate::cluster::link::{Credentials, PROTOCOL};
+use crate::distributed::{self, cluster};
+use crate::engine::value::Value;
 use crate::globals::globals;
+use crate::redis::call::call;
 use crate::redis::cluster::read_topology;
+use crate::redis::door;
 
 /// How often the topology is read again.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Reads the topology now; logs a change. (Main thread.)
+/// Reads the topology and the link's credentials now; logs a change. (Main thread.)
 pub fn refresh(ctx: &Context) {
     let g = globals();
     match read_topology(ctx, &g.shard_id) {
         Ok(t) => {
             let masters = t.shards.len();
             let mine = t.mine().map_or(0, |s| s.ranges.len());
+            let peers: Vec<(String, String, u16)> = t
+                .shards
+                .iter()
+                .map(|s| (s.id.clone(), s.ip.clone(), s.port))
+                .collect();
+            let was_cluster = g.topology().is_cluster();
             if g.set_topology(t) {
                 ctx.log_notice(&format!(
                     "gears: cluster topology: {masters} masters own slots; \
                      this shard owns {mine} ranges"
                 ));
+                if was_cluster {
+                    distributed::topology_changed();
+                }
+            }
+            if let Some(c) = cluster() {
+                let creds = credentials(ctx);
+                *PEER_USER.lock().unwrap_or_else(|e| e.into_inner()) =
+                    creds.user.clone().unwrap_or_else(|| "default".into());
+                c.link.set_credentials(creds);
+                c.link.sync_peers(&peers);
             }
         }
         Err(e) => ctx.log_warning(&format!("gears: reading the cluster topology: {e:#}")),
     }
+}
+
+/// The credentials replication uses (masteruser / masterauth): the link between masters
+/// authenticates as replicas do.
+fn credentials(ctx: &Context) -> Credentials {
+    let get = |name: &str| match call(ctx, &[b"CONFIG", b"GET", name.as_bytes()]) {
+        Value::List(items) => match items.get(1) {
+            Some(Value::Str(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    Credentials {
+        user: get("masteruser"),
+        password: get("masterauth"),
+    }
+}
+
+/// The ACL user peers connect as: masteruser, or `default` when it is not set (read with
+/// the topology, so a frame does not pay for CONFIG GET).
+static PEER_USER: Mutex<String> = Mutex::new(String::new());
+
+/// Refuses a client that is not a peer.
+fn only_peers(ctx: &Context) -> Result<(), String> {
+    let user = door::command_user(ctx).unwrap_or_default();
+    let peer = PEER_USER.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if peer.is_empty() || user != peer {
+        return Err(
+            "NOPERM this command is for the shards of the cluster only (they connect as masteruser)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Starts the timer that keeps the topology current (at load, on a cluster node).
@@ -40,4 +97,101 @@ fn on_tick(ctx: &Context, _: ()) {
         ctx.log_warning("gears: reading the cluster topology panicked; it is tried again");
     }
     watch(ctx);
+}
+
+/// RG.REFRESHCLUSTER: reads the topology now (nothing changes when it did not).
+pub fn refresh_cluster(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 1, Some(1))?;
+    if cluster().is_some() {
+        refresh(ctx);
+    }
+    Ok(Answer::Reply(Value::Status("OK".into())))
+}
+
+/// RG.INFOCLUSTER: this shard and every master, in RedisGears 1.2's layout.
+pub fn info_cluster(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 1, Some(1))?;
+    let topology = globals().topology();
+    let Some(c) = cluster().filter(|_| topology.is_cluster()) else {
+        return Ok(Answer::Reply(Value::Status("no cluster mode".into())));
+    };
+    let s = Value::str;
+    let shards = topology
+        .shards
+        .iter()
+        .map(|shard| {
+            let (runid, pending) = if shard.id == c.me {
+                (Some(c.link.incarnation().to_string()), 0)
+            } else {
+                c.link.peer_state(&shard.id).unwrap_or((None, 0))
+            };
+            let (min, max) = shard.span().unwrap_or((0, 0));
+            Value::List(vec![
+                s("id"),
+                s(shard.id.as_str()),
+                s("ip"),
+                s(shard.ip.as_str()),
+                s("port"),
+                Value::Int(shard.port as i64),
+                s("unixSocket"),
+                s("None"),
+                s("runid"),
+                runid.map_or(Value::Nil, Value::Str),
+                s("minHslot"),
+                Value::Int(min as i64),
+                s("maxHslot"),
+                Value::Int(max as i64),
+                s("pendingMessages"),
+                Value::Int(pending as i64),
+            ])
+        })
+        .collect();
+    let (frames, bytes, resent) = c.link.totals();
+    Ok(Answer::Reply(Value::List(vec![
+        s("MyId"),
+        s(c.me.as_str()),
+        s("MyRunId"),
+        s(c.link.incarnation()),
+        Value::List(shards),
+        s("framesSent"),
+        Value::Int(frames as i64),
+        s("bytesSent"),
+        Value::Int(bytes as i64),
+        s("reconnects"),
+        Value::Int(resent as i64),
+    ])))
+}
+
+/// RG.HELLO: without arguments, this shard's incarnation (as 1.2); with a peer's id,
+/// incarnation and protocol version, `[id, incarnation, version]` of this shard.
+pub fn hello(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    only_peers(ctx)?;
+    let Some(c) = cluster() else {
+        return Err("ERRCLUSTER this node is not part of a cluster".into());
+    };
+    match args.len() {
+        1 => Ok(Answer::Reply(Value::str(c.link.incarnation()))),
+        4 => {
+            let _peer = text(&args[1])?;
+            Ok(Answer::Reply(Value::List(vec![
+                Value::str(c.me.as_str()),
+                Value::str(c.link.incarnation()),
+                Value::Int(PROTOCOL),
+            ])))
+        }
+        _ => Err("ERR wrong number of arguments for 'rg.hello' command".into()),
+    }
+}
+
+/// RG.INNERMSG: one frame from a peer; the reply is its ack.
+pub fn inner_msg(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 2, Some(2))?;
+    only_peers(ctx)?;
+    let Some(c) = cluster() else {
+        return Err("ERRCLUSTER this node is not part of a cluster".into());
+    };
+    match c.receiver.take(args[1].as_slice()) {
+        Ok(ack) => Ok(Answer::Reply(Value::Status(ack.as_str().into()))),
+        Err(e) => Err(format!("ERR {e:#}")),
+    }
 }

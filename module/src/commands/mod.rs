@@ -78,7 +78,13 @@ pub fn start(
         exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
         Answer::Blocked
     };
-    submit(job);
+    if job.plan.mode == Mode::Async && !job.inline {
+        if let Err(job) = crate::distributed::start(job) {
+            submit(job);
+        }
+    } else {
+        submit(job);
+    }
     Ok(answer)
 }
 

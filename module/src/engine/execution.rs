@@ -49,6 +49,10 @@ pub struct ExecState {
     pub entries: Vec<(&'static str, u64)>,
     /// Set when a fault (a caught panic) ended the run: its client gets this as an error.
     pub fault: Option<String>,
+    /// Of a run across shards: how many shards got its plan, and how many finished
+    /// their part (0 and 0 for a run of one shard).
+    pub shards_received: usize,
+    pub shards_completed: usize,
 }
 
 /// What RG.ABORTEXECUTION did.
@@ -138,6 +142,8 @@ impl Execution {
                 read_ms: 0,
                 entries: Vec::new(),
                 fault: None,
+                shards_received: 0,
+                shards_completed: 0,
             }),
             waiters: Mutex::new(Vec::new()),
             abort_requested: Arc::new(AtomicBool::new(false)),

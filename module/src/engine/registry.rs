@@ -21,6 +21,8 @@ struct Inner {
     /// Executions dropped to stay within the byte bound, newest last, so that whoever asks
     /// for one later learns why it is gone (at most DROPPED_REMEMBERED of them).
     dropped_for_bytes: BTreeSet<u64>,
+    /// Executions another shard started (its id names that shard), by id.
+    adopted: HashMap<String, u64>,
 }
 
 /// How many ids of executions dropped for their bytes are remembered (8 bytes each).
@@ -29,7 +31,9 @@ const DROPPED_REMEMBERED: usize = 100_000;
 impl Inner {
     /// Forgets an execution, and the bytes its results held.
     fn remove(&mut self, seq: u64) {
-        self.executions.remove(&seq);
+        if let Some(exec) = self.executions.remove(&seq) {
+            self.adopted.remove(&exec.id);
+        }
         if let Some(bytes) = self.result_bytes.remove(&seq) {
             self.total_result_bytes -= bytes;
         }
@@ -106,10 +110,21 @@ impl Registry {
         exec
     }
 
+    /// This shard's part of an execution another shard started: it keeps that id (and
+    /// takes a number of its own to order it among the others).
+    pub fn adopt(&self, id: &str, steps: Vec<StepReport>, run_as: RunAs) -> Arc<Execution> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let exec = Arc::new(Execution::new(id.to_string(), seq, None, steps, run_as));
+        let mut inner = self.inner();
+        inner.executions.insert(seq, exec.clone());
+        inner.adopted.insert(id.to_string(), seq);
+        exec
+    }
+
     fn seq_of(&self, id: &str) -> Option<u64> {
         let (shard, seq) = id.rsplit_once('-')?;
         if shard != self.shard_id {
-            return None;
+            return self.inner().adopted.get(id).copied();
         }
         seq.parse().ok()
     }

@@ -168,6 +168,9 @@ struct State {
     stop: Option<Stop>,
     /// A fault (a panic) that failed the run: the reply is an error.
     fault: Option<String>,
+    /// Why the run was ended from outside before its input was complete (a silent
+    /// shard, a restarted one): it ends aborted, with the results gathered so far.
+    gave_up: Option<String>,
     started: Option<Instant>,
     read_nanos: u64,
     step_nanos: Vec<u64>,
@@ -257,6 +260,7 @@ impl Run {
                 cx: None,
                 stop: None,
                 fault: None,
+                gave_up: None,
                 started: None,
                 read_nanos: 0,
                 step_nanos: vec![0; steps],
@@ -310,6 +314,39 @@ impl Run {
         }
     }
 
+    /// Ends the run early from outside (another shard went silent or restarted): it
+    /// stops after the batch it is running, if any, and ends aborted with `why` and the
+    /// results gathered so far. Nothing happens to a run that already ended.
+    pub fn give_up(self: &Arc<Self>, why: String) {
+        let idle = {
+            let mut st = self.state();
+            if st.finished || st.gave_up.is_some() {
+                return;
+            }
+            st.gave_up = Some(why);
+            st.stop.get_or_insert(Stop::Aborted);
+            !st.running
+        };
+        if idle {
+            self.spawn();
+        } else {
+            // The running stage stops at its next batch, as for RG.ABORTEXECUTION.
+            self.exec
+                .abort_flag()
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Whether a stage of the run is running now (it is not waiting for input).
+    pub fn busy(&self) -> bool {
+        self.state().running
+    }
+
+    /// Whether the run has ended.
+    pub fn finished(&self) -> bool {
+        self.state().finished
+    }
+
     /// Whether the stage that runs next (or the end) has all its input.
     fn ready(&self, st: &State) -> bool {
         let k = st.next;
@@ -340,6 +377,15 @@ impl Run {
                     self.finish();
                     return;
                 }
+                if self.gathered_elsewhere(k) {
+                    // Its input went to the initiator: the stage runs there only (an
+                    // aggregate over nothing here would add a record of its own).
+                    st.stages[k] = None;
+                    st.next = k + 1;
+                    drop(st);
+                    self.close_sink(k);
+                    continue;
+                }
                 let input: Box<dyn Reader> = match k {
                     0 => st
                         .reader
@@ -347,11 +393,15 @@ impl Run {
                         .unwrap_or_else(|| Box::new(VecReader::new(Vec::new()))),
                     _ => Box::new(VecReader::new(std::mem::take(&mut st.inbox[k].records))),
                 };
+                // Errors other shards met on the records they sent here (e.g. a record
+                // that could not travel) are this run's errors from now on.
+                let carried = std::mem::take(&mut st.inbox[k].errors);
                 let Some(stage) = st.stages[k].take() else {
                     return;
                 };
                 st.running = true;
-                let cx = st.cx.take().unwrap_or_else(|| RunCtx::new(false));
+                let mut cx = st.cx.take().unwrap_or_else(|| RunCtx::new(false));
+                cx.errors.extend(carried);
                 (k, stage, input, cx)
             };
             let mut stage = stage;
@@ -412,6 +462,14 @@ impl Run {
                 self.close_sink(j);
             }
         }
+    }
+
+    /// Whether stage `k` takes its input gathered on another shard (collect).
+    fn gathered_elsewhere(&self, k: usize) -> bool {
+        k > 0
+            && self.kinds[k - 1] == SinkKind::Gather
+            && self.peers.count() > 1
+            && self.peers.me() != self.peers.initiator()
     }
 
     /// Runs stage `k` over `input` into its sink.
@@ -577,7 +635,7 @@ impl Run {
 
     /// Records the outcome and answers the waiters.
     fn finish(&self) {
-        let (outcome, fault, results, errors, cx, started, read_nanos, step_nanos) = {
+        let (outcome, fault, gave_up, results, errors, cx, started, read_nanos, step_nanos) = {
             let mut st = self.state();
             if st.finished {
                 return;
@@ -589,6 +647,7 @@ impl Run {
             (
                 st.stop.take(),
                 st.fault.take(),
+                st.gave_up.take(),
                 results,
                 errors,
                 st.cx.take().unwrap_or_else(|| RunCtx::new(false)),
@@ -608,6 +667,10 @@ impl Run {
         let mut all_errors = cx.errors;
         all_errors.extend(errors);
         let (results, status) = match (outcome, &fault) {
+            (_, None) if gave_up.is_some() => {
+                all_errors.extend(gave_up);
+                (results, Status::Aborted)
+            }
             (_, Some(fault)) => {
                 all_errors.push(fault.clone());
                 (Vec::new(), Status::Done)

@@ -1,0 +1,238 @@
+//! What shards say to each other about a distributed execution: the frame kinds and
+//! their bodies, each one MessagePack value.
+//!
+//! The start has two phases: the initiator sends the plan (PLAN); every shard answers
+//! RECEIVED once it holds a run ready to start, or REFUSED with the reason (Python off,
+//! a guest missing); only when all received does the initiator send RUN, so a refusal
+//! aborts everywhere before any side effect. Records then move as BATCHes (many
+//! records per frame; the last one of a stage carries the count of batches sent), a
+//! shard whose part ended says DONE, and ABORT ends a run everywhere.
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::engine::codec;
+use crate::engine::run::Inbound;
+use crate::engine::value::Value;
+
+pub const PLAN: u8 = 1;
+pub const RECEIVED: u8 = 2;
+pub const REFUSED: u8 = 3;
+pub const RUN: u8 = 4;
+pub const BATCH: u8 = 5;
+pub const ABORT: u8 = 6;
+pub const DONE: u8 = 7;
+
+/// The plan of an execution, as the initiator offers it to the other shards.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub exec: String,
+    /// The plan's bytes (`Plan::encode`).
+    pub plan: Vec<u8>,
+    /// The shards taking part, by node id, in the order batches name them.
+    pub shards: Vec<String>,
+    pub initiator: usize,
+    /// Whom the run acts for, and in which database.
+    pub user: String,
+    pub db: i64,
+}
+
+/// A message about execution `exec`.
+#[derive(Debug, Clone)]
+pub enum Message {
+    Plan(Offer),
+    Received { exec: String },
+    Refused { exec: String, why: String },
+    Run { exec: String },
+    Batch { exec: String, batch: Inbound },
+    Abort { exec: String, why: String },
+    Done { exec: String },
+}
+
+impl Message {
+    pub fn exec(&self) -> &str {
+        match self {
+            Message::Plan(Offer { exec, .. })
+            | Message::Received { exec }
+            | Message::Refused { exec, .. }
+            | Message::Run { exec }
+            | Message::Batch { exec, .. }
+            | Message::Abort { exec, .. }
+            | Message::Done { exec } => exec,
+        }
+    }
+
+    /// The frame kind and body.
+    pub fn encode(&self) -> (u8, Vec<u8>) {
+        let s = |t: &str| Value::str(t);
+        let (kind, fields) = match self {
+            Message::Plan(o) => (
+                PLAN,
+                vec![
+                    s(&o.exec),
+                    Value::Bytes(o.plan.clone()),
+                    Value::List(o.shards.iter().map(|id| s(id)).collect()),
+                    Value::Int(o.initiator as i64),
+                    s(&o.user),
+                    Value::Int(o.db),
+                ],
+            ),
+            Message::Received { exec } => (RECEIVED, vec![s(exec)]),
+            Message::Refused { exec, why } => (REFUSED, vec![s(exec), s(why)]),
+            Message::Run { exec } => (RUN, vec![s(exec)]),
+            Message::Batch { exec, batch } => (
+                BATCH,
+                vec![
+                    s(exec),
+                    Value::Int(batch.stage as i64),
+                    Value::Int(batch.from as i64),
+                    Value::List(batch.records.clone()),
+                    batch.last_of.map_or(Value::Nil, |n| Value::Int(n as i64)),
+                    Value::List(batch.errors.iter().map(|e| s(e)).collect()),
+                ],
+            ),
+            Message::Abort { exec, why } => (ABORT, vec![s(exec), s(why)]),
+            Message::Done { exec } => (DONE, vec![s(exec)]),
+        };
+        (kind, codec::encode_one(&Value::List(fields)))
+    }
+
+    pub fn decode(kind: u8, body: &[u8]) -> Result<Message> {
+        let Value::List(fields) = codec::decode(body)? else {
+            bail!("a message body that is not a list");
+        };
+        let mut it = fields.into_iter();
+        let mut next = || {
+            it.next()
+                .ok_or_else(|| anyhow!("a message with a field missing"))
+        };
+        let exec = text(next()?)?;
+        Ok(match kind {
+            PLAN => Message::Plan(Offer {
+                exec,
+                plan: match next()? {
+                    Value::Bytes(b) => b,
+                    _ => bail!("a plan that is not bytes"),
+                },
+                shards: match next()? {
+                    Value::List(ids) => ids.into_iter().map(text).collect::<Result<_>>()?,
+                    _ => bail!("shards that are not a list"),
+                },
+                initiator: int(next()?)? as usize,
+                user: text(next()?)?,
+                db: int(next()?)?,
+            }),
+            RECEIVED => Message::Received { exec },
+            REFUSED => Message::Refused {
+                exec,
+                why: text(next()?)?,
+            },
+            RUN => Message::Run { exec },
+            BATCH => {
+                let stage = int(next()?)? as usize;
+                let from = int(next()?)? as usize;
+                let records = match next()? {
+                    Value::List(r) => r,
+                    _ => bail!("records that are not a list"),
+                };
+                let last_of = match next()? {
+                    Value::Nil => None,
+                    v => Some(int(v)? as u64),
+                };
+                let errors = match next()? {
+                    Value::List(e) => e.into_iter().map(text).collect::<Result<_>>()?,
+                    _ => bail!("errors that are not a list"),
+                };
+                Message::Batch {
+                    exec,
+                    batch: Inbound {
+                        stage,
+                        from,
+                        records,
+                        last_of,
+                        errors,
+                    },
+                }
+            }
+            ABORT => Message::Abort {
+                exec,
+                why: text(next()?)?,
+            },
+            DONE => Message::Done { exec },
+            other => bail!("an unknown message kind {other}"),
+        })
+    }
+}
+
+fn text(v: Value) -> Result<String> {
+    match v {
+        Value::Str(s) => Ok(s),
+        _ => bail!("a message field that is not a string"),
+    }
+}
+
+fn int(v: Value) -> Result<i64> {
+    match v {
+        Value::Int(i) if i >= 0 => Ok(i),
+        _ => bail!("a message field that is not a count"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(m: Message) -> Message {
+        let (kind, body) = m.encode();
+        Message::decode(kind, &body).unwrap()
+    }
+
+    #[test]
+    fn messages_read_back() {
+        let m = round(Message::Plan {
+            exec: "e-1".into(),
+            plan: vec![1, 2, 3],
+            shards: vec!["a".into(), "b".into()],
+            initiator: 1,
+            user: "default".into(),
+            db: 0,
+        });
+        assert!(
+            matches!(m, Message::Plan { ref plan, initiator: 1, ref shards, .. }
+            if plan == &[1, 2, 3] && shards.len() == 2)
+        );
+        let m = round(Message::Batch {
+            exec: "e-1".into(),
+            batch: Inbound {
+                stage: 2,
+                from: 1,
+                records: vec![Value::Int(5), Value::str("x")],
+                last_of: Some(3),
+                errors: vec!["oops".into()],
+            },
+        });
+        let Message::Batch { batch, .. } = m else {
+            panic!("not a batch");
+        };
+        assert_eq!((batch.stage, batch.from, batch.last_of), (2, 1, Some(3)));
+        assert_eq!(batch.records.len(), 2);
+        assert_eq!(batch.errors, vec!["oops".to_string()]);
+        assert!(
+            matches!(round(Message::Refused { exec: "e".into(), why: "no".into() }),
+            Message::Refused { why, .. } if why == "no")
+        );
+        assert_eq!(round(Message::Done { exec: "e".into() }).exec(), "e");
+    }
+
+    #[test]
+    fn bad_bodies_are_errors() {
+        assert!(Message::decode(PLAN, b"").is_err());
+        assert!(
+            Message::decode(99, &codec::encode_one(&Value::List(vec![Value::str("e")]))).is_err()
+        );
+        assert!(Message::decode(
+            BATCH,
+            &codec::encode_one(&Value::List(vec![Value::str("e")]))
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,268 @@
+//! Executions across the masters of a Redis Cluster.
+//!
+//! Each master runs its part of an execution as a [`Run`] whose sinks reach the other
+//! masters through the link ([`ClusterPeers`]). The shard a client sent the run to is
+//! the initiator: it sends the plan to every other master, starts everyone once all
+//! have it ready (two-phase start, [`crate::cluster::messages`]), and gathers the
+//! results. Frames arrive through RG.INNERMSG into the receiver's queue; one dispatcher
+//! thread takes them in order and hands each to its execution, never waiting for a run
+//! (plans are decoded and compiled on the pool).
+//!
+//! No execution ever hangs: the dispatcher also watches every distributed run, and one
+//! that has waited for other shards longer than ExecutionMaxIdleTime ends aborted with
+//! "Execution max idle reached" and the results it has. A shard that restarted or is
+//! unreachable ends the runs it takes part in at once, naming it; so does a change of
+//! the cluster's topology ("cluster topology changed").
+//!
+//! # Layout
+//!
+//! - `peers.rs`: [`ClusterPeers`], the runner's view of the other shards.
+//! - `start.rs`: the initiator's side and a peer's side of the two-phase start.
+//! - this file: the process-wide state, the table of distributed runs, the dispatcher.
+
+mod peers;
+mod start;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::cluster::link::{Event, Link, Settings};
+use crate::cluster::messages::Message;
+use crate::cluster::receiver::{self, Receiver};
+use crate::config::{self, Key};
+use crate::engine::run::Run;
+use redis_module::logging::{log, RedisLogLevel};
+
+pub use peers::ClusterPeers;
+pub use start::start;
+
+/// Unacknowledged bytes per peer before producers wait.
+const WINDOW_BYTES: usize = 64 << 20;
+/// Bytes of frames waiting in the receiver's queue before senders are told BUSY.
+const INBOUND_BYTES: usize = 256 << 20;
+
+/// One distributed run on this shard.
+struct Entry {
+    run: Arc<Run>,
+    peers: Arc<ClusterPeers>,
+    /// Initiator: the shards that answered RECEIVED, and whether RUN went out.
+    received: HashSet<String>,
+    started: bool,
+    /// The last sign of life: a frame for it, or its own stage running.
+    seen: Instant,
+}
+
+/// This master's part of the cluster: its link to the others and its distributed runs.
+pub struct Cluster {
+    pub me: String,
+    pub link: Link,
+    pub receiver: Receiver,
+    runs: Mutex<HashMap<String, Entry>>,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere was caught; the data is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The cluster layer, on a cluster node once the module loaded.
+pub fn cluster() -> Option<&'static Cluster> {
+    CLUSTER.get()
+}
+
+/// Starts the link and the dispatcher (at load, on a cluster node).
+pub fn init(me: &str, incarnation: &str, secret: Option<Vec<u8>>) -> std::io::Result<()> {
+    let link = Link::new(
+        Settings {
+            me: me.to_string(),
+            incarnation: incarnation.to_string(),
+            secret: secret.clone(),
+            window_bytes: WINDOW_BYTES,
+            retries: || config::get(Key::SendMsgRetries).max(0) as u64,
+        },
+        Arc::new(on_link_event),
+    );
+    let _ = CLUSTER.set(Cluster {
+        me: me.to_string(),
+        link,
+        receiver: Receiver::new(incarnation, secret, INBOUND_BYTES),
+        runs: Mutex::new(HashMap::new()),
+    });
+    thread::Builder::new()
+        .name("gears-dispatch".into())
+        .spawn(dispatch)
+        .map(|_| ())
+}
+
+fn on_link_event(event: Event) {
+    match event {
+        Event::Restarted { peer, lost } => {
+            log(
+                RedisLogLevel::Notice,
+                format!("gears: shard {peer} restarted ({lost} frames to it were given up)"),
+            );
+            end_runs_with(&peer, &format!("shard {peer} restarted"));
+        }
+        Event::Unreachable { peer, why } => {
+            log(
+                RedisLogLevel::Warning,
+                format!("gears: shard {peer} is unreachable: {why}"),
+            );
+            end_runs_with(&peer, &format!("shard {peer} is unreachable: {why}"));
+        }
+        Event::Reachable { peer } => log(
+            RedisLogLevel::Notice,
+            format!("gears: shard {peer} is reachable again"),
+        ),
+    }
+}
+
+/// Ends every distributed run `peer` takes part in.
+fn end_runs_with(peer: &str, why: &str) {
+    let Some(c) = cluster() else { return };
+    let runs: Vec<Arc<Run>> = lock(&c.runs)
+        .values()
+        .filter(|e| e.peers.has(peer))
+        .map(|e| e.run.clone())
+        .collect();
+    for run in runs {
+        run.give_up(why.to_string());
+    }
+}
+
+/// The topology changed: every distributed run in flight ends.
+pub fn topology_changed() {
+    let Some(c) = cluster() else { return };
+    let runs: Vec<Arc<Run>> = lock(&c.runs).values().map(|e| e.run.clone()).collect();
+    for run in runs {
+        run.give_up("cluster topology changed".into());
+    }
+}
+
+impl Cluster {
+    fn insert(&self, id: &str, run: Arc<Run>, peers: Arc<ClusterPeers>) {
+        lock(&self.runs).insert(
+            id.to_string(),
+            Entry {
+                run,
+                peers,
+                received: HashSet::new(),
+                started: false,
+                seen: Instant::now(),
+            },
+        );
+    }
+
+    fn forget(&self, id: &str) {
+        lock(&self.runs).remove(id);
+    }
+
+    fn run_of(&self, id: &str) -> Option<Arc<Run>> {
+        let mut runs = lock(&self.runs);
+        let e = runs.get_mut(id)?;
+        e.seen = Instant::now();
+        Some(e.run.clone())
+    }
+
+    /// Sends `message` to the shard with node id `to`.
+    pub fn send(&self, to: &str, message: &Message) -> anyhow::Result<()> {
+        let (kind, body) = message.encode();
+        self.link.send(to, kind, &body)
+    }
+}
+
+/// The dispatcher thread: takes frames in order, and watches for idle runs.
+fn dispatch() {
+    let Some(c) = cluster() else { return };
+    let mut last_check = Instant::now();
+    loop {
+        if let Some(m) = c.receiver.next(Duration::from_millis(100)) {
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(c, m)));
+            if handled.is_err() {
+                log(
+                    RedisLogLevel::Warning,
+                    "gears: handling a frame from another shard panicked (a bug was caught)",
+                );
+            }
+        }
+        if last_check.elapsed() >= Duration::from_millis(100) {
+            last_check = Instant::now();
+            watch_idle(c);
+        }
+    }
+}
+
+fn handle(c: &'static Cluster, m: receiver::Message) {
+    let (from, kind, body) = match m {
+        receiver::Message::Restarted { from } => {
+            end_runs_with(&from, &format!("shard {from} restarted"));
+            return;
+        }
+        receiver::Message::Frame { from, kind, body } => (from, kind, body),
+    };
+    let message = match Message::decode(kind, &body) {
+        Ok(m) => m,
+        Err(e) => {
+            log(
+                RedisLogLevel::Warning,
+                format!("gears: a bad frame from shard {from}: {e:#}"),
+            );
+            return;
+        }
+    };
+    match message {
+        Message::Plan(offer) => start::on_plan(c, from, offer),
+        Message::Received { exec } => start::on_received(c, &exec, &from),
+        Message::Refused { exec, why } => start::on_refused(c, &exec, &from, &why),
+        Message::Run { exec } => {
+            if let Some(run) = c.run_of(&exec) {
+                run.spawn();
+            }
+        }
+        Message::Batch { exec, batch } => {
+            if let Some(run) = c.run_of(&exec) {
+                run.deliver(batch);
+            }
+        }
+        Message::Abort { exec, why } => {
+            if let Some(run) = c.run_of(&exec) {
+                run.give_up(why);
+            }
+        }
+        Message::Done { exec } => {
+            if let Some(e) = lock(&c.runs).get_mut(&exec) {
+                e.seen = Instant::now();
+            }
+            if let Some(exec) = crate::globals::globals().registry.get(&exec) {
+                exec.state().shards_completed += 1;
+            }
+        }
+    }
+}
+
+/// Ends runs that waited for other shards longer than ExecutionMaxIdleTime.
+fn watch_idle(c: &Cluster) {
+    let idle = Duration::from_millis(config::get(Key::ExecutionMaxIdleTime).max(1) as u64);
+    let now = Instant::now();
+    let mut over = Vec::new();
+    {
+        let mut runs = lock(&c.runs);
+        for e in runs.values_mut() {
+            if e.run.busy() || e.peers.send_failed().is_some() {
+                e.seen = now;
+            }
+            if let Some(why) = e.peers.send_failed() {
+                over.push((e.run.clone(), why));
+            } else if now.duration_since(e.seen) > idle && !e.run.finished() {
+                over.push((e.run.clone(), "Execution max idle reached".to_string()));
+            }
+        }
+    }
+    for (run, why) in over {
+        run.give_up(why);
+    }
+}

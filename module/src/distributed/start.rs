@@ -1,0 +1,228 @@
+//! The two-phase start of a distributed run: the initiator's side ([`start`],
+//! [`on_received`], [`on_refused`]) and a peer's ([`on_plan`]).
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+
+use super::{cluster, lock, Cluster, ClusterPeers};
+use crate::cluster::messages::{Message, Offer};
+use crate::config::{self, Key};
+use crate::engine::execution::{Execution, RunAs};
+use crate::engine::plan::{Host, Plan};
+use crate::engine::run::{Peers, Run};
+use crate::globals::globals;
+use crate::launch::{self, Launch};
+use crate::plans::readers::reader_of;
+use crate::python::host::PythonHost;
+use crate::wasm::guests;
+use crate::wasm::host::WasmHost;
+
+/// Starts `job` on every master when this node is one of several: the plan goes to
+/// the others, and the run starts once all have it. Gives the job back when the run
+/// stays on this shard (not a cluster, or this node owns no slots).
+pub fn start(job: Launch) -> Result<(), Launch> {
+    let Some(c) = cluster() else { return Err(job) };
+    let topology = globals().topology();
+    let shards: Vec<String> = topology.shards.iter().map(|s| s.id.clone()).collect();
+    let Some(me) = shards.iter().position(|id| *id == c.me) else {
+        return Err(job);
+    };
+    if shards.len() < 2 {
+        return Err(job);
+    }
+    let exec = job.exec.clone();
+    let plan = job.plan.clone();
+    let peers = Arc::new(ClusterPeers::new(&exec.id, shards, me, me, topology));
+    let then = finish_here(job.then);
+    let run = launch::run_with(Launch { then: None, ..job }, peers.clone());
+    run.then(then);
+    exec.state().shards_received = 1;
+    c.insert(&exec.id, run.clone(), peers.clone());
+    globals().pool.submit(move || {
+        let sent = plan.encode().and_then(|bytes| {
+            let message = Message::Plan(Offer {
+                exec: exec.id.clone(),
+                plan: bytes,
+                shards: peers.shards().to_vec(),
+                initiator: peers.initiator(),
+                user: exec.run_as.user.to_string(),
+                db: exec.run_as.db as i64,
+            });
+            for peer in peers.others() {
+                c.send(peer, &message)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = sent {
+            abort_everywhere(c, &peers, &exec.id);
+            run.give_up(format!(
+                "the execution could not be sent to every shard: {e:#}"
+            ));
+        }
+    });
+    Ok(())
+}
+
+/// When the initiator's run ends: it leaves the table, then `then` runs.
+fn finish_here(then: Option<launch::Then>) -> launch::Then {
+    Box::new(move |exec: &Execution| {
+        if let Some(c) = cluster() {
+            c.forget(&exec.id);
+        }
+        {
+            let mut st = exec.state();
+            st.shards_completed += 1;
+        }
+        if let Some(then) = then {
+            then(exec);
+        }
+    })
+}
+
+fn abort_everywhere(c: &Cluster, peers: &ClusterPeers, exec: &str) {
+    let message = Message::Abort {
+        exec: exec.to_string(),
+        why: "the execution was aborted on the shard that started it".into(),
+    };
+    for peer in peers.others() {
+        let _ = c.send(peer, &message);
+    }
+}
+
+/// Initiator: shard `from` holds the plan. When every shard does, everyone starts.
+pub fn on_received(c: &Cluster, exec: &str, from: &str) {
+    let go = {
+        let mut runs = lock(&c.runs);
+        let Some(e) = runs.get_mut(exec) else { return };
+        e.received.insert(from.to_string());
+        e.seen = std::time::Instant::now();
+        e.run.execution().state().shards_received = e.received.len() + 1;
+        let all = e.peers.others().all(|p| e.received.contains(p));
+        if all && !e.started {
+            e.started = true;
+            Some((e.run.clone(), e.peers.clone()))
+        } else {
+            None
+        }
+    };
+    if let Some((run, peers)) = go {
+        let message = Message::Run {
+            exec: exec.to_string(),
+        };
+        for peer in peers.others() {
+            if let Err(e) = c.send(peer, &message) {
+                abort_everywhere(c, &peers, exec);
+                run.give_up(format!("{e:#}"));
+                return;
+            }
+        }
+        run.spawn();
+    }
+}
+
+/// Initiator: shard `from` refused the plan; nobody ran anything yet.
+pub fn on_refused(c: &Cluster, exec: &str, from: &str, why: &str) {
+    let Some((run, peers)) = lock(&c.runs)
+        .get(exec)
+        .map(|e| (e.run.clone(), e.peers.clone()))
+    else {
+        return;
+    };
+    abort_everywhere(c, &peers, exec);
+    run.give_up(format!("shard {from} refused the execution: {why}"));
+}
+
+/// Peer: a plan from the initiator. It is decoded and compiled on the pool (a Python
+/// plan takes the GIL), then this shard answers RECEIVED or REFUSED.
+pub fn on_plan(c: &'static Cluster, from: String, offer: Offer) {
+    globals().pool.submit(move || {
+        let exec = offer.exec.clone();
+        let answer = match prepare(c, offer) {
+            Ok(()) => Message::Received { exec },
+            Err(e) => Message::Refused {
+                exec,
+                why: format!("{e:#}"),
+            },
+        };
+        // The initiator may be gone; it then ends the run by its own idle watch.
+        let _ = c.send(&from, &answer);
+    });
+}
+
+fn prepare(c: &Cluster, offer: Offer) -> Result<()> {
+    let Offer {
+        exec: id,
+        plan: bytes,
+        shards,
+        initiator,
+        user,
+        db,
+    } = offer;
+    let id = id.as_str();
+    let me = shards
+        .iter()
+        .position(|s| *s == c.me)
+        .ok_or_else(|| anyhow!("shard {} is not among the execution's shards", c.me))?;
+    if initiator >= shards.len() {
+        bail!("an execution whose initiator is not among its shards");
+    }
+    let plan = Arc::new(Plan::decode(&bytes, &resolve).context("receiving the plan")?);
+    let profile = config::get(Key::ProfileExecutions) == 1;
+    let stages = plan.compile(profile, false)?;
+    let reader = reader_of(&plan)?;
+    let db = i32::try_from(db).map_err(|_| anyhow!("a bad database number"))?;
+    let exec = globals()
+        .registry
+        .adopt(id, plan.reports(), RunAs::new(&user, db));
+    let peers = Arc::new(ClusterPeers::new(
+        id,
+        shards,
+        me,
+        initiator,
+        globals().topology(),
+    ));
+    let run: Arc<Run> = launch::run_with(
+        Launch {
+            exec,
+            plan,
+            reader,
+            stages,
+            inline: false,
+            then: None,
+        },
+        peers.clone(),
+    );
+    let initiator_id = peers.initiator_id().to_string();
+    run.then(Box::new(move |exec: &Execution| {
+        if let Some(c) = cluster() {
+            c.forget(&exec.id);
+            let _ = c.send(
+                &initiator_id,
+                &Message::Done {
+                    exec: exec.id.clone(),
+                },
+            );
+        }
+    }));
+    c.insert(id, run, peers);
+    Ok(())
+}
+
+/// The host of a plan's code on this shard.
+fn resolve(host: &str, reference: &crate::engine::value::Value) -> Result<Arc<dyn Host>> {
+    match host {
+        "python" if !globals().python => {
+            bail!(
+                "Python is disabled on shard {} (PythonEnabled 0)",
+                globals().shard_id
+            )
+        }
+        "python" => {
+            let traceback = config::get(Key::PythonAttemptTraceback) == 1;
+            PythonHost::resolve(reference, traceback)
+        }
+        "wasm" => WasmHost::resolve(reference, &guests::get),
+        other => bail!("a plan of an unknown host '{other}'"),
+    }
+}
