@@ -188,18 +188,18 @@ mod tests {
 
     #[test]
     fn messages_read_back() {
-        let m = round(Message::Plan {
+        let m = round(Message::Plan(Offer {
             exec: "e-1".into(),
             plan: vec![1, 2, 3],
             shards: vec!["a".into(), "b".into()],
             initiator: 1,
             user: "default".into(),
             db: 0,
-        });
-        assert!(
-            matches!(m, Message::Plan { ref plan, initiator: 1, ref shards, .. }
-            if plan == &[1, 2, 3] && shards.len() == 2)
-        );
+        }));
+        let Message::Plan(o) = m else {
+            panic!("not a plan");
+        };
+        assert_eq!((o.plan, o.initiator, o.shards.len()), (vec![1, 2, 3], 1, 2));
         let m = round(Message::Batch {
             exec: "e-1".into(),
             batch: Inbound {
