@@ -18,7 +18,43 @@ pub use crate::redis::door::Caller;
 
 /// execute(): a Redis command, through the one door user code takes into Redis.
 pub fn execute(caller: Caller, command: &[Vec<u8>]) -> Value {
-    with_refs(command, |refs| door::execute(caller, refs))
+    with_refs(command, |refs| match door::execute(caller, refs) {
+        // Redis names no key and no slot; a recipe's author needs both.
+        Value::Error(e) if e.contains(NON_LOCAL) => Value::Error(non_local(refs).unwrap_or(e)),
+        reply => reply,
+    })
+}
+
+/// What Redis says when a module calls a command with a key of another cluster node.
+const NON_LOCAL: &str = "non local key";
+
+/// The error of a call whose key another master owns: which key, its slot, whose it is.
+/// (The Redis lock is held: the call just returned.)
+fn non_local(args: &[&[u8]]) -> Option<String> {
+    let ctx = crate::redis::lock::context();
+    let mut getkeys: Vec<&[u8]> = vec![b"COMMAND", b"GETKEYS"];
+    getkeys.extend_from_slice(args);
+    let Value::List(keys) = crate::redis::call::call(&ctx, &getkeys) else {
+        return None;
+    };
+    let topology = globals().topology();
+    keys.iter().find_map(|k| {
+        let key = match k {
+            Value::Str(s) => s.as_bytes(),
+            Value::Bytes(b) => b.as_slice(),
+            _ => return None,
+        };
+        let slot = crate::cluster::slots::key_slot(key);
+        let owner = topology.owner(slot).filter(|s| s.id != topology.me)?;
+        Some(format!(
+            "ERR execute(): key '{}' is in slot {slot}, which shard {} ({}:{}) owns, not this \
+             one; repartition() moves a record to the shard of its key",
+            String::from_utf8_lossy(key),
+            owner.id,
+            owner.ip,
+            owner.port
+        ))
+    })
 }
 
 /// call_next(): inside a hook, the next hook of the command or the command itself, with

@@ -21,6 +21,8 @@ pub const RUN: u8 = 4;
 pub const BATCH: u8 = 5;
 pub const ABORT: u8 = 6;
 pub const DONE: u8 = 7;
+pub const NEED_GUEST: u8 = 8;
+pub const GUEST: u8 = 9;
 
 /// The plan of an execution, as the initiator offers it to the other shards.
 #[derive(Debug, Clone)]
@@ -40,12 +42,40 @@ pub struct Offer {
 #[derive(Debug, Clone)]
 pub enum Message {
     Plan(Offer),
-    Received { exec: String },
-    Refused { exec: String, why: String },
-    Run { exec: String },
-    Batch { exec: String, batch: Inbound },
-    Abort { exec: String, why: String },
-    Done { exec: String },
+    Received {
+        exec: String,
+    },
+    Refused {
+        exec: String,
+        why: String,
+    },
+    Run {
+        exec: String,
+    },
+    Batch {
+        exec: String,
+        batch: Inbound,
+    },
+    Abort {
+        exec: String,
+        why: String,
+    },
+    Done {
+        exec: String,
+    },
+    /// A peer lacks the guest of the plan (by name and content hash).
+    NeedGuest {
+        exec: String,
+        name: String,
+        hash: String,
+    },
+    /// The guest's bytes, to the peer that asked.
+    Guest {
+        exec: String,
+        name: String,
+        hash: String,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -57,7 +87,9 @@ impl Message {
             | Message::Run { exec }
             | Message::Batch { exec, .. }
             | Message::Abort { exec, .. }
-            | Message::Done { exec } => exec,
+            | Message::Done { exec }
+            | Message::NeedGuest { exec, .. }
+            | Message::Guest { exec, .. } => exec,
         }
     }
 
@@ -92,6 +124,18 @@ impl Message {
             ),
             Message::Abort { exec, why } => (ABORT, vec![s(exec), s(why)]),
             Message::Done { exec } => (DONE, vec![s(exec)]),
+            Message::NeedGuest { exec, name, hash } => {
+                (NEED_GUEST, vec![s(exec), s(name), s(hash)])
+            }
+            Message::Guest {
+                exec,
+                name,
+                hash,
+                bytes,
+            } => (
+                GUEST,
+                vec![s(exec), s(name), s(hash), Value::Bytes(bytes.clone())],
+            ),
         };
         (kind, codec::encode_one(&Value::List(fields)))
     }
@@ -158,6 +202,20 @@ impl Message {
                 why: text(next()?)?,
             },
             DONE => Message::Done { exec },
+            NEED_GUEST => Message::NeedGuest {
+                exec,
+                name: text(next()?)?,
+                hash: text(next()?)?,
+            },
+            GUEST => Message::Guest {
+                exec,
+                name: text(next()?)?,
+                hash: text(next()?)?,
+                bytes: match next()? {
+                    Value::Bytes(b) => b,
+                    _ => bail!("guest bytes that are not bytes"),
+                },
+            },
             other => bail!("an unknown message kind {other}"),
         })
     }

@@ -18,8 +18,10 @@
 //!
 //! - `peers.rs`: [`ClusterPeers`], the runner's view of the other shards.
 //! - `start.rs`: the initiator's side and a peer's side of the two-phase start.
+//! - `guests.rs`: guests received from another shard to run its plan.
 //! - this file: the process-wide state, the table of distributed runs, the dispatcher.
 
+mod guests;
 mod peers;
 mod start;
 
@@ -60,6 +62,8 @@ pub struct Cluster {
     pub link: Link,
     pub receiver: Receiver,
     runs: Mutex<HashMap<String, Entry>>,
+    /// Plans waiting for their guest's bytes, by execution id.
+    waiting_for_guest: Mutex<HashMap<String, crate::cluster::messages::Offer>>,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -91,6 +95,7 @@ pub fn init(me: &str, incarnation: &str, secret: Option<Vec<u8>>) -> std::io::Re
         link,
         receiver: Receiver::new(incarnation, secret, INBOUND_BYTES),
         runs: Mutex::new(HashMap::new()),
+        waiting_for_guest: Mutex::new(HashMap::new()),
     });
     thread::Builder::new()
         .name("gears-dispatch".into())
@@ -233,6 +238,13 @@ fn handle(c: &'static Cluster, m: receiver::Message) {
                 run.give_up(why);
             }
         }
+        Message::NeedGuest { exec, name, hash } => start::on_need_guest(c, &from, exec, name, hash),
+        Message::Guest {
+            exec,
+            name,
+            hash,
+            bytes,
+        } => start::on_guest(c, from, exec, name, hash, bytes),
         Message::Done { exec } => {
             if let Some(e) = lock(&c.runs).get_mut(&exec) {
                 e.seen = Instant::now();

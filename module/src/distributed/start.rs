@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
-use super::{cluster, lock, Cluster, ClusterPeers};
+use super::{cluster, guests, lock, Cluster, ClusterPeers};
 use crate::cluster::messages::{Message, Offer};
 use crate::config::{self, Key};
 use crate::engine::execution::{Execution, RunAs};
 use crate::engine::plan::{Host, Plan};
 use crate::engine::run::{Peers, Run};
+use crate::engine::value::Value;
 use crate::globals::globals;
 use crate::launch::{self, Launch};
 use crate::plans::readers::reader_of;
 use crate::python::host::PythonHost;
-use crate::wasm::guests;
 use crate::wasm::host::WasmHost;
 
 /// Starts `job` on every master when this node is one of several: the plan goes to
@@ -136,17 +136,84 @@ pub fn on_refused(c: &Cluster, exec: &str, from: &str, why: &str) {
 /// Peer: a plan from the initiator. It is decoded and compiled on the pool (a Python
 /// plan takes the GIL), then this shard answers RECEIVED or REFUSED.
 pub fn on_plan(c: &'static Cluster, from: String, offer: Offer) {
-    globals().pool.submit(move || {
-        let exec = offer.exec.clone();
-        let answer = match prepare(c, offer) {
-            Ok(()) => Message::Received { exec },
-            Err(e) => Message::Refused {
+    globals().pool.submit(move || answer(c, &from, offer));
+}
+
+/// Prepares the run of `offer` and answers the initiator `from`; a plan whose guest
+/// this shard lacks waits for the bytes instead.
+fn answer(c: &Cluster, from: &str, offer: Offer) {
+    let exec = offer.exec.clone();
+    let answer = match prepare(c, offer.clone()) {
+        Ok(()) => Message::Received { exec },
+        Err(e) => match e.chain().find_map(|c| c.downcast_ref::<guests::Missing>()) {
+            Some(missing) => {
+                let ask = Message::NeedGuest {
+                    exec: exec.clone(),
+                    name: missing.name.clone(),
+                    hash: missing.hash.clone(),
+                };
+                lock(&c.waiting_for_guest).insert(exec, offer);
+                ask
+            }
+            None => Message::Refused {
                 exec,
                 why: format!("{e:#}"),
             },
-        };
-        // The initiator may be gone; it then ends the run by its own idle watch.
-        let _ = c.send(&from, &answer);
+        },
+    };
+    // The initiator may be gone; it then ends the run by its own idle watch.
+    let _ = c.send(from, &answer);
+}
+
+/// Initiator: peer `from` lacks the plan's guest; it gets the bytes (or a refusal, if
+/// this shard no longer has them).
+pub fn on_need_guest(c: &Cluster, from: &str, exec: String, name: String, hash: String) {
+    match guests::bytes_of(&name, &hash) {
+        Some(bytes) => {
+            let message = Message::Guest {
+                exec,
+                name,
+                hash,
+                bytes: bytes.to_vec(),
+            };
+            let _ = c.send(from, &message);
+        }
+        None => on_refused(
+            c,
+            &exec,
+            from,
+            &format!("guest '{name}' changed on this shard while the run started"),
+        ),
+    }
+}
+
+/// Peer: the bytes of the guest a waiting plan needs; compiled on the pool, then the
+/// plan is prepared again.
+pub fn on_guest(
+    c: &'static Cluster,
+    from: String,
+    exec: String,
+    name: String,
+    hash: String,
+    bytes: Vec<u8>,
+) {
+    let Some(offer) = lock(&c.waiting_for_guest).remove(&exec) else {
+        return;
+    };
+    globals().pool.submit(move || {
+        let db = i32::try_from(offer.db).unwrap_or(0);
+        match guests::receive(&name, &hash, bytes, RunAs::new(&offer.user, db)) {
+            Ok(()) => answer(c, &from, offer),
+            Err(e) => {
+                let _ = c.send(
+                    &from,
+                    &Message::Refused {
+                        exec,
+                        why: format!("compiling guest '{name}': {e:#}"),
+                    },
+                );
+            }
+        }
     });
 }
 
@@ -210,7 +277,7 @@ fn prepare(c: &Cluster, offer: Offer) -> Result<()> {
 }
 
 /// The host of a plan's code on this shard.
-fn resolve(host: &str, reference: &crate::engine::value::Value) -> Result<Arc<dyn Host>> {
+fn resolve(host: &str, reference: &Value) -> Result<Arc<dyn Host>> {
     match host {
         "python" if !globals().python => {
             bail!(
@@ -222,7 +289,17 @@ fn resolve(host: &str, reference: &crate::engine::value::Value) -> Result<Arc<dy
             let traceback = config::get(Key::PythonAttemptTraceback) == 1;
             PythonHost::resolve(reference, traceback)
         }
-        "wasm" => WasmHost::resolve(reference, &guests::get),
+        "wasm" => {
+            let Some(Value::Str(hash)) = reference.get("hash") else {
+                bail!("a guest plan without its guest's hash");
+            };
+            let hash = hash.clone();
+            // Missing here: the caller asks the initiator for the bytes.
+            if let Some(Value::Str(name)) = reference.get("guest") {
+                guests::find(name, &hash)?;
+            }
+            WasmHost::resolve(reference, &|name| guests::find(name, &hash).ok())
+        }
         other => bail!("a plan of an unknown host '{other}'"),
     }
 }
