@@ -196,11 +196,13 @@ class Cluster:
 
     `masters` masters own the slots in even contiguous ranges (`ranges[i]` is masters[i]'s);
     with_replicas gives each master one replica: replicas[i] replicates masters[i].
-    module_args, extra_args and env go to every node. Every node's files are under one
-    temporary directory, removed by stop().
+    module_args, extra_args and env go to every node; master_module_args {i: args} replaces
+    module_args for masters[i] (a shard configured apart). Every node's files are under
+    one temporary directory, removed by stop().
     """
 
-    def __init__(self, masters=3, with_replicas=False, module_args=(), extra_args=(), env=None):
+    def __init__(self, masters=3, with_replicas=False, module_args=(), extra_args=(), env=None,
+                 master_module_args=None):
         self.dir = tempfile.mkdtemp(prefix="gears-cluster-")
         self.ranges = [
             (i * CLUSTER_SLOTS // masters, (i + 1) * CLUSTER_SLOTS // masters - 1)
@@ -208,7 +210,7 @@ class Cluster:
         ]
         taken = set()
 
-        def node():
+        def node(args_of_module=module_args):
             port = cluster_port(taken)
             node_dir = os.path.join(self.dir, str(port))
             args = [
@@ -220,10 +222,11 @@ class Cluster:
                 # wait for more replicas.
                 "--repl-diskless-sync-delay", "0",
             ] + list(extra_args)
-            return RedisServer(module_args=module_args, extra_args=args, env=env,
+            return RedisServer(module_args=args_of_module, extra_args=args, env=env,
                                port=port, dir=node_dir)
 
-        self.masters = [node() for _ in range(masters)]
+        apart = master_module_args or {}
+        self.masters = [node(apart.get(i, module_args)) for i in range(masters)]
         self.replicas = [node() for _ in range(masters)] if with_replicas else []
         self.ids = {}  # port -> cluster node id
         self._admin = {}  # port -> a plain client of that node, for the set-up and polls

@@ -1,0 +1,199 @@
+"""Runs across the masters of a Redis Cluster: what RG.INFOCLUSTER shows, recipe 2 on the
+cluster against one server over the same data (Python and a guest the other shards
+lack), records moving in batches, the shard link's guard, a refusal before any side
+effect, and execute() of another shard's key."""
+import os
+import sys
+from collections import Counter
+
+import pytest
+import redis
+
+from conftest import (ROOT, Cluster, RedisServer, pairs, python_groupby_counts, recipe,
+                      upload, wait_until, wasm_groupby_counts, wasmrun)
+
+sys.path.insert(0, os.path.join(ROOT, "recipes", "python"))
+import load_movies  # noqa: E402
+
+MOVIES = 100_000
+
+
+def info(node):
+    """RG.INFOCLUSTER of a node as (my id, my runid, {id: shard entry}, counters)."""
+    reply = node.client().execute_command("RG.INFOCLUSTER")
+    assert reply[0] == "MyId" and reply[2] == "MyRunId", reply
+    shards = {pairs(s)["id"]: pairs(s) for s in reply[4]}
+    return reply[1], reply[3], shards, pairs(reply[5:])
+
+
+def linked(cluster):
+    """Every master knows every other master's incarnation (its link said hello)."""
+    return all(all(s["runid"] for s in info(m)[2].values()) for m in cluster.masters)
+
+
+@pytest.fixture(scope="module")
+def movies_cluster():
+    c = Cluster(masters=3).start()
+    try:
+        wait_until(lambda: linked(c), what="the shard links to come up")
+        expected = load_movies.load(c.client(), MOVIES, seed=11)
+        yield c, expected
+        alive, logs = c.alive(), c.logs()
+    finally:
+        c.stop()
+    assert alive, "a cluster node died:\n" + logs
+
+
+def test_infocluster_shows_every_master_in_1_2_layout(movies_cluster):
+    c, _ = movies_cluster
+    ids = {c.ids[m.port]: (m, rng) for m, rng in zip(c.masters, c.ranges)}
+    runids = {}
+    for m in c.masters:
+        my_id, my_runid, shards, counters = info(m)
+        assert my_id == c.ids[m.port]
+        assert len(my_runid) == 40
+        runids[my_id] = my_runid
+        assert set(shards) == set(ids)
+        for sid, s in shards.items():
+            node, (lo, hi) = ids[sid]
+            assert (s["ip"], s["port"], s["unixSocket"]) == ("127.0.0.1", node.port, "None")
+            assert (s["minHslot"], s["maxHslot"]) == (lo, hi)
+            assert isinstance(s["pendingMessages"], int)
+        assert set(counters) == {"framesSent", "bytesSent", "reconnects"}
+    # Each shard's runid, as every other shard knows it, is its own incarnation.
+    for m in c.masters:
+        for sid, s in info(m)[2].items():
+            assert s["runid"] == runids[sid]
+
+
+def test_refreshcluster_changes_nothing_when_nothing_changed(movies_cluster):
+    c, _ = movies_cluster
+    before = [info(m)[:3] for m in c.masters]
+    for m in c.masters:
+        assert m.client().execute_command("RG.REFRESHCLUSTER") == "OK"
+    assert [info(m)[:3] for m in c.masters] == before
+
+
+def test_infocluster_standalone(r):
+    assert r.execute_command("RG.INFOCLUSTER") == "no cluster mode"
+    assert r.execute_command("RG.REFRESHCLUSTER") == "OK"
+
+
+@pytest.fixture(scope="module")
+def one_server(movies_cluster):
+    """A standalone server with the same movies."""
+    s = RedisServer().start()
+    try:
+        load_movies.load(s.client(), MOVIES, seed=11)
+        yield s
+    finally:
+        s.stop()
+
+
+def test_recipe2_python_on_the_cluster_equals_one_server(movies_cluster, one_server):
+    c, expected = movies_cluster
+    code = recipe("count_genres.py")
+    alone = one_server.client().execute_command("RG.PYEXECUTE", code)
+    for m in c.masters:
+        results, errors = m.client().execute_command("RG.PYEXECUTE", code)
+        assert errors == []
+        assert python_groupby_counts(results) == python_groupby_counts(alone[0])
+        assert python_groupby_counts(results) == Counter(expected)
+
+
+def test_recipe2_guest_runs_where_only_the_initiator_has_it(movies_cluster, one_server):
+    c, expected = movies_cluster
+    first, others = c.masters[0], c.masters[1:]
+    upload(first.client(), "genres")
+    upload(one_server.client(), "genres")
+    alone, errors = wasmrun(one_server.client(), "genres", "count", "movie:*")
+    assert errors == []
+    sent = sum(info(m)[3]["bytesSent"] for m in c.masters)
+    results, errors = wasmrun(first.client(), "genres", "count", "movie:*")
+    assert errors == []
+    assert wasm_groupby_counts(results) == wasm_groupby_counts(alone) == Counter(expected)
+    shipped = sum(info(m)[3]["bytesSent"] for m in c.masters) - sent
+    size = os.path.getsize(os.path.join(ROOT, "target", "wasm32-wasip2", "release",
+                                        "genres.wasm"))
+    assert shipped > 2 * size, "the guest went to the two shards that lacked it"
+    # Not installed there; and a second run does not ship it again.
+    for m in others:
+        assert m.client().execute_command("RG.WASMLIST") == []
+    sent = sum(info(m)[3]["bytesSent"] for m in c.masters)
+    results, errors = wasmrun(first.client(), "genres", "count", "movie:*")
+    assert errors == [] and wasm_groupby_counts(results) == Counter(expected)
+    assert sum(info(m)[3]["bytesSent"] for m in c.masters) - sent < size
+    first.client().execute_command("RG.WASMDELETE", "genres")
+
+
+def test_a_shuffle_moves_records_in_batches(movies_cluster):
+    """Repartition by a field unrelated to the key: about two records in three move to
+    another shard, in far fewer frames than records."""
+    c, _ = movies_cluster
+    frames = sum(info(m)[3]["framesSent"] for m in c.masters)
+    results, errors = c.masters[0].client().execute_command(
+        "RG.PYEXECUTE",
+        "GB().map(lambda x: x['key'][::-1]).repartition(lambda x: x).count().run()")
+    assert errors == []
+    total = int(results[0])
+    assert total >= MOVIES
+    frames = sum(info(m)[3]["framesSent"] for m in c.masters) - frames
+    moved = total * 2 // 3
+    assert frames / moved < 0.01, (frames, moved)
+
+
+def test_execute_of_another_shards_key_names_its_slot(movies_cluster):
+    c, _ = movies_cluster
+    m = c.masters[0]
+    # A key of the last master's range (its slot is known to the cluster).
+    key = next(f"probe{i}" for i in range(10_000) if c.node_of(f"probe{i}") is c.masters[2])
+    slot = m.client().execute_command("CLUSTER", "KEYSLOT", key)
+    results, errors = m.client().execute_command(
+        "RG.PYEXECUTE", f"GB('ShardsIDReader').map(lambda x: execute('GET', '{key}')).run()")
+    owner = c.ids[c.masters[2].port]
+    mine = [e for e in errors if f"slot {slot}" in e and owner in e and key in e]
+    assert len(mine) == 2, errors  # the two shards that do not own it
+    assert "repartition" in mine[0]
+
+
+def test_internal_commands_refuse_clients_that_are_not_peers():
+    """Peers connect as the cluster's masteruser; anyone else is refused, and runs still
+    go everywhere."""
+    users = ["--user", *"gears-peer on >peerpw ~* &* +@all".split(),
+             "--user", *"ops on >opspw ~* &* +@all".split(),
+             "--masteruser", "gears-peer", "--masterauth", "peerpw"]
+    c = Cluster(masters=3, extra_args=users).start()
+    try:
+        wait_until(lambda: linked(c), what="the shard links to come up")
+        m = c.masters[0]
+        for client in (m.client(), m.client(username="ops", password="opspw")):
+            for cmd in (["RG.INNERMSG", "RGX1" + "0" * 200], ["RG.HELLO"]):
+                with pytest.raises(redis.exceptions.NoPermissionError, match="shards of the cluster"):
+                    client.execute_command(*cmd)
+        peer = m.client(username="gears-peer", password="peerpw")
+        assert len(peer.execute_command("RG.HELLO")) == 40
+        with pytest.raises(redis.exceptions.ResponseError, match="not a frame"):
+            peer.execute_command("RG.INNERMSG", "garbage")
+        c.client().mset_nonatomic({f"a{i}": i for i in range(300)})
+        results, errors = m.client().execute_command("RG.PYEXECUTE", "GB().count().run()")
+        assert (results, errors) == (["300"], [])
+    finally:
+        c.stop()
+
+
+def test_python_off_on_one_shard_refuses_the_run_on_all_before_any_side_effect():
+    c = Cluster(masters=3, master_module_args={2: ["PythonEnabled", "0"]}).start()
+    try:
+        wait_until(lambda: linked(c), what="the shard links to come up")
+        client = c.client()
+        for i in range(300):
+            client.set(f"{{t{i}}}k", i)
+        results, errors = c.masters[0].client().execute_command(
+            "RG.PYEXECUTE",
+            "GB().foreach(lambda x: execute('SET', x['key'] + ':seen', 1)).count().run()")
+        off = c.ids[c.masters[2].port]
+        assert results == []
+        assert any(off in e and "PythonEnabled 0" in e for e in errors), errors
+        assert not any(m.client().keys("*:seen") for m in c.masters)
+    finally:
+        c.stop()
