@@ -36,6 +36,9 @@ pub struct Offer {
     /// Whom the run acts for, and in which database.
     pub user: String,
     pub db: i64,
+    /// The initiator's topology (`Topology::fingerprint`): every shard must route keys
+    /// alike.
+    pub topology: String,
 }
 
 /// A message about execution `exec`.
@@ -106,6 +109,7 @@ impl Message {
                     Value::Int(o.initiator as i64),
                     s(&o.user),
                     Value::Int(o.db),
+                    s(&o.topology),
                 ],
             ),
             Message::Received { exec } => (RECEIVED, vec![s(exec)]),
@@ -164,6 +168,7 @@ impl Message {
                 initiator: int(next()?)? as usize,
                 user: text(next()?)?,
                 db: int(next()?)?,
+                topology: text(next()?)?,
             }),
             RECEIVED => Message::Received { exec },
             REFUSED => Message::Refused {
@@ -253,6 +258,7 @@ mod tests {
             initiator: 1,
             user: "default".into(),
             db: 0,
+            topology: "f00d".into(),
         }));
         let Message::Plan(o) = m else {
             panic!("not a plan");

@@ -99,6 +99,21 @@ impl Topology {
         })
     }
 
+    /// A short digest of the masters and their slots: shards that agree on it route
+    /// every key to the same master.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for s in &self.shards {
+            h.update(s.id.as_bytes());
+            for (a, b) in &s.ranges {
+                h.update(format!(":{a}-{b}").as_bytes());
+            }
+            h.update(b";");
+        }
+        h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Whether there are masters to share the work with (a cluster with slots assigned).
     pub fn is_cluster(&self) -> bool {
         !self.shards.is_empty()

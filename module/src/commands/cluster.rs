@@ -1,84 +1,25 @@
-//! The cluster: keeping the topology current (read once the cluster is up and on a timer
-//! after that, since Redis 7.0 raises no event when slots move; an unchanged topology
-//! changes nothing), RG.INFOCLUSTER and RG.REFRESHCLUSTER, and the two commands of the
-//! shard link, RG.HELLO and RG.INNERMSG, which only peers may send.
+//! The cluster's commands: RG.INFOCLUSTER and RG.REFRESHCLUSTER, the timer that keeps
+//! the topology current (Redis 7.0 raises no event when slots move), and the two
+//! commands of the shard link, RG.HELLO and RG.INNERMSG, which only peers may send.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use redis_module::{Context, RedisString};
 
 use super::{arity, text, Answer};
-use crate::cluster::link::{Credentials, PROTOCOL};
-use crate::distributed::{self, cluster};
+use crate::cluster::link::PROTOCOL;
+use crate::distributed::{self, cluster, refresh};
 use crate::engine::value::Value;
 use crate::globals::globals;
-use crate::redis::call::call;
-use crate::redis::cluster::read_topology;
 use crate::redis::door;
 
 /// How often the topology is read again.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Reads the topology and the link's credentials now; logs a change. (Main thread.)
-pub fn refresh(ctx: &Context) {
-    let g = globals();
-    match read_topology(ctx, &g.shard_id) {
-        Ok(t) => {
-            let masters = t.shards.len();
-            let mine = t.mine().map_or(0, |s| s.ranges.len());
-            let peers: Vec<(String, String, u16)> = t
-                .shards
-                .iter()
-                .map(|s| (s.id.clone(), s.ip.clone(), s.port))
-                .collect();
-            let was_cluster = g.topology().is_cluster();
-            if g.set_topology(t) {
-                ctx.log_notice(&format!(
-                    "gears: cluster topology: {masters} masters own slots; \
-                     this shard owns {mine} ranges"
-                ));
-                if was_cluster {
-                    distributed::topology_changed();
-                }
-            }
-            if let Some(c) = cluster() {
-                let creds = credentials(ctx);
-                *PEER_USER.lock().unwrap_or_else(|e| e.into_inner()) =
-                    creds.user.clone().unwrap_or_else(|| "default".into());
-                c.link.set_credentials(creds);
-                c.link.sync_peers(&peers);
-            }
-        }
-        Err(e) => ctx.log_warning(&format!("gears: reading the cluster topology: {e:#}")),
-    }
-}
-
-/// The credentials replication uses (masteruser / masterauth): the link between masters
-/// authenticates as replicas do.
-fn credentials(ctx: &Context) -> Credentials {
-    let get = |name: &str| match call(ctx, &[b"CONFIG", b"GET", name.as_bytes()]) {
-        Value::List(items) => match items.get(1) {
-            Some(Value::Str(s)) if !s.is_empty() => Some(s.clone()),
-            _ => None,
-        },
-        _ => None,
-    };
-    Credentials {
-        user: get("masteruser"),
-        password: get("masterauth"),
-    }
-}
-
-/// The ACL user peers connect as: masteruser, or `default` when it is not set (read with
-/// the topology, so a frame does not pay for CONFIG GET).
-static PEER_USER: Mutex<String> = Mutex::new(String::new());
-
 /// Refuses a client that is not a peer.
 fn only_peers(ctx: &Context) -> Result<(), String> {
     let user = door::command_user(ctx).unwrap_or_default();
-    let peer = PEER_USER.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    if peer.is_empty() || user != peer {
+    if !distributed::is_peer_user(&user) {
         return Err(
             "NOPERM this command is for the shards of the cluster only (they connect as masteruser)"
                 .into(),

@@ -79,6 +79,10 @@ pub fn start(
         Answer::Blocked
     };
     if job.plan.mode == Mode::Async && !job.inline {
+        if crate::distributed::cluster().is_some() {
+            // The run routes keys by the topology: read it now, not a second late.
+            crate::distributed::refresh(ctx);
+        }
         if let Err(job) = crate::distributed::start(job) {
             submit(job);
         }

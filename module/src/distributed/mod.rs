@@ -19,9 +19,11 @@
 //! - `peers.rs`: [`ClusterPeers`], the runner's view of the other shards.
 //! - `start.rs`: the initiator's side and a peer's side of the two-phase start.
 //! - `guests.rs`: guests received from another shard to run its plan.
+//! - `membership.rs`: the topology, the links that follow it, their credentials.
 //! - this file: the process-wide state, the table of distributed runs, the dispatcher.
 
 mod guests;
+mod membership;
 mod peers;
 mod start;
 
@@ -37,6 +39,7 @@ use crate::config::{self, Key};
 use crate::engine::run::Run;
 use redis_module::logging::{log, RedisLogLevel};
 
+pub use membership::{is_peer_user, refresh};
 pub use peers::ClusterPeers;
 pub use start::start;
 

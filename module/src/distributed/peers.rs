@@ -94,14 +94,19 @@ impl Peers for ClusterPeers {
             return;
         };
         let mut failed = 0;
-        batch.records.retain_mut(|r| match travelling(r) {
-            Some(v) => {
-                *r = v;
-                true
+        batch.records.retain_mut(|r| {
+            if !holds_host(r) {
+                return true;
             }
-            None => {
-                failed += 1;
-                false
+            match travelling(r) {
+                Some(v) => {
+                    *r = v;
+                    true
+                }
+                None => {
+                    failed += 1;
+                    false
+                }
             }
         });
         batch
@@ -118,11 +123,11 @@ impl Peers for ClusterPeers {
     }
 }
 
-/// A record as it travels: data as itself; a host object by its plain stand-in (a
-/// Python tuple's items), or None when it has none.
+/// A record as it travels: data as itself; a host object as the data it holds, or None
+/// when it is not data.
 fn travelling(v: &Value) -> Option<Value> {
     Some(match v {
-        Value::Host(h) => travelling(h.key()?)?,
+        Value::Host(h) => h.to_data()?,
         Value::List(items) => Value::List(items.iter().map(travelling).collect::<Option<_>>()?),
         Value::Map(pairs) => Value::Map(
             pairs
@@ -132,4 +137,14 @@ fn travelling(v: &Value) -> Option<Value> {
         ),
         other => other.clone(),
     })
+}
+
+/// Whether a record holds a host object anywhere (most records do not: no copy then).
+fn holds_host(v: &Value) -> bool {
+    match v {
+        Value::Host(_) => true,
+        Value::List(items) => items.iter().any(holds_host),
+        Value::Map(pairs) => pairs.iter().any(|(k, v)| holds_host(k) || holds_host(v)),
+        _ => false,
+    }
 }

@@ -1,7 +1,7 @@
 //! The two-phase start of a distributed run: the initiator's side ([`start`],
 //! [`on_received`], [`on_refused`]) and a peer's ([`on_plan`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
@@ -13,6 +13,7 @@ use crate::engine::plan::{Host, Plan};
 use crate::engine::run::{Peers, Run};
 use crate::engine::value::Value;
 use crate::globals::globals;
+use crate::redis::lock;
 use crate::launch::{self, Launch};
 use crate::plans::readers::reader_of;
 use crate::python::host::PythonHost;
@@ -33,8 +34,9 @@ pub fn start(job: Launch) -> Result<(), Launch> {
     }
     let exec = job.exec.clone();
     let plan = job.plan.clone();
+    let fingerprint = topology.fingerprint();
     let peers = Arc::new(ClusterPeers::new(&exec.id, shards, me, me, topology));
-    let then = finish_here(job.then);
+    let then = finish_here(job.then, Arc::downgrade(&peers));
     let run = launch::run_with(Launch { then: None, ..job }, peers.clone());
     run.then(then);
     exec.state().shards_received = 1;
@@ -48,6 +50,7 @@ pub fn start(job: Launch) -> Result<(), Launch> {
                 initiator: peers.initiator(),
                 user: exec.run_as.user.to_string(),
                 db: exec.run_as.db as i64,
+                topology: fingerprint,
             });
             for peer in peers.others() {
                 c.send(peer, &message)?;
@@ -65,14 +68,21 @@ pub fn start(job: Launch) -> Result<(), Launch> {
 }
 
 /// When the initiator's run ends: it leaves the table, then `then` runs.
-fn finish_here(then: Option<launch::Then>) -> launch::Then {
+fn finish_here(then: Option<launch::Then>, peers_of: Weak<ClusterPeers>) -> launch::Then {
     Box::new(move |exec: &Execution| {
         if let Some(c) = cluster() {
             c.forget(&exec.id);
         }
-        {
+        let aborted = {
             let mut st = exec.state();
             st.shards_completed += 1;
+            st.status == crate::engine::execution::Status::Aborted
+        };
+        if aborted {
+            // Given up here (a silent or restarted shard): the others stop too.
+            if let Some((c, peers)) = cluster().zip(peers_of.upgrade()) {
+                abort_everywhere(c, &peers, &exec.id);
+            }
         }
         if let Some(then) = then {
             then(exec);
@@ -225,8 +235,22 @@ fn prepare(c: &Cluster, offer: Offer) -> Result<()> {
         initiator,
         user,
         db,
+        topology,
     } = offer;
     let id = id.as_str();
+    if globals().topology().fingerprint() != topology {
+        // The timer may not have caught up yet: read the topology now.
+        let ctx = lock::context();
+        super::refresh(&ctx);
+        lock::release_slice();
+        if globals().topology().fingerprint() != topology {
+            bail!(
+                "shard {} sees another cluster topology than the shard that started the \
+                 run (are slots moving?); try again",
+                c.me
+            );
+        }
+    }
     let me = shards
         .iter()
         .position(|s| *s == c.me)

@@ -642,7 +642,21 @@ impl Run {
             }
             st.finished = true;
             let n = st.stages.len();
-            let results = std::mem::take(&mut st.inbox[n].records);
+            let mut results = std::mem::take(&mut st.inbox[n].records);
+            if st.gave_up.is_some() {
+                // Records waiting before stages that only pass them on (a collect's) are
+                // results too: a run given up returns what it gathered.
+                for k in (st.next..n).rev() {
+                    match &st.stages[k] {
+                        Some(stage) if stage.ops.is_empty() => {
+                            let mut waiting = std::mem::take(&mut st.inbox[k].records);
+                            waiting.append(&mut results);
+                            results = waiting;
+                        }
+                        _ => break,
+                    }
+                }
+            }
             let errors = std::mem::take(&mut st.inbox[n].errors);
             (
                 st.stop.take(),

@@ -15,6 +15,11 @@ pub trait HostObject: Send + Sync + fmt::Debug {
     fn key(&self) -> Option<&Value>;
     /// The object as a reply, by its host's rules.
     fn to_reply(&self) -> Value;
+    /// The object as plain data, to send to another shard; None when it is not data
+    /// (it then becomes the error "Failed serializing record", as in RedisGears 1.2).
+    fn to_data(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// A record or a reply element.

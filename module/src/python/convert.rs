@@ -31,6 +31,46 @@ impl HostObject for PyRecord {
     fn to_reply(&self) -> Value {
         Python::attach(|py| to_reply(self.0.bind(py), true))
     }
+
+    fn to_data(&self) -> Option<Value> {
+        Python::attach(|py| to_data(self.0.bind(py)))
+    }
+}
+
+/// A Python object that is data (None, bool, int, float, str, bytes, and lists, tuples,
+/// dicts and sets of data) as a Value; None for anything else. Tuples and sets arrive
+/// as lists.
+pub fn to_data(obj: &Bound<'_, PyAny>) -> Option<Value> {
+    Some(if obj.is_none() {
+        Value::Nil
+    } else if let Ok(b) = obj.cast::<PyBool>() {
+        Value::Bool(b.is_true())
+    } else if let Ok(i) = obj.cast::<PyInt>() {
+        match i.extract::<i64>() {
+            Ok(n) => Value::Int(n),
+            Err(_) => Value::Str(i.to_string()),
+        }
+    } else if let Ok(f) = obj.cast::<PyFloat>() {
+        Value::Float(f.value())
+    } else if let Ok(s) = obj.cast::<PyString>() {
+        Value::Str(s.to_string_lossy().into_owned())
+    } else if let Ok(b) = obj.cast::<PyBytes>() {
+        Value::Bytes(b.as_bytes().to_vec())
+    } else if let Ok(l) = obj.cast::<PyList>() {
+        Value::List(l.iter().map(|x| to_data(&x)).collect::<Option<_>>()?)
+    } else if let Ok(t) = obj.cast::<PyTuple>() {
+        Value::List(t.iter().map(|x| to_data(&x)).collect::<Option<_>>()?)
+    } else if let Ok(d) = obj.cast::<PyDict>() {
+        Value::Map(
+            d.iter()
+                .map(|(k, v)| Some((to_data(&k)?, to_data(&v)?)))
+                .collect::<Option<_>>()?,
+        )
+    } else if let Ok(s) = obj.cast::<PySet>() {
+        Value::List(s.iter().map(|x| to_data(&x)).collect::<Option<_>>()?)
+    } else {
+        return None;
+    })
 }
 
 pub fn host(obj: Bound<'_, PyAny>) -> Value {

@@ -1,0 +1,75 @@
+//! What this master knows of the others: the topology (read from CLUSTER SLOTS), the
+//! links kept to match it, and the credentials they use. An unchanged topology changes
+//! nothing; a changed one ends the distributed runs in flight.
+
+use std::sync::Mutex;
+
+use redis_module::Context;
+
+use super::cluster;
+use crate::cluster::link::Credentials;
+use crate::engine::value::Value;
+use crate::globals::globals;
+use crate::redis::call::call;
+use crate::redis::cluster::read_topology;
+
+/// Reads the topology and the link's credentials now; logs a change. (Main thread.)
+pub fn refresh(ctx: &Context) {
+    let g = globals();
+    match read_topology(ctx, &g.shard_id) {
+        Ok(t) => {
+            let masters = t.shards.len();
+            let mine = t.mine().map_or(0, |s| s.ranges.len());
+            let peers: Vec<(String, String, u16)> = t
+                .shards
+                .iter()
+                .map(|s| (s.id.clone(), s.ip.clone(), s.port))
+                .collect();
+            let was_cluster = g.topology().is_cluster();
+            if g.set_topology(t) {
+                ctx.log_notice(&format!(
+                    "gears: cluster topology: {masters} masters own slots; \
+                     this shard owns {mine} ranges"
+                ));
+                if was_cluster {
+                    super::topology_changed();
+                }
+            }
+            if let Some(c) = cluster() {
+                let creds = credentials(ctx);
+                *PEER_USER.lock().unwrap_or_else(|e| e.into_inner()) =
+                    creds.user.clone().unwrap_or_else(|| "default".into());
+                c.link.set_credentials(creds);
+                c.link.sync_peers(&peers);
+            }
+        }
+        Err(e) => ctx.log_warning(&format!("gears: reading the cluster topology: {e:#}")),
+    }
+}
+
+/// The credentials replication uses (masteruser / masterauth): the link between masters
+/// authenticates as replicas do.
+fn credentials(ctx: &Context) -> Credentials {
+    let get = |name: &str| match call(ctx, &[b"CONFIG", b"GET", name.as_bytes()]) {
+        Value::List(items) => match items.get(1) {
+            Some(Value::Str(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    Credentials {
+        user: get("masteruser"),
+        password: get("masterauth"),
+    }
+}
+
+/// The ACL user peers connect as: masteruser, or `default` when it is not set (read with
+/// the topology, so a frame does not pay for CONFIG GET).
+static PEER_USER: Mutex<String> = Mutex::new(String::new());
+
+
+/// Whether `user` is the one peers connect as.
+pub fn is_peer_user(user: &str) -> bool {
+    let peer = PEER_USER.lock().unwrap_or_else(|e| e.into_inner());
+    !peer.is_empty() && *peer == user
+}

@@ -1,0 +1,109 @@
+"""A run across the cluster never hangs when a shard fails under it: a silent shard
+(SIGSTOP) ends the run after ExecutionMaxIdleTime with the results gathered so far; a
+shard killed and restarted (a new incarnation) fails the runs it took part in, naming
+it; and once the shard is back, the next run succeeds."""
+import ast
+import signal
+import time
+
+import pytest
+
+from conftest import Cluster, pairs, wait_until
+
+IDLE_MS = 1000
+# The victim sleeps per record, in small batches: it is mid-run for seconds, sending.
+SLOW = """
+import time
+GB().map(lambda x: (time.sleep(0.004) if execute('EXISTS', 'slow{%s}' % hashtag()) else None,
+                    x['key'])[1]).run()
+"""
+
+
+@pytest.fixture
+def cluster():
+    c = Cluster(masters=3, module_args=["ExecutionMaxIdleTime", IDLE_MS, "BatchSize", 20,
+                                        "SendMsgRetries", 3]).start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def linked(c):
+    def up(m):
+        reply = m.client().execute_command("RG.INFOCLUSTER")
+        return all(pairs(s)["runid"] for s in reply[4])
+    return all(up(m) for m in c.masters if m.alive())
+
+
+def prepare(c):
+    """Keys on every master; the last master is the slow one. Returns its id."""
+    wait_until(lambda: linked(c), what="the shard links to come up")
+    c.client().mset_nonatomic({f"k{i}": i for i in range(1500)})
+    victim = c.masters[2]
+    tags = dict(map(ast.literal_eval, c.masters[0].client().execute_command(
+        "RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: [x, hashtag()]).run()")[0]))
+    victim_id = c.ids[victim.port]
+    victim.client().set("slow{%s}" % tags[victim_id], 1)
+    return victim, victim_id
+
+
+def execution(client, eid):
+    return pairs(client.execute_command("RG.GETEXECUTION", eid)[0][3])
+
+
+def test_a_silent_shard_ends_the_run_after_max_idle_with_partial_results(cluster):
+    victim, _ = prepare(cluster)
+    first = cluster.masters[0].client()
+    on_victim = victim.client().dbsize()
+    total = sum(m.client().dbsize() for m in cluster.masters)
+    eid = first.execute_command("RG.PYEXECUTE", SLOW, "UNBLOCKING")
+    time.sleep(1.0)
+    victim.proc.send_signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        wait_until(lambda: execution(first, eid)["status"] in ("aborted", "done"),
+                   timeout=IDLE_MS / 1000 + 5, what="the run to end")
+        took = time.monotonic() - stopped
+    finally:
+        victim.proc.send_signal(signal.SIGCONT)
+    ex = execution(first, eid)
+    assert ex["status"] == "aborted", ex
+    assert "Execution max idle reached" in ex["errors"], ex
+    assert took <= IDLE_MS / 1000 + 1.0, took
+    results, errors = first.execute_command("RG.GETRESULTS", eid)
+    # Everything of the two live shards, part of the victim's.
+    assert total - on_victim < len(results) < total, (len(results), total, on_victim)
+    # The shard is back: the next run succeeds.
+    wait_until(lambda: linked(cluster), what="the links after SIGCONT")
+    results, errors = first.execute_command("RG.PYEXECUTE", "GB().count().run()")
+    assert (results, errors) == ([str(total)], [])
+
+
+def test_a_restarted_shard_fails_the_runs_it_was_in_and_the_next_run_succeeds(cluster):
+    victim, victim_id = prepare(cluster)
+    first = cluster.masters[0].client()
+    eid = first.execute_command("RG.PYEXECUTE", SLOW, "UNBLOCKING")
+    time.sleep(0.5)
+    victim.proc.kill()
+    victim.proc.wait()
+    killed = time.monotonic()
+    victim.start()  # the same port and nodes.conf: the same node, a new process
+    wait_until(lambda: execution(first, eid)["status"] in ("aborted", "done"),
+               timeout=10, what="the run to end")
+    assert time.monotonic() - killed < IDLE_MS / 1000 + 5
+    ex = execution(first, eid)
+    assert ex["status"] == "aborted", ex
+    assert any(victim_id in e for e in ex["errors"]), ex
+    wait_until(lambda: all("cluster_state:ok" in m.client().execute_command("CLUSTER", "INFO")
+                           for m in cluster.masters), timeout=20, what="the cluster to be ok")
+    wait_until(lambda: linked(cluster), timeout=20, what="the links to the restarted shard")
+    total = sum(m.client().dbsize() for m in cluster.masters)
+
+    def counted():
+        results, errors = first.execute_command("RG.PYEXECUTE", "GB().count().run()")
+        return (results, errors) == ([str(total)], [])
+    # The restarted shard learns the topology on its timer: the first run may be refused.
+    wait_until(counted, timeout=10, what="a run over every shard to succeed")
+    results, errors = victim.client().execute_command("RG.PYEXECUTE", "GB().count().run()")
+    assert (results, errors) == ([str(total)], [])
