@@ -10,7 +10,7 @@ import pytest
 
 from conftest import Cluster, pairs, wait_until
 
-IDLE_MS = 1000
+IDLE_MS = 2000
 # The victim sleeps per record, in small batches: it is mid-run for seconds, sending.
 SLOW = """
 import time

@@ -11,9 +11,8 @@ The local operations of SPEC.md (accumulate, localgroupby, limit) run on each sh
 own records, so a cluster gives one partial result per shard; their rows combine the partials
 and check there were three. ShardsIDReader gives one record per master.
 
-Rows marked xfail(strict=True) are what the module gets wrong on a cluster today: a record
-a Python step made can not move to another shard (see NOT_DATA). Each of those operations
-also has a row without a Python step before the move, which passes.
+Operations that move records run with and without a Python step before the move: records
+a reader made and records a Python step made both travel.
 
 The cluster and the server start once for the file (the runs only read, except the foreach
 side effect test, which removes what it wrote). Every row runs from each master in turn: the
@@ -55,11 +54,9 @@ def cluster():
     nodes = _cluster_fixture(masters=3)
     c = next(nodes)
     try:
-        # The module reads the topology on a timer; right after the cluster reports ok a
-        # node may still list fewer masters, and a run that moves records to the one it
-        # does not know waits for ExecutionMaxIdleTime. RedisGears 1.2 users ran
-        # RG.REFRESHCLUSTER after forming a cluster; do the same, then check every node
-        # lists every master.
+        # RedisGears 1.2 users ran RG.REFRESHCLUSTER after forming a cluster; it still
+        # works (a run reads the topology as it starts anyway). Every node lists every
+        # master.
         for m in c.masters:
             assert m.client().execute_command("RG.REFRESHCLUSTER") == "OK"
         for m in c.masters:
@@ -167,13 +164,6 @@ def one_per_master(on_cluster, alone):
 Row = namedtuple("Row", "code norm check errors", defaults=(equal, "none"))
 # errors: "none" -> both error lists empty; "equal" -> equal as multisets (and not empty).
 
-NOT_DATA = ("on the cluster, a record a Python step made (a Python object) cannot move to "
-            "another shard: each is dropped with the error 'Failed serializing record' "
-            "(module/src/distributed/peers.rs, travelling())")
-
-
-def xfail(row, what):
-    return pytest.param(row, marks=pytest.mark.xfail(strict=True, reason=f"{what}; {NOT_DATA}"))
 
 
 HASH = "filter(lambda r: r['type'] == 'hash')"
@@ -211,12 +201,9 @@ OPS = {
                                 lambda res: (Counter(k for k, _ in map(parse, res)),
                                              len({t for _, t in map(parse, res)}))),
     # ...and records a Python step made.
-    "collect": xfail(
-        Row("GB().map(lambda r: r['key']).collect().map(lambda k: [k, hashtag()]).run()",
-            lambda res: (Counter(k for k, _ in map(parse, res)),
-                         len({t for _, t in map(parse, res)}))),
-        "the records map() made on the other shards do not travel to the initiator: only "
-        "its own come back"),
+    "collect": Row("GB().map(lambda r: r['key']).collect().map(lambda k: [k, hashtag()]).run()",
+        lambda res: (Counter(k for k, _ in map(parse, res)),
+                     len({t for _, t in map(parse, res)}))),
     # The records stay put here (each is on the master owning its key already)...
     "repartition-own-key": Row("GB().repartition(lambda r: r['key'])"
                                ".map(lambda r: execute('GET', r['key'])).run('k*')", multiset),
@@ -225,32 +212,23 @@ OPS = {
     "repartition-other-key": Row("GB().repartition(lambda r: r['value']['ref'])"
                                  ".map(lambda r: [r['key'], execute('GET', r['value']['ref'])])"
                                  ".run('h*')", multiset),
-    "repartition-after-python-step": xfail(
-        Row(f"GB().{HASH}.repartition(lambda r: r['value']['ref'])"
-            ".map(lambda r: [r['key'], execute('GET', r['value']['ref'])]).run()", multiset),
-        "the records filter() passed on do not travel"),
+    "repartition-after-python-step": Row(f"GB().{HASH}.repartition(lambda r: r['value']['ref'])"
+        ".map(lambda r: [r['key'], execute('GET', r['value']['ref'])]).run()", multiset),
     "groupby": Row("GB().groupby(lambda r: r['type'],"
                    " lambda k, a, r: (a or 0) + len(r['key'])).run()", groups),
-    "groupby-after-python-step": xfail(
-        Row(f"GB().{HASH}.groupby(lambda r: r['value']['g'],"
-            " lambda k, a, r: (a or 0) + int(r['value']['n'])).run()", groups),
-        "the records filter() passed on do not travel to their group's shard"),
+    "groupby-after-python-step": Row(f"GB().{HASH}.groupby(lambda r: r['value']['g'],"
+        " lambda k, a, r: (a or 0) + int(r['value']['n'])).run()", groups),
     "batchgroupby": Row("GB().batchgroupby(lambda r: r['type'],"
                         " lambda k, recs: [len(recs), sum(len(r['key']) for r in recs)]).run()",
                         groups),
-    "batchgroupby-after-python-step": xfail(
-        Row(f"GB().{HASH}.batchgroupby(lambda r: r['value']['g'],"
-            " lambda k, recs: [len(recs), sorted(int(r['value']['n']) for r in recs)]).run()",
-            groups),
-        "the records filter() passed on do not travel to their group's shard"),
-    # No Python step before it, still: the partial of each shard is a Python value.
-    "aggregate": xfail(
-        Row("GB().aggregate({'n': 0, 'sum': 0},"
-            " lambda a, r: {'n': a['n'] + 1, 'sum': a['sum'] + int(r['value'])},"
-            " lambda a, b: {'n': a['n'] + b['n'], 'sum': a['sum'] + b['sum']}).run('k*')",
-            ordered),
-        "the other shards' partial aggregates do not travel to the initiator: the result is "
-        "the initiator's partial alone, plus one error per other shard"),
+    "batchgroupby-after-python-step": Row(f"GB().{HASH}.batchgroupby(lambda r: r['value']['g'],"
+        " lambda k, recs: [len(recs), sorted(int(r['value']['n']) for r in recs)]).run()",
+        groups),
+    # The partial of each shard is a Python value, and travels.
+    "aggregate": Row("GB().aggregate({'n': 0, 'sum': 0},"
+        " lambda a, r: {'n': a['n'] + 1, 'sum': a['sum'] + int(r['value'])},"
+        " lambda a, b: {'n': a['n'] + b['n'], 'sum': a['sum'] + b['sum']}).run('k*')",
+        ordered),
     "aggregateby": Row(f"GB().{HASH}.aggregateby(lambda r: r['value']['g'], [],"
                        " lambda k, a, r: (a.append(int(r['value']['n'])), a)[1],"
                        " lambda k, a, x: (a.extend(x), a)[1])"

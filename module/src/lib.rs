@@ -171,6 +171,8 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
             ctx.log_warning(&format!("gears: cannot start the cluster link: {e}"));
             return Status::Err;
         }
+        // The link's credentials and peers now, so RG.HELLO answers peers at once.
+        distributed::refresh(ctx);
         commands::cluster::watch(ctx);
     }
     // Keyspace events (triggers/nested.rs); last, so none arrives before the state it needs.

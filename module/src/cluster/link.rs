@@ -37,6 +37,8 @@ const PIPELINE_BYTES: usize = 8 << 20;
 /// How long a peer may take to answer before the connection is made again.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often an idle link checks that its peer is still the process it knows.
+const HEARTBEAT: Duration = Duration::from_millis(500);
 
 /// What the link tells the layer above.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,31 +315,8 @@ impl Worker {
         let mut conn = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
         conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
         conn.set_write_timeout(Some(ANSWER_TIMEOUT))?;
-        let s = &self.settings;
-        let hello: Vec<redis::Value> = redis::cmd("RG.HELLO")
-            .arg(&s.me)
-            .arg(&s.incarnation)
-            .arg(PROTOCOL)
-            .query(&mut conn)?;
-        let text = |i: usize| -> Result<String> {
-            match hello.get(i) {
-                Some(redis::Value::BulkString(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
-                Some(redis::Value::SimpleString(s)) => Ok(s.clone()),
-                Some(redis::Value::Int(n)) => Ok(n.to_string()),
-                _ => bail!("RG.HELLO answered without an id, an incarnation and a version"),
-            }
-        };
-        let (id, inc, proto) = (text(0)?, text(1)?, text(2)?);
-        if id != self.peer.id {
-            bail!(
-                "{}:{} is now node {id}, not the peer expected",
-                self.peer.id,
-                port
-            );
-        }
-        if proto != PROTOCOL.to_string() {
-            bail!("shard {id} speaks link protocol {proto}, this one {PROTOCOL}");
-        }
+        let inc = self.hello(&mut conn)?;
+        let id = self.peer.id.clone();
         let mut st = lock(&self.peer.state);
         let restarted = st.incarnation.as_ref().is_some_and(|old| *old != inc);
         let lost = if restarted { st.out.restart() } else { 0 };
@@ -358,6 +337,36 @@ impl Worker {
         Ok(conn)
     }
 
+    /// Greets the peer: checks it is the node expected and speaks this protocol; returns
+    /// its incarnation.
+    fn hello(&self, conn: &mut redis::Connection) -> Result<String> {
+        let s = &self.settings;
+        let hello: Vec<redis::Value> = redis::cmd("RG.HELLO")
+            .arg(&s.me)
+            .arg(&s.incarnation)
+            .arg(PROTOCOL)
+            .query(conn)?;
+        let text = |i: usize| -> Result<String> {
+            match hello.get(i) {
+                Some(redis::Value::BulkString(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+                Some(redis::Value::SimpleString(s)) => Ok(s.clone()),
+                Some(redis::Value::Int(n)) => Ok(n.to_string()),
+                _ => bail!("RG.HELLO answered without an id, an incarnation and a version"),
+            }
+        };
+        let (id, inc, proto) = (text(0)?, text(1)?, text(2)?);
+        if id != self.peer.id {
+            bail!(
+                "shard {} is now node {id}, not the peer expected",
+                self.peer.id
+            );
+        }
+        if proto != PROTOCOL.to_string() {
+            bail!("shard {id} speaks link protocol {proto}, this one {PROTOCOL}");
+        }
+        Ok(inc)
+    }
+
     /// Sends what is queued until the connection fails or the link stops.
     fn pump(&self, mut conn: redis::Connection) -> Result<()> {
         let secret = self.settings.secret.as_deref();
@@ -365,13 +374,26 @@ impl Worker {
         loop {
             let (inc, batch) = {
                 let mut st = lock(&self.peer.state);
+                let mut waited = std::time::Instant::now();
                 while !st.out.has_unsent() && !self.stopped() {
                     st = self
                         .peer
                         .cv
-                        .wait_timeout(st, Duration::from_millis(500))
+                        .wait_timeout(st, HEARTBEAT)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
+                    if !st.out.has_unsent() && waited.elapsed() >= HEARTBEAT {
+                        // Nothing to send: make sure the peer is still the process we
+                        // know, so a restart ends the runs it was in at once.
+                        let known = st.incarnation.clone();
+                        drop(st);
+                        let inc = self.hello(&mut conn)?;
+                        if known.as_deref() != Some(inc.as_str()) {
+                            bail!("shard {} restarted", self.peer.id);
+                        }
+                        st = lock(&self.peer.state);
+                        waited = std::time::Instant::now();
+                    }
                 }
                 if self.stopped() {
                     return Ok(());

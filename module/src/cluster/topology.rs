@@ -111,7 +111,10 @@ impl Topology {
             }
             h.update(b";");
         }
-        h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Whether there are masters to share the work with (a cluster with slots assigned).

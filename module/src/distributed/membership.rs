@@ -67,7 +67,6 @@ fn credentials(ctx: &Context) -> Credentials {
 /// the topology, so a frame does not pay for CONFIG GET).
 static PEER_USER: Mutex<String> = Mutex::new(String::new());
 
-
 /// Whether `user` is the one peers connect as.
 pub fn is_peer_user(user: &str) -> bool {
     let peer = PEER_USER.lock().unwrap_or_else(|e| e.into_inner());

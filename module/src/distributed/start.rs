@@ -13,10 +13,10 @@ use crate::engine::plan::{Host, Plan};
 use crate::engine::run::{Peers, Run};
 use crate::engine::value::Value;
 use crate::globals::globals;
-use crate::redis::lock;
 use crate::launch::{self, Launch};
 use crate::plans::readers::reader_of;
 use crate::python::host::PythonHost;
+use crate::redis::lock;
 use crate::wasm::host::WasmHost;
 
 /// Starts `job` on every master when this node is one of several: the plan goes to
