@@ -197,3 +197,41 @@ def test_python_off_on_one_shard_refuses_the_run_on_all_before_any_side_effect()
         assert not any(m.client().keys("*:seen") for m in c.masters)
     finally:
         c.stop()
+
+
+def test_execution_commands_reach_every_shard(movies_cluster):
+    """GETEXECUTION `id CLUSTER` shows each shard's part; ABORTEXECUTION stops them all;
+    DROPEXECUTION drops them all."""
+    c, _ = movies_cluster
+    first = c.masters[0].client()
+    eid = first.execute_command("RG.PYEXECUTE", "GB('ShardsIDReader').run()", "UNBLOCKING")
+    wait_until(lambda: pairs(first.execute_command("RG.GETEXECUTION", eid)[0][3])["status"]
+               == "done", what="the run to end")
+    parts = first.execute_command("RG.GETEXECUTION", eid, "CLUSTER")
+    assert sorted(p[1] for p in parts) == sorted(c.ids.values())
+    for p in parts:
+        plan = pairs(p[3])
+        assert plan["status"] == "done", plan
+    mine = pairs(next(p for p in parts if p[1] == c.ids[c.masters[0].port])[3])
+    assert (mine["shards_received"], mine["shards_completed"], mine["results"]) == (3, 3, 3)
+    assert len(first.execute_command("RG.GETEXECUTION", eid, "SHARD")) == 1
+    # Dropped on the initiator: gone everywhere.
+    assert first.execute_command("RG.DROPEXECUTION", eid) == "OK"
+    for m in c.masters:
+        wait_until(lambda: eid not in [pairs(e)["executionId"] for e in
+                                       m.client().execute_command("RG.DUMPEXECUTIONS")],
+                   what=f"the part on {m.port} to be dropped")
+    # A slow run aborted on the initiator ends on every shard.
+    slow = "import time\nGB().map(lambda x: (time.sleep(0.01), x['key'])[1]).run()"
+    eid = first.execute_command("RG.PYEXECUTE", slow, "UNBLOCKING")
+    wait_until(lambda: len(first.execute_command("RG.GETEXECUTION", eid, "CLUSTER")) == 3,
+               what="every shard to have its part")
+    assert first.execute_command("RG.ABORTEXECUTION", eid) == "OK"
+
+    def statuses():
+        return [pairs(p[3])["status"] for p in
+                first.execute_command("RG.GETEXECUTION", eid, "CLUSTER")]
+    wait_until(lambda: statuses() == ["aborted"] * 3, timeout=10,
+               what="every shard's part to be aborted")
+    results, errors = first.execute_command("RG.GETRESULTS", eid)
+    assert "Execution was aborted" in errors

@@ -164,6 +164,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         pool,
         python,
     });
+    distributed::ask::set_answerer(commands::executions::answer);
     if let Some(me) = &node_id {
         // Drawn once per process: peers tell a restart from a reconnect by it.
         let incarnation = cluster::incarnation::draw();

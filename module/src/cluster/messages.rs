@@ -23,6 +23,8 @@ pub const ABORT: u8 = 6;
 pub const DONE: u8 = 7;
 pub const NEED_GUEST: u8 = 8;
 pub const GUEST: u8 = 9;
+pub const ASK: u8 = 10;
+pub const ANSWER: u8 = 11;
 
 /// The plan of an execution, as the initiator offers it to the other shards.
 #[derive(Debug, Clone)]
@@ -79,6 +81,17 @@ pub enum Message {
         hash: String,
         bytes: Vec<u8>,
     },
+    /// A question to every master (`exec` names the question), e.g. an execution's state.
+    Ask {
+        exec: String,
+        what: String,
+        arg: String,
+    },
+    /// The answer to question `exec`.
+    Answer {
+        exec: String,
+        reply: Value,
+    },
 }
 
 impl Message {
@@ -92,7 +105,9 @@ impl Message {
             | Message::Abort { exec, .. }
             | Message::Done { exec }
             | Message::NeedGuest { exec, .. }
-            | Message::Guest { exec, .. } => exec,
+            | Message::Guest { exec, .. }
+            | Message::Ask { exec, .. }
+            | Message::Answer { exec, .. } => exec,
         }
     }
 
@@ -140,6 +155,8 @@ impl Message {
                 GUEST,
                 vec![s(exec), s(name), s(hash), Value::Bytes(bytes.clone())],
             ),
+            Message::Ask { exec, what, arg } => (ASK, vec![s(exec), s(what), s(arg)]),
+            Message::Answer { exec, reply } => (ANSWER, vec![s(exec), reply.clone()]),
         };
         (kind, codec::encode_one(&Value::List(fields)))
     }
@@ -220,6 +237,15 @@ impl Message {
                     Value::Bytes(b) => b,
                     _ => bail!("guest bytes that are not bytes"),
                 },
+            },
+            ASK => Message::Ask {
+                exec,
+                what: text(next()?)?,
+                arg: text(next()?)?,
+            },
+            ANSWER => Message::Answer {
+                exec,
+                reply: next()?,
             },
             other => bail!("an unknown message kind {other}"),
         })

@@ -1,11 +1,13 @@
 //! RG.GETEXECUTION, RG.GETRESULTS, RG.GETRESULTSBLOCKING, RG.DROPEXECUTION,
-//! RG.ABORTEXECUTION, RG.DUMPEXECUTIONS.
+//! RG.ABORTEXECUTION, RG.DUMPEXECUTIONS; on a cluster, GETEXECUTION `id CLUSTER` asks
+//! every shard for its part, and DROP / ABORT reach every shard's part.
 
 use std::sync::Arc;
 
 use redis_module::{Context, RedisString};
 
 use super::{arity, ok, text, Answer};
+use crate::distributed;
 use crate::engine::execution::{Abort, ExecState, Execution};
 use crate::engine::registry::DropError;
 use crate::engine::value::Value;
@@ -78,22 +80,81 @@ fn plan_reply(st: &ExecState) -> Value {
     ])
 }
 
-pub fn get_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+pub fn get_execution(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 2, Some(3))?;
+    let mut cluster_wide = false;
     if let Some(scope) = args.get(2) {
         let scope = text(scope)?.to_ascii_uppercase();
         if scope != "SHARD" && scope != "CLUSTER" {
             return Err(format!("ERR unknown option '{scope}' (SHARD or CLUSTER)"));
         }
+        cluster_wide = scope == "CLUSTER";
     }
     let exec = find(args)?;
+    if !cluster_wide || distributed::cluster().is_none() {
+        return Ok(Answer::Reply(Value::List(vec![shard_entry(&exec)])));
+    }
+    // Every shard's part, as each shard tells it.
+    let client = BlockedClient::block(ctx, "RG.GETEXECUTION")?;
+    distributed::ask::ask_all(
+        GET,
+        &exec.id,
+        Box::new(move |answers| {
+            let entries = answers
+                .into_iter()
+                .map(|(_, a)| a)
+                .filter(|a| !matches!(a, Value::Nil))
+                .collect();
+            client.reply(&Value::List(entries));
+        }),
+    );
+    Ok(Answer::Blocked)
+}
+
+/// One shard's entry of RG.GETEXECUTION.
+fn shard_entry(exec: &Execution) -> Value {
     let st = exec.state();
-    Ok(Answer::Reply(Value::List(vec![Value::List(vec![
+    Value::List(vec![
         Value::str("shard_id"),
         Value::str(globals().shard_id.as_str()),
         Value::str("execution_plan"),
         plan_reply(&st),
-    ])])))
+    ])
+}
+
+/// The questions other shards ask about executions (`distributed::ask`).
+const GET: &str = "getexecution";
+const ABORT: &str = "abort";
+const DROP: &str = "drop";
+
+/// This shard's answer to another shard's question about execution `id`.
+pub fn answer(what: &str, id: &str) -> Value {
+    let Some(exec) = globals().registry.get(id) else {
+        return Value::Nil;
+    };
+    match what {
+        GET => shard_entry(&exec),
+        ABORT => {
+            abort_here(&exec);
+            Value::Status("OK".into())
+        }
+        DROP => match globals().registry.drop_execution(id) {
+            Ok(()) => Value::Status("OK".into()),
+            Err(_) => Value::Nil,
+        },
+        _ => Value::Nil,
+    }
+}
+
+/// Aborts this shard's part of an execution.
+fn abort_here(exec: &Arc<Execution>) {
+    if distributed::give_up(&exec.id, "Execution was aborted") {
+        return;
+    }
+    if exec.request_abort() == Abort::FinishedHere {
+        // Aborted before it started: no worker will note that it finished.
+        crate::launch::trim(exec);
+    }
 }
 
 pub fn get_results(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
@@ -121,7 +182,11 @@ pub fn drop_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, St
     arity(args, 2, Some(2))?;
     let id = text(&args[1])?;
     match globals().registry.drop_execution(&id) {
-        Ok(()) => ok(),
+        Ok(()) => {
+            // Every other shard's part goes too (those that have one).
+            distributed::ask::ask_all(DROP, &id, Box::new(|_| {}));
+            ok()
+        }
         Err(DropError::NotFound) => Err(not_found(&id)),
         Err(DropError::Running) => {
             Err("ERR can not drop a running execution, abort it first".into())
@@ -132,9 +197,13 @@ pub fn drop_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, St
 pub fn abort_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 2, Some(2))?;
     let exec = find(args)?;
-    if exec.request_abort() == Abort::FinishedHere {
+    let distributed = distributed::give_up(&exec.id, "Execution was aborted");
+    if !distributed && exec.request_abort() == Abort::FinishedHere {
         // Aborted before it started: no worker will note that it finished.
         crate::launch::trim(&exec);
+    }
+    if distributed {
+        distributed::ask::ask_all(ABORT, &exec.id, Box::new(|_| {}));
     }
     ok()
 }

@@ -18,10 +18,12 @@
 //!
 //! - `peers.rs`: [`ClusterPeers`], the runner's view of the other shards.
 //! - `start.rs`: the initiator's side and a peer's side of the two-phase start.
+//! - `ask.rs`: questions to every master (the execution commands cluster-wide).
 //! - `guests.rs`: guests received from another shard to run its plan.
 //! - `membership.rs`: the topology, the links that follow it, their credentials.
 //! - this file: the process-wide state, the table of distributed runs, the dispatcher.
 
+pub mod ask;
 mod guests;
 mod membership;
 mod peers;
@@ -142,6 +144,16 @@ fn end_runs_with(peer: &str, why: &str) {
     }
 }
 
+/// Ends this shard's part of distributed run `id` with `why`, if it has one; whether it
+/// had.
+pub fn give_up(id: &str, why: &str) -> bool {
+    let Some(run) = cluster().and_then(|c| lock(&c.runs).get(id).map(|e| e.run.clone())) else {
+        return false;
+    };
+    run.give_up(why.to_string());
+    true
+}
+
 /// The topology changed: every distributed run in flight ends.
 pub fn topology_changed() {
     let Some(c) = cluster() else { return };
@@ -200,6 +212,7 @@ fn dispatch() {
         if last_check.elapsed() >= Duration::from_millis(100) {
             last_check = Instant::now();
             watch_idle(c);
+            ask::settle();
         }
     }
 }
@@ -248,6 +261,8 @@ fn handle(c: &'static Cluster, m: receiver::Message) {
             hash,
             bytes,
         } => start::on_guest(c, from, exec, name, hash, bytes),
+        Message::Ask { exec, what, arg } => ask::on_ask(c, &from, exec, &what, &arg),
+        Message::Answer { exec, reply } => ask::on_answer(&from, &exec, reply),
         Message::Done { exec } => {
             if let Some(e) = lock(&c.runs).get_mut(&exec) {
                 e.seen = Instant::now();
