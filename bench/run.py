@@ -13,6 +13,7 @@ import sys
 import time
 
 import batch
+import cluster
 import entry_cost
 import streams
 import triggers
@@ -25,6 +26,7 @@ SIZES = {  # name: (full, quick)
     "set_requests": (200_000, 50_000),
     "messages": (100_000, 20_000),
     "entry_records": (100_000, 50_000),
+    "cluster_movies": (200_000, 50_000),
     "rounds": (3, 2),
 }
 
@@ -33,6 +35,7 @@ WORKLOADS = {
     "triggers": lambda f, s, a: triggers.run(f, s, a.set_requests, a.rounds),
     "streams": lambda f, s, a: streams.run(f, s, a.messages, a.rounds),
     "entry_cost": lambda f, s, a: entry_cost.run(f, s, a.entry_records, a.rounds + 1),
+    "cluster": lambda f, s, a: cluster.run(f, s, a.cluster_movies, a.rounds),
 }
 
 

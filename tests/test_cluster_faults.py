@@ -107,3 +107,25 @@ def test_a_restarted_shard_fails_the_runs_it_was_in_and_the_next_run_succeeds(cl
     wait_until(counted, timeout=10, what="a run over every shard to succeed")
     results, errors = victim.client().execute_command("RG.PYEXECUTE", "GB().count().run()")
     assert (results, errors) == ([str(total)], [])
+
+
+def test_slots_moving_mid_run_fail_it_with_topology_changed(cluster):
+    victim, victim_id = prepare(cluster)
+    first = cluster.masters[0].client()
+    eid = first.execute_command("RG.PYEXECUTE", SLOW, "UNBLOCKING")
+    time.sleep(0.5)
+    # An empty slot of the victim changes hands (no key moves, the topology does).
+    lo, hi = cluster.ranges[2]
+    slot = next(s for s in range(lo, hi + 1)
+                if victim.client().execute_command("CLUSTER", "COUNTKEYSINSLOT", s) == 0)
+    new_owner = cluster.ids[cluster.masters[0].port]
+    for m in cluster.masters:
+        m.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", new_owner)
+    wait_until(lambda: execution(first, eid)["status"] in ("aborted", "done"),
+               timeout=10, what="the run to end")
+    ex = execution(first, eid)
+    assert ex["status"] == "aborted" and "cluster topology changed" in ex["errors"], ex
+    # The next run goes by the new topology and succeeds.
+    total = sum(m.client().dbsize() for m in cluster.masters)
+    results, errors = first.execute_command("RG.PYEXECUTE", "GB().count().run()")
+    assert (results, errors) == ([str(total)], [])

@@ -235,3 +235,17 @@ def test_execution_commands_reach_every_shard(movies_cluster):
                what="every shard's part to be aborted")
     results, errors = first.execute_command("RG.GETRESULTS", eid)
     assert "Execution was aborted" in errors
+
+
+def test_recipe2_on_masters_with_replicas(cluster3r):
+    """Replicas take no part (they own no slots) and change nothing."""
+    wait_until(lambda: linked(cluster3r), what="the shard links to come up")
+    expected = Counter(load_movies.load(cluster3r.client(), MOVIES, seed=5))
+    m = cluster3r.masters[1]
+    for node in cluster3r.masters:
+        assert set(info(node)[2]) == {cluster3r.ids[x.port] for x in cluster3r.masters}
+    results, errors = m.client().execute_command("RG.PYEXECUTE", recipe("count_genres.py"))
+    assert errors == [] and python_groupby_counts(results) == expected
+    upload(m.client(), "genres")
+    results, errors = wasmrun(m.client(), "genres", "count", "movie:*")
+    assert errors == [] and wasm_groupby_counts(results) == expected

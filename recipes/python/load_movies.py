@@ -47,6 +47,13 @@ if __name__ == "__main__":
     ap.add_argument("--port", type=int, default=6379)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cluster", action="store_true",
+                    help="the port is a node of a Redis Cluster: spread the movies over it")
     a = ap.parse_args()
-    counts = load(redis.Redis(host=a.host, port=a.port), a.count, a.seed)
+    if a.cluster:
+        import redis.cluster
+        client = redis.cluster.RedisCluster(host=a.host, port=a.port)
+    else:
+        client = redis.Redis(host=a.host, port=a.port)
+    counts = load(client, a.count, a.seed)
     print(f"loaded {a.count} movies; {len(counts)} genres")
