@@ -204,6 +204,11 @@ OPS = {
     "collect": Row("GB().map(lambda r: r['key']).collect().map(lambda k: [k, hashtag()]).run()",
         lambda res: (Counter(k for k, _ in map(parse, res)),
                      len({t for _, t in map(parse, res)}))),
+    # Tuples and sets a Python step made arrive as tuples and sets (and print so).
+    "tuples-and-sets": Row("GB().map(lambda r: (r['key'], {1, 2}, [(3,)]))"
+                           ".collect()"
+                           ".map(lambda t: [type(t).__name__, type(t[1]).__name__,"
+                           " type(t[2][0]).__name__, str(t)]).run('k1*')", multiset),
     # The records stay put here (each is on the master owning its key already)...
     "repartition-own-key": Row("GB().repartition(lambda r: r['key'])"
                                ".map(lambda r: execute('GET', r['key'])).run('k*')", multiset),

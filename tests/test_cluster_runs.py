@@ -249,3 +249,20 @@ def test_recipe2_on_masters_with_replicas(cluster3r):
     upload(m.client(), "genres")
     results, errors = wasmrun(m.client(), "genres", "count", "movie:*")
     assert errors == [] and wasm_groupby_counts(results) == expected
+
+
+def test_a_repeated_run_does_not_send_its_plan_again(movies_cluster):
+    """Plans are known by their hash: the second run of the same script offers the other
+    shards its hash, not its 300 KB pickle."""
+    c, _ = movies_cluster
+    first = c.masters[0].client()
+    code = ("BIG = 'x' * 300_000\n"
+            "GB('ShardsIDReader').map(lambda x: len(BIG)).run()")
+
+    def sent_by_run():
+        before = info(c.masters[0])[3]["bytesSent"]
+        results, errors = first.execute_command("RG.PYEXECUTE", code)
+        assert (results, errors) == (["300000"] * 3, [])
+        return info(c.masters[0])[3]["bytesSent"] - before
+    assert sent_by_run() > 2 * 300_000
+    assert sent_by_run() < 20_000

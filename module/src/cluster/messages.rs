@@ -25,13 +25,16 @@ pub const NEED_GUEST: u8 = 8;
 pub const GUEST: u8 = 9;
 pub const ASK: u8 = 10;
 pub const ANSWER: u8 = 11;
+pub const NEED_PLAN: u8 = 12;
 
 /// The plan of an execution, as the initiator offers it to the other shards.
 #[derive(Debug, Clone)]
 pub struct Offer {
     pub exec: String,
-    /// The plan's bytes (`Plan::encode`).
+    /// The plan's bytes (`Plan::encode`); empty when the receiver holds them already.
     pub plan: Vec<u8>,
+    /// sha256 of the plan's bytes: plans are known by it.
+    pub hash: String,
     /// The shards taking part, by node id, in the order batches name them.
     pub shards: Vec<String>,
     pub initiator: usize,
@@ -81,6 +84,10 @@ pub enum Message {
         hash: String,
         bytes: Vec<u8>,
     },
+    /// A peer offered a plan by hash does not hold it: it needs the bytes.
+    NeedPlan {
+        exec: String,
+    },
     /// A question to every master (`exec` names the question), e.g. an execution's state.
     Ask {
         exec: String,
@@ -106,6 +113,7 @@ impl Message {
             | Message::Done { exec }
             | Message::NeedGuest { exec, .. }
             | Message::Guest { exec, .. }
+            | Message::NeedPlan { exec }
             | Message::Ask { exec, .. }
             | Message::Answer { exec, .. } => exec,
         }
@@ -120,6 +128,7 @@ impl Message {
                 vec![
                     s(&o.exec),
                     Value::Bytes(o.plan.clone()),
+                    s(&o.hash),
                     Value::List(o.shards.iter().map(|id| s(id)).collect()),
                     Value::Int(o.initiator as i64),
                     s(&o.user),
@@ -155,6 +164,7 @@ impl Message {
                 GUEST,
                 vec![s(exec), s(name), s(hash), Value::Bytes(bytes.clone())],
             ),
+            Message::NeedPlan { exec } => (NEED_PLAN, vec![s(exec)]),
             Message::Ask { exec, what, arg } => (ASK, vec![s(exec), s(what), s(arg)]),
             Message::Answer { exec, reply } => (ANSWER, vec![s(exec), reply.clone()]),
         };
@@ -178,6 +188,7 @@ impl Message {
                     Value::Bytes(b) => b,
                     _ => bail!("a plan that is not bytes"),
                 },
+                hash: text(next()?)?,
                 shards: match next()? {
                     Value::List(ids) => ids.into_iter().map(text).collect::<Result<_>>()?,
                     _ => bail!("shards that are not a list"),
@@ -238,6 +249,7 @@ impl Message {
                     _ => bail!("guest bytes that are not bytes"),
                 },
             },
+            NEED_PLAN => Message::NeedPlan { exec },
             ASK => Message::Ask {
                 exec,
                 what: text(next()?)?,
@@ -280,6 +292,7 @@ mod tests {
         let m = round(Message::Plan(Offer {
             exec: "e-1".into(),
             plan: vec![1, 2, 3],
+            hash: "h".into(),
             shards: vec!["a".into(), "b".into()],
             initiator: 1,
             user: "default".into(),

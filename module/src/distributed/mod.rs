@@ -20,6 +20,7 @@
 //! - `start.rs`: the initiator's side and a peer's side of the two-phase start.
 //! - `ask.rs`: questions to every master (the execution commands cluster-wide).
 //! - `guests.rs`: guests received from another shard to run its plan.
+//! - `plans.rs`: plans known by content hash, so a repeated run does not resend them.
 //! - `membership.rs`: the topology, the links that follow it, their credentials.
 //! - this file: the process-wide state, the table of distributed runs, the dispatcher.
 
@@ -27,6 +28,7 @@ pub mod ask;
 mod guests;
 mod membership;
 mod peers;
+mod plans;
 mod start;
 
 use std::collections::{HashMap, HashSet};
@@ -59,6 +61,8 @@ struct Entry {
     started: bool,
     /// The last sign of life: a frame for it, or its own stage running.
     seen: Instant,
+    /// Initiator: the plan as offered, bytes included (for a peer that asks for them).
+    offer: Option<crate::cluster::messages::Offer>,
 }
 
 /// This master's part of the cluster: its link to the others and its distributed runs.
@@ -67,8 +71,8 @@ pub struct Cluster {
     pub link: Link,
     pub receiver: Receiver,
     runs: Mutex<HashMap<String, Entry>>,
-    /// Plans waiting for their guest's bytes, by execution id.
-    waiting_for_guest: Mutex<HashMap<String, crate::cluster::messages::Offer>>,
+    /// Offers waiting for bytes (their guest's, or the plan's), by execution id.
+    waiting: Mutex<HashMap<String, crate::cluster::messages::Offer>>,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -100,7 +104,7 @@ pub fn init(me: &str, incarnation: &str, secret: Option<Vec<u8>>) -> std::io::Re
         link,
         receiver: Receiver::new(incarnation, secret, INBOUND_BYTES),
         runs: Mutex::new(HashMap::new()),
-        waiting_for_guest: Mutex::new(HashMap::new()),
+        waiting: Mutex::new(HashMap::new()),
     });
     thread::Builder::new()
         .name("gears-dispatch".into())
@@ -173,6 +177,7 @@ impl Cluster {
                 received: HashSet::new(),
                 started: false,
                 seen: Instant::now(),
+                offer: None,
             },
         );
     }
@@ -220,6 +225,7 @@ fn dispatch() {
 fn handle(c: &'static Cluster, m: receiver::Message) {
     let (from, kind, body) = match m {
         receiver::Message::Restarted { from } => {
+            plans::peer_forgot(&from);
             end_runs_with(&from, &format!("shard {from} restarted"));
             return;
         }
@@ -254,6 +260,7 @@ fn handle(c: &'static Cluster, m: receiver::Message) {
                 run.give_up(why);
             }
         }
+        Message::NeedPlan { exec } => start::on_need_plan(c, &from, &exec),
         Message::NeedGuest { exec, name, hash } => start::on_need_guest(c, &from, exec, name, hash),
         Message::Guest {
             exec,

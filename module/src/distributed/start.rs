@@ -5,7 +5,7 @@ use std::sync::{Arc, Weak};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
-use super::{cluster, guests, lock, Cluster, ClusterPeers};
+use super::{cluster, guests, lock, plans, Cluster, ClusterPeers};
 use crate::cluster::messages::{Message, Offer};
 use crate::config::{self, Key};
 use crate::engine::execution::{Execution, RunAs};
@@ -42,18 +42,29 @@ pub fn start(job: Launch) -> Result<(), Launch> {
     exec.state().shards_received = 1;
     c.insert(&exec.id, run.clone(), peers.clone());
     globals().pool.submit(move || {
-        let sent = plan.encode().and_then(|bytes| {
-            let message = Message::Plan(Offer {
+        let sent = plan.encode_keyed().and_then(|(bytes, key)| {
+            let offer = Offer {
                 exec: exec.id.clone(),
+                hash: plans::hash_of(&key),
                 plan: bytes,
                 shards: peers.shards().to_vec(),
                 initiator: peers.initiator(),
                 user: exec.run_as.user.to_string(),
                 db: exec.run_as.db as i64,
                 topology: fingerprint,
+            };
+            // A shard that holds the plan already is offered its hash alone.
+            let by_hash = Message::Plan(Offer {
+                plan: Vec::new(),
+                ..offer.clone()
             });
+            let full = Message::Plan(offer.clone());
+            if let Some(e) = lock(&c.runs).get_mut(&exec.id) {
+                e.offer = Some(offer.clone());
+            }
             for peer in peers.others() {
-                c.send(peer, &message)?;
+                let holds = plans::peer_holds(peer, &offer.hash);
+                c.send(peer, if holds { &by_hash } else { &full })?;
             }
             Ok(())
         });
@@ -65,6 +76,15 @@ pub fn start(job: Launch) -> Result<(), Launch> {
         }
     });
     Ok(())
+}
+
+/// Initiator: peer `from` was offered the plan by hash but does not hold it.
+pub fn on_need_plan(c: &Cluster, from: &str, exec: &str) {
+    plans::peer_forgot(from);
+    let offer = lock(&c.runs).get(exec).and_then(|e| e.offer.clone());
+    if let Some(offer) = offer {
+        let _ = c.send(from, &Message::Plan(offer));
+    }
 }
 
 /// When the initiator's run ends: it leaves the table, then `then` runs.
@@ -107,6 +127,9 @@ pub fn on_received(c: &Cluster, exec: &str, from: &str) {
         let Some(e) = runs.get_mut(exec) else { return };
         e.received.insert(from.to_string());
         e.seen = std::time::Instant::now();
+        if let Some(offer) = &e.offer {
+            plans::peer_received(from, &offer.hash);
+        }
         e.run.execution().state().shards_received = e.received.len() + 1;
         let all = e.peers.others().all(|p| e.received.contains(p));
         if all && !e.started {
@@ -146,6 +169,8 @@ pub fn on_refused(c: &Cluster, exec: &str, from: &str, why: &str) {
 /// Peer: a plan from the initiator. It is decoded and compiled on the pool (a Python
 /// plan takes the GIL), then this shard answers RECEIVED or REFUSED.
 pub fn on_plan(c: &'static Cluster, from: String, offer: Offer) {
+    // A plan sent again in full replaces the offer that waited for its bytes.
+    lock(&c.waiting).remove(&offer.exec);
     globals().pool.submit(move || answer(c, &from, offer));
 }
 
@@ -155,6 +180,10 @@ fn answer(c: &Cluster, from: &str, offer: Offer) {
     let exec = offer.exec.clone();
     let answer = match prepare(c, offer.clone()) {
         Ok(()) => Message::Received { exec },
+        Err(e) if e.chain().any(|c| c.is::<plans::Missing>()) => {
+            lock(&c.waiting).insert(exec.clone(), offer);
+            Message::NeedPlan { exec }
+        }
         Err(e) => match e.chain().find_map(|c| c.downcast_ref::<guests::Missing>()) {
             Some(missing) => {
                 let ask = Message::NeedGuest {
@@ -162,7 +191,7 @@ fn answer(c: &Cluster, from: &str, offer: Offer) {
                     name: missing.name.clone(),
                     hash: missing.hash.clone(),
                 };
-                lock(&c.waiting_for_guest).insert(exec, offer);
+                lock(&c.waiting).insert(exec, offer);
                 ask
             }
             None => Message::Refused {
@@ -207,7 +236,7 @@ pub fn on_guest(
     hash: String,
     bytes: Vec<u8>,
 ) {
-    let Some(offer) = lock(&c.waiting_for_guest).remove(&exec) else {
+    let Some(offer) = lock(&c.waiting).remove(&exec) else {
         return;
     };
     globals().pool.submit(move || {
@@ -231,6 +260,7 @@ fn prepare(c: &Cluster, offer: Offer) -> Result<()> {
     let Offer {
         exec: id,
         plan: bytes,
+        hash,
         shards,
         initiator,
         user,
@@ -258,6 +288,15 @@ fn prepare(c: &Cluster, offer: Offer) -> Result<()> {
     if initiator >= shards.len() {
         bail!("an execution whose initiator is not among its shards");
     }
+    let bytes = if bytes.is_empty() {
+        plans::held(&hash).ok_or(plans::Missing)?
+    } else {
+        // Kept under the hash the initiator gave: a later offer of the same plan (its
+        // steps' shown texts aside) comes by hash alone.
+        let bytes = Arc::new(bytes);
+        plans::hold(&hash, bytes.clone());
+        bytes
+    };
     let plan = Arc::new(Plan::decode(&bytes, &resolve).context("receiving the plan")?);
     let profile = config::get(Key::ProfileExecutions) == 1;
     let stages = plan.compile(profile, false)?;

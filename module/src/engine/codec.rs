@@ -4,10 +4,16 @@
 use anyhow::{anyhow, bail, Result};
 use rmp::Marker;
 
-use crate::engine::value::Value;
+use std::sync::Arc;
+
+use crate::engine::value::{Tag, Tagged, Value};
 
 /// The ext type that carries an error element of an array reply.
 const EXT_ERROR: i8 = 1;
+/// Ext types of a tagged sequence between shards (a Python tuple, a set): the payload is
+/// the MessagePack array of its items.
+const EXT_TUPLE: i8 = 2;
+const EXT_SET: i8 = 3;
 
 /// Deepest nesting accepted from a guest (a hostile guest must not overflow our stack).
 const MAX_DEPTH: usize = 128;
@@ -50,8 +56,19 @@ pub fn encode(v: &Value, out: &mut Vec<u8>) {
             let _ = rmp::encode::write_ext_meta(out, e.len() as u32, EXT_ERROR);
             out.extend_from_slice(e.as_bytes());
         }
-        // A host object of another language never reaches a guest: send its reply form.
-        Value::Host(h) => encode(&h.to_reply(), out),
+        Value::Host(h) => match h.as_any().downcast_ref::<Tagged>() {
+            Some(t) => {
+                let inner = encode_one(&t.items);
+                let ty = match t.tag {
+                    Tag::Tuple => EXT_TUPLE,
+                    Tag::Set => EXT_SET,
+                };
+                let _ = rmp::encode::write_ext_meta(out, inner.len() as u32, ty);
+                out.extend_from_slice(&inner);
+            }
+            // A host object of another language never reaches a guest: its reply form.
+            None => encode(&h.to_reply(), out),
+        },
     }
 }
 
@@ -122,13 +139,23 @@ impl<'a> Reader<'a> {
         Ok(Value::Map(pairs))
     }
 
-    fn ext(&mut self, n: usize) -> Result<Value> {
+    fn ext(&mut self, n: usize, depth: usize) -> Result<Value> {
         let ty = self.take(1)?[0] as i8;
         let data = self.take(n)?;
         if ty == EXT_ERROR {
             return Ok(Value::Error(String::from_utf8_lossy(data).into_owned()));
         }
-        bail!("unknown MessagePack ext type {ty}")
+        let tag = match ty {
+            EXT_TUPLE => Tag::Tuple,
+            EXT_SET => Tag::Set,
+            _ => bail!("unknown MessagePack ext type {ty}"),
+        };
+        let mut inner = Reader { buf: data, pos: 0 };
+        let items = inner.value(depth + 1)?;
+        if inner.pos != data.len() || !matches!(items, Value::List(_)) {
+            bail!("a bad tagged sequence");
+        }
+        Ok(Value::Host(Arc::new(Tagged { tag, items })))
     }
 
     fn value(&mut self, depth: usize) -> Result<Value> {
@@ -197,22 +224,22 @@ impl<'a> Reader<'a> {
                 let n = self.be(4)? as usize;
                 self.pairs(n, depth)?
             }
-            Marker::FixExt1 => self.ext(1)?,
-            Marker::FixExt2 => self.ext(2)?,
-            Marker::FixExt4 => self.ext(4)?,
-            Marker::FixExt8 => self.ext(8)?,
-            Marker::FixExt16 => self.ext(16)?,
+            Marker::FixExt1 => self.ext(1, depth)?,
+            Marker::FixExt2 => self.ext(2, depth)?,
+            Marker::FixExt4 => self.ext(4, depth)?,
+            Marker::FixExt8 => self.ext(8, depth)?,
+            Marker::FixExt16 => self.ext(16, depth)?,
             Marker::Ext8 => {
                 let n = self.be(1)? as usize;
-                self.ext(n)?
+                self.ext(n, depth)?
             }
             Marker::Ext16 => {
                 let n = self.be(2)? as usize;
-                self.ext(n)?
+                self.ext(n, depth)?
             }
             Marker::Ext32 => {
                 let n = self.be(4)? as usize;
-                self.ext(n)?
+                self.ext(n, depth)?
             }
             Marker::Reserved => bail!("invalid MessagePack marker"),
         })
@@ -239,6 +266,32 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Value>> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn tagged_sequences_keep_their_tag() {
+        let tuple = Value::Host(Arc::new(Tagged {
+            tag: Tag::Tuple,
+            items: Value::List(vec![Value::Int(1), Value::str("a")]),
+        }));
+        let back = decode(&encode_one(&Value::List(vec![tuple]))).unwrap();
+        let Value::List(items) = back else {
+            panic!("not a list")
+        };
+        let Value::Host(h) = &items[0] else {
+            panic!("not tagged")
+        };
+        let t = h.as_any().downcast_ref::<Tagged>().unwrap();
+        assert_eq!(t.tag, Tag::Tuple);
+        assert_eq!(
+            t.items
+                .total_cmp(&Value::List(vec![Value::Int(1), Value::str("a")])),
+            std::cmp::Ordering::Equal
+        );
+        // An ext type that is not an array inside is refused.
+        assert!(decode(&[0xd4, EXT_SET as u8, 0x01]).is_err());
+    }
+
     use super::*;
 
     fn round(v: Value) -> Value {

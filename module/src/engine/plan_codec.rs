@@ -46,6 +46,18 @@ impl Plan {
     /// The plan as bytes (fails only when the host cannot name its code, e.g. a Python
     /// object that cannot be pickled).
     pub fn encode(&self) -> Result<Vec<u8>> {
+        Ok(codec::encode_one(&self.to_value(true)?))
+    }
+
+    /// The plan as bytes, and the bytes that identify it: the same without the text
+    /// shown for each step (a Python function's shows its address, new in every run of
+    /// the same script).
+    pub fn encode_keyed(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        let key = codec::encode_one(&self.to_value(false)?);
+        Ok((self.encode()?, key))
+    }
+
+    fn to_value(&self, shown: bool) -> Result<Value> {
         let (host, code) = match &self.host {
             Some(h) => (Value::str(h.name()), h.reference()?),
             None => (Value::Nil, Value::Nil),
@@ -65,7 +77,7 @@ impl Plan {
             ),
             (
                 Value::str("steps"),
-                Value::List(self.steps.iter().map(step).collect()),
+                Value::List(self.steps.iter().map(|s| step(s, shown)).collect()),
             ),
             (Value::str("mode"), Value::str(self.mode.as_str())),
             (
@@ -75,7 +87,7 @@ impl Plan {
             (Value::str("host"), host),
             (Value::str("code"), code),
         ]);
-        Ok(codec::encode_one(&map))
+        Ok(map)
     }
 
     /// A plan from `encode`'s bytes, its code resolved to a host of this shard.
@@ -155,7 +167,7 @@ fn native(n: &NativeStep) -> Vec<Value> {
     }
 }
 
-fn step(s: &Step) -> Value {
+fn step(s: &Step, shown: bool) -> Value {
     let kind = match &s.kind {
         StepKind::Host(h) => Value::List(vec![Value::str("host"), host_step(h)]),
         StepKind::Native(n) => {
@@ -172,7 +184,7 @@ fn step(s: &Step) -> Value {
     Value::List(vec![
         Value::str(s.type_name.as_str()),
         Value::str(s.name.as_str()),
-        Value::str(s.arg.as_str()),
+        Value::str(if shown { s.arg.as_str() } else { "" }),
         kind,
     ])
 }

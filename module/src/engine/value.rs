@@ -22,6 +22,41 @@ pub trait HostObject: Send + Sync + fmt::Debug {
     }
 }
 
+/// What a [`Tagged`] sequence is in the language that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tag {
+    Tuple,
+    Set,
+}
+
+/// A sequence its language tells from a list (a Python tuple or set), as it travels
+/// between shards: the host that receives it makes it that kind again. Native steps and
+/// replies see its items as a list.
+#[derive(Debug)]
+pub struct Tagged {
+    pub tag: Tag,
+    /// Always a `Value::List`.
+    pub items: Value,
+}
+
+impl HostObject for Tagged {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn key(&self) -> Option<&Value> {
+        Some(&self.items)
+    }
+    fn to_reply(&self) -> Value {
+        self.items.clone()
+    }
+    fn to_data(&self) -> Option<Value> {
+        Some(Value::Host(Arc::new(Tagged {
+            tag: self.tag,
+            items: self.items.clone(),
+        })))
+    }
+}
+
 /// A record or a reply element.
 #[derive(Clone, Debug)]
 pub enum Value {

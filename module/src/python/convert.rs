@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PySet, PyString, PyTuple};
 
-use crate::engine::value::{format_float, HostObject, Value};
+use crate::engine::value::{format_float, HostObject, Tag, Tagged, Value};
 
 /// A Python object travelling through the engine untouched, with the plain value native
 /// steps compare it by when it has one (a tuple's items).
@@ -38,8 +38,8 @@ impl HostObject for PyRecord {
 }
 
 /// A Python object that is data (None, bool, int, float, str, bytes, and lists, tuples,
-/// dicts and sets of data) as a Value; None for anything else. Tuples and sets arrive
-/// as lists.
+/// dicts and sets of data) as a Value; None for anything else. Tuples and sets are
+/// tagged, so the shard that receives them makes them tuples and sets again.
 pub fn to_data(obj: &Bound<'_, PyAny>) -> Option<Value> {
     Some(if obj.is_none() {
         Value::Nil
@@ -59,7 +59,10 @@ pub fn to_data(obj: &Bound<'_, PyAny>) -> Option<Value> {
     } else if let Ok(l) = obj.cast::<PyList>() {
         Value::List(l.iter().map(|x| to_data(&x)).collect::<Option<_>>()?)
     } else if let Ok(t) = obj.cast::<PyTuple>() {
-        Value::List(t.iter().map(|x| to_data(&x)).collect::<Option<_>>()?)
+        tagged(
+            Tag::Tuple,
+            t.iter().map(|x| to_data(&x)).collect::<Option<_>>()?,
+        )
     } else if let Ok(d) = obj.cast::<PyDict>() {
         Value::Map(
             d.iter()
@@ -67,7 +70,10 @@ pub fn to_data(obj: &Bound<'_, PyAny>) -> Option<Value> {
                 .collect::<Option<_>>()?,
         )
     } else if let Ok(s) = obj.cast::<PySet>() {
-        Value::List(s.iter().map(|x| to_data(&x)).collect::<Option<_>>()?)
+        tagged(
+            Tag::Set,
+            s.iter().map(|x| to_data(&x)).collect::<Option<_>>()?,
+        )
     } else {
         return None;
     })
@@ -99,10 +105,26 @@ pub fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>>
             }
             dict.into_any()
         }
-        Value::Host(h) => match h.as_any().downcast_ref::<PyRecord>() {
-            Some(r) => r.0.bind(py).clone(),
-            None => PyString::new(py, "<foreign record>").into_any(),
-        },
+        Value::Host(h) => {
+            if let Some(r) = h.as_any().downcast_ref::<PyRecord>() {
+                r.0.bind(py).clone()
+            } else if let Some(t) = h.as_any().downcast_ref::<Tagged>() {
+                // A tuple or a set that came from another shard is one again.
+                let Value::List(items) = &t.items else {
+                    return Ok(PyList::empty(py).into_any());
+                };
+                let items = items
+                    .iter()
+                    .map(|v| to_py(py, v))
+                    .collect::<PyResult<Vec<_>>>()?;
+                match t.tag {
+                    Tag::Tuple => PyTuple::new(py, items)?.into_any(),
+                    Tag::Set => PySet::new(py, &items)?.into_any(),
+                }
+            } else {
+                PyString::new(py, "<foreign record>").into_any()
+            }
+        }
     })
 }
 
@@ -189,4 +211,11 @@ pub fn describe_error(py: Python<'_>, err: &PyErr) -> String {
     } else {
         format!("{type_name}: {message}")
     }
+}
+
+fn tagged(tag: Tag, items: Vec<Value>) -> Value {
+    Value::Host(Arc::new(Tagged {
+        tag,
+        items: Value::List(items),
+    }))
 }
