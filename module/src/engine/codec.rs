@@ -292,8 +292,6 @@ mod tests {
         assert!(decode(&[0xd4, EXT_SET as u8, 0x01]).is_err());
     }
 
-    use super::*;
-
     fn round(v: Value) -> Value {
         decode(&encode_one(&v)).unwrap()
     }
