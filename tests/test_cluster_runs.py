@@ -266,3 +266,31 @@ def test_a_repeated_run_does_not_send_its_plan_again(movies_cluster):
         return info(c.masters[0])[3]["bytesSent"] - before
     assert sent_by_run() > 2 * 300_000
     assert sent_by_run() < 20_000
+
+
+def test_links_with_a_dedicated_user_and_a_frame_secret():
+    """ClusterUser / ClusterPassword replace masteruser for the links, ClusterSecret signs
+    every frame: runs work, the secret stays hidden, and an unsigned frame is refused even
+    from the links' user."""
+    module_args = ["ClusterUser", "gears-link", "ClusterPassword", "linkpw",
+                   "ClusterSecret", "s3cr3t"]
+    users = ["--user", *"gears-link on >linkpw ~* &* -@all +rg.hello +rg.innermsg".split()]
+    c = Cluster(masters=3, module_args=module_args, extra_args=users).start()
+    try:
+        wait_until(lambda: linked(c), what="the shard links to come up")
+        m = c.masters[0]
+        c.client().mset_nonatomic({f"s{i}": i for i in range(300)})
+        results, errors = m.client().execute_command(
+            "RG.PYEXECUTE", "GB().map(lambda r: r['key']).collect().count().run()")
+        assert (results, errors) == (["300"], [])
+        assert m.client().execute_command("RG.CONFIGGET", "ClusterSecret") == ["(set)"]
+        (refused,) = m.client().execute_command("RG.CONFIGSET", "ClusterSecret", "x")
+        assert "load time" in str(refused)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            m.client().execute_command("RG.HELLO")
+        link = m.client(username="gears-link", password="linkpw")
+        unsigned = b"RGX1" + bytes([5, 0]) + b"0" * 128
+        with pytest.raises(redis.exceptions.ResponseError, match="unsigned frame"):
+            link.execute_command("RG.INNERMSG", unsigned)
+    finally:
+        c.stop()

@@ -49,6 +49,32 @@ entries! {
 }
 
 static VALUES: [AtomicI64; ENTRIES.len()] = [const { AtomicI64::new(0) }; ENTRIES.len()];
+
+/// Load-only text entries RG.CONFIGGET does not reveal: how the shard links authenticate
+/// (a dedicated ACL user instead of masteruser / masterauth, and a secret every frame is
+/// signed with).
+pub const CLUSTER_USER: &str = "ClusterUser";
+pub const CLUSTER_PASSWORD: &str = "ClusterPassword";
+pub const CLUSTER_SECRET: &str = "ClusterSecret";
+const SECRETS: &[&str] = &[CLUSTER_USER, CLUSTER_PASSWORD, CLUSTER_SECRET];
+static SECRET_VALUES: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+
+/// A load-only text entry (one of SECRETS), if it was given.
+pub fn secret(name: &str) -> Option<String> {
+    SECRET_VALUES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(name).cloned())
+        .filter(|v| !v.is_empty())
+}
+
+fn secret_name(name: &str) -> Option<&'static str> {
+    SECRETS
+        .iter()
+        .copied()
+        .find(|s| s.eq_ignore_ascii_case(name))
+}
 static EXTRA: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
 
 /// Sets every entry to its default (at load, before the load arguments).
@@ -75,6 +101,16 @@ fn extra<R>(f: impl FnOnce(&mut HashMap<String, String>) -> R) -> R {
 
 /// The value of a known entry or a user entry, as text.
 pub fn get_by_name(name: &str) -> Option<String> {
+    if let Some(secret_name) = secret_name(name) {
+        return Some(
+            if secret(secret_name).is_some() {
+                "(set)"
+            } else {
+                ""
+            }
+            .into(),
+        );
+    }
     match find(name) {
         Some(i) => Some(VALUES[i].load(Ordering::Relaxed).to_string()),
         None => extra(|m| m.get(&name.to_ascii_lowercase()).cloned()),
@@ -90,6 +126,17 @@ pub enum Set {
 
 /// Sets an entry from text. `at_load` allows the load-only entries.
 pub fn set_by_name(name: &str, value: &str, at_load: bool) -> Result<Set, String> {
+    if let Some(secret_name) = secret_name(name) {
+        if !at_load {
+            return Err(format!("{secret_name} can only be set at load time"));
+        }
+        SECRET_VALUES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .insert(secret_name.to_string(), value.to_string());
+        return Ok(Set::Known);
+    }
     let Some(i) = find(name) else {
         extra(|m| m.insert(name.to_ascii_lowercase(), value.to_string()));
         return Ok(Set::Extra);

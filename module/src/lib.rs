@@ -168,7 +168,8 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     if let Some(me) = &node_id {
         // Drawn once per process: peers tell a restart from a reconnect by it.
         let incarnation = cluster::incarnation::draw();
-        if let Err(e) = distributed::init(me, &incarnation, None) {
+        let secret = config::secret(config::CLUSTER_SECRET).map(String::into_bytes);
+        if let Err(e) = distributed::init(me, &incarnation, secret) {
             ctx.log_warning(&format!("gears: cannot start the cluster link: {e}"));
             return Status::Err;
         }

@@ -8,6 +8,7 @@ use redis_module::Context;
 
 use super::cluster;
 use crate::cluster::link::Credentials;
+use crate::config;
 use crate::engine::value::Value;
 use crate::globals::globals;
 use crate::redis::call::call;
@@ -47,9 +48,16 @@ pub fn refresh(ctx: &Context) {
     }
 }
 
-/// The credentials replication uses (masteruser / masterauth): the link between masters
-/// authenticates as replicas do.
+/// The credentials of the links: ClusterUser / ClusterPassword when given at load, else
+/// those replication uses (masteruser / masterauth): masters authenticate to each other
+/// as replicas do.
 fn credentials(ctx: &Context) -> Credentials {
+    if let Some(user) = config::secret(config::CLUSTER_USER) {
+        return Credentials {
+            user: Some(user),
+            password: config::secret(config::CLUSTER_PASSWORD),
+        };
+    }
     let get = |name: &str| match call(ctx, &[b"CONFIG", b"GET", name.as_bytes()]) {
         Value::List(items) => match items.get(1) {
             Some(Value::Str(s)) if !s.is_empty() => Some(s.clone()),
@@ -63,7 +71,7 @@ fn credentials(ctx: &Context) -> Credentials {
     }
 }
 
-/// The ACL user peers connect as: masteruser, or `default` when it is not set (read with
+/// The ACL user peers connect as: ClusterUser, else masteruser, else `default` (read with
 /// the topology, so a frame does not pay for CONFIG GET).
 static PEER_USER: Mutex<String> = Mutex::new(String::new());
 
