@@ -127,6 +127,21 @@ def tables(run):
         py = run.value("entry_cost", "python", "ns_per_record", batch=batch)
         wasm = run.value("entry_cost", "wasm", "ns_per_record", batch=batch)
         out.append(f"| {batch} | {cell(py, '{:,.0f}')} | {cell(wasm, '{:,.0f}')} |")
+    if run.value("cluster", "python_3_masters", "seconds") is not None:
+        n = run.sizes.get("cluster_movies", 0)
+        out += ["", f"**Recipe 2 on a 3-master cluster against one server, {n:,} movies** "
+                    "(the same cores: overhead or gain of spreading, not of more machines)",
+                "", "| contender | 1 server | 3 masters | ratio |", "|---|---|---|---|"]
+        for lang, label in (("python", "Python recipe"), ("wasm", "Wasm guest")):
+            one = run.value("cluster", f"{lang}_1_shard", "seconds")
+            three = run.value("cluster", f"{lang}_3_masters", "seconds")
+            ratio = run.value("cluster", f"{lang}_3_masters", "ratio_to_1_shard")
+            out.append(f"| {label} | {cell(one, '{:.2f} s')} | {cell(three, '{:.2f} s')} | "
+                       f"{cell(ratio, '{:.2f}x')} |")
+        frames = run.value("cluster", "repartition", "frames_per_record")
+        per = run.value("cluster", "repartition", "bytes_per_record")
+        out += ["", f"A repartition of every movie: {cell(frames, '{:.4f}')} link frames and "
+                    f"{cell(per, '{:.0f}')} bytes per record moved."]
     out += ["", "![bench chart](bench/results/chart.png)"]
     return "\n".join(out)
 

@@ -562,14 +562,21 @@ impl Run {
             if records.is_empty() {
                 continue;
             }
-            let batch = Inbound {
-                stage: k + 1,
-                from: me,
-                records,
-                last_of: None,
-                errors: Vec::new(),
+            let parts = if to == me {
+                vec![records]
+            } else {
+                by_bytes(records, BATCH_BYTES)
             };
-            self.send(to, batch);
+            for records in parts {
+                let batch = Inbound {
+                    stage: k + 1,
+                    from: me,
+                    records,
+                    last_of: None,
+                    errors: Vec::new(),
+                };
+                self.send(to, batch);
+            }
         }
         Ok(())
     }
@@ -754,6 +761,30 @@ impl Drop for Run {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock only means a panic elsewhere was caught; the data is still usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// About the most bytes of records in one batch to another shard: big records make
+/// smaller batches, so one batch stays one modest frame of the link.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// `records` cut into runs of about `limit` bytes (at least one record each).
+fn by_bytes(records: Vec<Value>, limit: usize) -> Vec<Vec<Value>> {
+    let mut parts = Vec::new();
+    let mut part = Vec::new();
+    let mut bytes = 0;
+    for r in records {
+        let size = r.approx_size();
+        if !part.is_empty() && bytes + size > limit {
+            parts.push(std::mem::take(&mut part));
+            bytes = 0;
+        }
+        bytes += size;
+        part.push(r);
+    }
+    if !part.is_empty() {
+        parts.push(part);
+    }
+    parts
 }
 
 /// Puts an inbound batch into its inbox.

@@ -569,3 +569,97 @@ fn a_combiner_runs_inside_the_fused_run_and_gives_the_same_counts() {
     compile(&steps, Some(&h), false, false).unwrap();
     assert_eq!(fake.0.lock().unwrap()[1..], [Some(Combiner::Count), None]);
 }
+
+/// One execution of `steps` on `shards` shards (shard s reads `records(s)`), shard 0
+/// the initiator; the shards in `silent` never start. Returns every shard's run.
+fn spread(
+    steps: &[Step],
+    shards: usize,
+    records: impl Fn(usize) -> Vec<Value>,
+    silent: &[usize],
+) -> Vec<Arc<Run>> {
+    let (tx, rx) = unbounded::<Frame>();
+    let runs = Arc::new(Mutex::new(HashMap::new()));
+    let mut all = Vec::new();
+    for s in 0..shards {
+        let peers = Arc::new(FakePeers {
+            me: s,
+            count: shards,
+            initiator: 0,
+            exec: 0,
+            net: tx.clone(),
+        });
+        let run = Run::new(
+            new_exec(0),
+            Box::new(VecReader::new(records(s))),
+            compile(steps, None, false, false).unwrap(),
+            None,
+            FakeShell::new(1, 4),
+            peers,
+        );
+        runs.lock().unwrap().insert((s, 0), run.clone());
+        all.push(run);
+    }
+    drop(tx);
+    network(rx, runs, 3);
+    for (s, run) in all.iter().enumerate() {
+        if !silent.contains(&s) {
+            run.spawn();
+        }
+    }
+    all
+}
+
+#[test]
+fn a_count_after_collect_runs_on_the_initiator_only() {
+    let steps = vec![
+        step(StepKind::Native(NativeStep::LocalCount)),
+        step(StepKind::Exchange(Exchange::Collect)),
+        step(StepKind::Native(NativeStep::SumCounts)),
+    ];
+    let runs = spread(
+        &steps,
+        3,
+        |s| (0..10 * (s + 1)).map(|i| Value::Int(i as i64)).collect(),
+        &[],
+    );
+    let execs: Vec<_> = runs.iter().map(|r| r.execution().clone()).collect();
+    wait_finished(&execs, Duration::from_secs(10));
+    // One count, of every shard's records; the others' parts add nothing of their own.
+    assert_eq!(execs[0].state().results, vec![Value::Int(60)]);
+}
+
+#[test]
+fn a_run_given_up_ends_aborted_with_what_it_gathered() {
+    let steps = vec![step(StepKind::Exchange(Exchange::Collect))];
+    let runs = spread(&steps, 2, |s| vec![Value::Int(s as i64); 5], &[1]);
+    let initiator = &runs[0];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // It ran its own part and waits for the silent shard's.
+    while initiator.busy() || initiator.execution().status() == Status::Created {
+        assert!(Instant::now() < deadline, "the initiator never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!initiator.finished());
+    initiator.give_up("Execution max idle reached".into());
+    wait_finished(&[initiator.execution().clone()], Duration::from_secs(10));
+    let st = initiator.execution().state();
+    assert_eq!(st.status, Status::Aborted);
+    assert_eq!(st.results, vec![Value::Int(0); 5]);
+    assert!(st
+        .errors
+        .contains(&"Execution max idle reached".to_string()));
+}
+
+#[test]
+fn batches_to_other_shards_are_cut_by_bytes() {
+    let big = |n: usize| Value::Bytes(vec![0; n]);
+    let parts = by_bytes(vec![big(600), big(600), big(10), big(5000)], 1000);
+    let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+    assert_eq!(
+        sizes,
+        vec![1, 2, 1],
+        "a record bigger than the limit goes alone"
+    );
+}
