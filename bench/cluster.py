@@ -22,11 +22,11 @@ def ok(reply):
 
 
 def infos(cluster):
-    """RG.INFOCLUSTER's counters, summed over the masters."""
+    """The links' counters of INFO rg, summed over the masters."""
     total = Counter()
     for m in cluster.masters:
-        reply = m.client().execute_command("RG.INFOCLUSTER")
-        total.update({k: v for k, v in pairs(reply[5:]).items()})
+        total.update({k: v for k, v in m.client().info("rg").items()
+                      if k.startswith("rg_cluster_")})
     return total
 
 
@@ -87,13 +87,13 @@ def run(figures, server, count, rounds):
         took = time.perf_counter() - t
         assert int(moved[0]) == count, moved
         after = infos(cluster)
-        frames = after["framesSent"] - before["framesSent"]
+        frames = after["rg_cluster_frames_sent"] - before["rg_cluster_frames_sent"]
         # About two records in three go to another master.
         figures.add("cluster", "repartition", "seconds", took, "s", keys=count)
         figures.add("cluster", "repartition", "frames_per_record", frames / (count * 2 / 3),
                     "frames", keys=count)
         figures.add("cluster", "repartition", "bytes_per_record",
-                    (after["bytesSent"] - before["bytesSent"]) / (count * 2 / 3), "B",
+                    (after["rg_cluster_bytes_sent"] - before["rg_cluster_bytes_sent"]) / (count * 2 / 3), "B",
                     keys=count)
         for undo in undeploy:
             undo()

@@ -16,6 +16,8 @@ EXPECTED = {
     "triggers": {"none", "python_sync", "python_async", "wasm_sync", "wasm_async"},
     "streams": {"python", "wasm", "worker"},
     "entry_cost": {"python", "wasm"},
+    "cluster": {"python_1_shard", "python_3_masters", "wasm_1_shard", "wasm_3_masters",
+                "repartition"},
 }
 
 
@@ -24,7 +26,7 @@ def test_bench_prints_every_figure(tmp_path):
     proc = subprocess.run(
         [sys.executable, os.path.join(BENCH, "run.py"), "--quick", "--out", str(out),
          "--movies", "2000", "--set-requests", "2000", "--messages", "500",
-         "--entry-records", "1000", "--rounds", "1"],
+         "--entry-records", "1000", "--cluster-movies", "2000", "--rounds", "1"],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     figures = [json.loads(line) for line in out.read_text().splitlines()]
@@ -37,7 +39,8 @@ def test_bench_prints_every_figure(tmp_path):
     for needed in [("batch", "ratio_to_lua"), ("batch", "ping_p99_ms"),
                    ("memory", "rss_peak_mb"), ("triggers", "ratio_to_none"),
                    ("triggers", "all_keys_complete"), ("streams", "ratio_to_worker"),
-                   ("entry_cost", "ns_per_record")]:
+                   ("entry_cost", "ns_per_record"), ("cluster", "ratio_to_1_shard"),
+                   ("cluster", "frames_per_record")]:
         assert needed in metrics, needed
     assert all(f["value"] is True for f in figures if f["metric"] == "all_keys_complete")
     assert {f["batch"] for f in figures if f["workload"] == "entry_cost"} == {1, 64, 1024}
@@ -49,7 +52,7 @@ def test_bench_prints_every_figure(tmp_path):
     assert "| Wasm guest (RG.WASMRUN) |" in text and "2,000 hashes" in text
     rows = [line for line in text.splitlines()
             if line.startswith("| ") and "no registration" not in line]
-    # a header and a row per contender (batch 5, triggers 4 besides none, streams 3) or
-    # per batch size (entry cost 3)
-    assert len(rows) == (1 + 5) + (1 + 4) + (1 + 3) + (1 + 3), text
+    # a header and a row per contender (batch 5, triggers 4 besides none, streams 3,
+    # cluster 2) or per batch size (entry cost 3)
+    assert len(rows) == (1 + 5) + (1 + 4) + (1 + 3) + (1 + 3) + (1 + 2), text
     assert not [row for row in rows if "–" in row], text  # no figure missing

@@ -129,3 +129,36 @@ def test_slots_moving_mid_run_fail_it_with_topology_changed(cluster):
     total = sum(m.client().dbsize() for m in cluster.masters)
     results, errors = first.execute_command("RG.PYEXECUTE", "GB().count().run()")
     assert (results, errors) == ([str(total)], [])
+
+
+def test_dropped_links_are_made_again_and_the_run_does_not_notice(cluster):
+    """Killing the shard links' connections mid-run (CLIENT KILL of every connection whose
+    last command was a link's) loses nothing: frames are sent again, duplicates dropped."""
+    prepare(cluster)
+    first = cluster.masters[0].client()
+    total = sum(m.client().dbsize() for m in cluster.masters)
+    code = ("import time\n"
+            "GB().map(lambda x: (time.sleep(0.001), x['key'])[1])"
+            ".repartition(lambda k: k[::-1]).map(lambda k: k + '').run()")
+    eid = first.execute_command("RG.PYEXECUTE", code, "UNBLOCKING")
+    killed = 0
+    for _ in range(4):
+        time.sleep(0.15)
+        for m in cluster.masters:
+            c = m.client()
+            for entry in c.client_list():
+                if entry.get("cmd") in ("rg.innermsg", "rg.hello"):
+                    try:
+                        killed += c.client_kill_filter(_id=entry["id"])
+                    except Exception:
+                        pass
+    assert killed > 0
+    wait_until(lambda: execution(first, eid)["status"] in ("aborted", "done"),
+               timeout=20, what="the run to end")
+    results, errors = first.execute_command("RG.GETRESULTS", eid)
+    assert errors == []
+    assert sorted(results) == sorted(m_key for m in cluster.masters
+                                     for m_key in m.client().keys("*"))
+    assert len(results) == total
+    # Some connections broke with frames on the wire: those frames were sent again.
+    assert sum(m.client().info("rg")["rg_cluster_link_failures"] for m in cluster.masters) > 0

@@ -19,11 +19,14 @@ MOVIES = 100_000
 
 
 def info(node):
-    """RG.INFOCLUSTER of a node as (my id, my runid, {id: shard entry}, counters)."""
+    """RG.INFOCLUSTER of a node as (my id, my runid, {id: shard entry}), and the link's
+    counters of INFO rg (without their rg_cluster_ prefix)."""
     reply = node.client().execute_command("RG.INFOCLUSTER")
-    assert reply[0] == "MyId" and reply[2] == "MyRunId", reply
+    assert reply[0] == "MyId" and reply[2] == "MyRunId" and len(reply) == 5, reply
     shards = {pairs(s)["id"]: pairs(s) for s in reply[4]}
-    return reply[1], reply[3], shards, pairs(reply[5:])
+    counters = {k[len("rg_cluster_"):]: v for k, v in node.client().info("rg").items()
+                if k.startswith("rg_cluster_")}
+    return reply[1], reply[3], shards, counters
 
 
 def linked(cluster):
@@ -59,7 +62,8 @@ def test_infocluster_shows_every_master_in_1_2_layout(movies_cluster):
             assert (s["ip"], s["port"], s["unixSocket"]) == ("127.0.0.1", node.port, "None")
             assert (s["minHslot"], s["maxHslot"]) == (lo, hi)
             assert isinstance(s["pendingMessages"], int)
-        assert set(counters) == {"framesSent", "bytesSent", "reconnects"}
+        assert set(counters) == {"frames_sent", "bytes_sent", "frames_received",
+                                 "link_failures", "pending_messages", "runs_in_flight"}
     # Each shard's runid, as every other shard knows it, is its own incarnation.
     for m in c.masters:
         for sid, s in info(m)[2].items():
@@ -108,21 +112,21 @@ def test_recipe2_guest_runs_where_only_the_initiator_has_it(movies_cluster, one_
     upload(one_server.client(), "genres")
     alone, errors = wasmrun(one_server.client(), "genres", "count", "movie:*")
     assert errors == []
-    sent = sum(info(m)[3]["bytesSent"] for m in c.masters)
+    sent = sum(info(m)[3]["bytes_sent"] for m in c.masters)
     results, errors = wasmrun(first.client(), "genres", "count", "movie:*")
     assert errors == []
     assert wasm_groupby_counts(results) == wasm_groupby_counts(alone) == Counter(expected)
-    shipped = sum(info(m)[3]["bytesSent"] for m in c.masters) - sent
+    shipped = sum(info(m)[3]["bytes_sent"] for m in c.masters) - sent
     size = os.path.getsize(os.path.join(ROOT, "target", "wasm32-wasip2", "release",
                                         "genres.wasm"))
     assert shipped > 2 * size, "the guest went to the two shards that lacked it"
     # Not installed there; and a second run does not ship it again.
     for m in others:
         assert m.client().execute_command("RG.WASMLIST") == []
-    sent = sum(info(m)[3]["bytesSent"] for m in c.masters)
+    sent = sum(info(m)[3]["bytes_sent"] for m in c.masters)
     results, errors = wasmrun(first.client(), "genres", "count", "movie:*")
     assert errors == [] and wasm_groupby_counts(results) == Counter(expected)
-    assert sum(info(m)[3]["bytesSent"] for m in c.masters) - sent < size
+    assert sum(info(m)[3]["bytes_sent"] for m in c.masters) - sent < size
     first.client().execute_command("RG.WASMDELETE", "genres")
 
 
@@ -130,14 +134,14 @@ def test_a_shuffle_moves_records_in_batches(movies_cluster):
     """Repartition by a field unrelated to the key: about two records in three move to
     another shard, in far fewer frames than records."""
     c, _ = movies_cluster
-    frames = sum(info(m)[3]["framesSent"] for m in c.masters)
+    frames = sum(info(m)[3]["frames_sent"] for m in c.masters)
     results, errors = c.masters[0].client().execute_command(
         "RG.PYEXECUTE",
         "GB().map(lambda x: x['key'][::-1]).repartition(lambda x: x).count().run()")
     assert errors == []
     total = int(results[0])
     assert total >= MOVIES
-    frames = sum(info(m)[3]["framesSent"] for m in c.masters) - frames
+    frames = sum(info(m)[3]["frames_sent"] for m in c.masters) - frames
     moved = total * 2 // 3
     assert frames / moved < 0.01, (frames, moved)
 
@@ -260,10 +264,10 @@ def test_a_repeated_run_does_not_send_its_plan_again(movies_cluster):
             "GB('ShardsIDReader').map(lambda x: len(BIG)).run()")
 
     def sent_by_run():
-        before = info(c.masters[0])[3]["bytesSent"]
+        before = info(c.masters[0])[3]["bytes_sent"]
         results, errors = first.execute_command("RG.PYEXECUTE", code)
         assert (results, errors) == (["300000"] * 3, [])
-        return info(c.masters[0])[3]["bytesSent"] - before
+        return info(c.masters[0])[3]["bytes_sent"] - before
     assert sent_by_run() > 2 * 300_000
     assert sent_by_run() < 20_000
 

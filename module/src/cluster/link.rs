@@ -75,7 +75,8 @@ pub struct Settings {
 pub struct Counters {
     pub frames_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
-    pub resent: AtomicU64,
+    /// Connections that broke with frames on the wire (sent again after reconnecting).
+    pub broken: AtomicU64,
 }
 
 struct PeerState {
@@ -221,14 +222,20 @@ impl Link {
         Some((st.incarnation.clone(), st.out.len()))
     }
 
-    /// Frames and bytes sent so far, and frames sent again, over all links.
+    /// Frames not yet acknowledged, over all links.
+    pub fn pending(&self) -> usize {
+        let peers = lock(&self.peers);
+        peers.values().map(|p| lock(&p.state).out.len()).sum()
+    }
+
+    /// Frames and bytes sent so far, and connections broken mid-send, over all links.
     pub fn totals(&self) -> (u64, u64, u64) {
         let peers = lock(&self.peers);
         peers.values().fold((0, 0, 0), |(f, b, r), p| {
             (
                 f + p.counters.frames_sent.load(Ordering::Relaxed),
                 b + p.counters.bytes_sent.load(Ordering::Relaxed),
-                r + p.counters.resent.load(Ordering::Relaxed),
+                r + p.counters.broken.load(Ordering::Relaxed),
             )
         })
     }
@@ -418,7 +425,7 @@ impl Worker {
                 Ok(r) => r,
                 Err(e) => {
                     lock(&self.peer.state).out.resend_all();
-                    self.peer.counters.resent.fetch_add(1, Ordering::Relaxed);
+                    self.peer.counters.broken.fetch_add(1, Ordering::Relaxed);
                     return Err(anyhow!("shard {}: {e}", self.peer.id));
                 }
             };

@@ -8,6 +8,7 @@
 //! bounded in bytes: when it is full the sender is told BUSY and sends again later.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ pub struct Receiver {
     inlet: Mutex<Inlet>,
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// Frames accepted so far (INFO).
+    received: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -61,6 +64,7 @@ impl Receiver {
                 bytes: 0,
             }),
             ready: Condvar::new(),
+            received: AtomicU64::new(0),
         }
     }
 
@@ -87,6 +91,7 @@ impl Receiver {
                 });
             }
             if admit.ack == Ack::Ok {
+                self.received.fetch_add(1, Ordering::Relaxed);
                 q.bytes += f.body.len();
                 q.messages.push_back(Message::Frame {
                     from: f.sender.to_string(),
@@ -115,6 +120,11 @@ impl Receiver {
             q.bytes -= body.len();
         }
         Some(m)
+    }
+
+    /// Frames accepted so far.
+    pub fn frames_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     /// The incarnation `sender` last showed, if it ever sent here.

@@ -87,19 +87,12 @@ pub fn info_cluster(_ctx: &Context, args: &[RedisString]) -> Result<Answer, Stri
             ])
         })
         .collect();
-    let (frames, bytes, resent) = c.link.totals();
     Ok(Answer::Reply(Value::List(vec![
         s("MyId"),
         s(c.me.as_str()),
         s("MyRunId"),
         s(c.link.incarnation()),
         Value::List(shards),
-        s("framesSent"),
-        Value::Int(frames as i64),
-        s("bytesSent"),
-        Value::Int(bytes as i64),
-        s("reconnects"),
-        Value::Int(resent as i64),
     ])))
 }
 

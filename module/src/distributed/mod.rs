@@ -19,6 +19,7 @@
 //! - `peers.rs`: [`ClusterPeers`], the runner's view of the other shards.
 //! - `start.rs`: the initiator's side and a peer's side of the two-phase start.
 //! - `ask.rs`: questions to every master (the execution commands cluster-wide).
+//! - `info.rs`: the INFO section `rg_cluster`.
 //! - `guests.rs`: guests received from another shard to run its plan.
 //! - `plans.rs`: plans known by content hash, so a repeated run does not resend them.
 //! - `membership.rs`: the topology, the links that follow it, their credentials.
@@ -26,6 +27,7 @@
 
 pub mod ask;
 mod guests;
+mod info;
 mod membership;
 mod peers;
 mod plans;
