@@ -37,6 +37,8 @@ const PIPELINE_BYTES: usize = 8 << 20;
 /// How long a peer may take to answer before the connection is made again.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest a producer waits for room in a peer's window.
+const FULL_WINDOW_WAIT: Duration = Duration::from_secs(10);
 /// How often an idle link checks that its peer is still the process it knows.
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
@@ -185,7 +187,7 @@ impl Link {
     }
 
     /// Queues a frame of `kind` with `body` to `peer`. Waits while the peer's window is
-    /// full; refuses at once when the peer is unknown or unreachable.
+    /// full (10 s at most); refuses at once when the peer is unknown or unreachable.
     pub fn send(&self, peer: &str, kind: u8, body: &[u8]) -> Result<()> {
         let p = lock(&self.peers)
             .get(peer)
@@ -194,6 +196,7 @@ impl Link {
         let s = &self.settings;
         let f = frame::build(kind, &s.me, &s.incarnation, body, s.secret.is_some());
         let mut st = lock(&p.state);
+        let deadline = std::time::Instant::now() + FULL_WINDOW_WAIT;
         loop {
             if p.stop.load(Ordering::Relaxed) {
                 bail!("shard {peer} left the cluster");
@@ -203,6 +206,10 @@ impl Link {
             }
             if st.out.is_empty() || st.out.bytes() + f.len() <= s.window_bytes {
                 break;
+            }
+            // Bounded, so no thread waits for ever on a peer that stopped taking frames.
+            if std::time::Instant::now() >= deadline {
+                bail!("shard {peer} took no frame for {FULL_WINDOW_WAIT:?}");
             }
             st =
                 p.cv.wait_timeout(st, Duration::from_millis(100))
