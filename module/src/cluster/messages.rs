@@ -148,6 +148,7 @@ impl Message {
                     Value::List(batch.records.clone()),
                     batch.last_of.map_or(Value::Nil, |n| Value::Int(n as i64)),
                     Value::List(batch.errors.iter().map(|e| s(e)).collect()),
+                    batch.gave_up.as_deref().map_or(Value::Nil, s),
                 ],
             ),
             Message::Abort { exec, why } => (ABORT, vec![s(exec), s(why)]),
@@ -219,6 +220,10 @@ impl Message {
                     Value::List(e) => e.into_iter().map(text).collect::<Result<_>>()?,
                     _ => bail!("errors that are not a list"),
                 };
+                let gave_up = match next()? {
+                    Value::Nil => None,
+                    v => Some(text(v)?),
+                };
                 Message::Batch {
                     exec,
                     batch: Inbound {
@@ -227,6 +232,7 @@ impl Message {
                         records,
                         last_of,
                         errors,
+                        gave_up,
                     },
                 }
             }
@@ -311,6 +317,7 @@ mod tests {
                 records: vec![Value::Int(5), Value::str("x")],
                 last_of: Some(3),
                 errors: vec!["oops".into()],
+                gave_up: Some("why".into()),
             },
         });
         let Message::Batch { batch, .. } = m else {

@@ -79,6 +79,9 @@ pub struct Inbound {
     pub last_of: Option<u64>,
     /// The sender's errors, with its last batch of the results.
     pub errors: Vec<String>,
+    /// On a last batch: the sender's part was given up (a silent or restarted shard, a
+    /// topology change), so the whole run ends aborted with this reason.
+    pub gave_up: Option<String>,
 }
 
 /// What the runner needs from the shard it runs on.
@@ -307,7 +310,7 @@ impl Run {
         let ready = {
             let mut st = self.state();
             accept(&mut st, batch);
-            !st.finished && !st.running && self.ready(&st)
+            !st.finished && !st.running && (self.ready(&st) || st.stop.is_some())
         };
         if ready {
             self.spawn();
@@ -372,7 +375,22 @@ impl Run {
                     st.cx = Some(RunCtx::new(self.shell.profile()));
                 }
                 let k = st.next;
-                if k == st.stages.len() || st.stop.is_some() {
+                let n = st.stages.len();
+                if st.stop.is_some() && k < n && st.started.is_some() {
+                    // Ended from outside between stages: the shards waiting for this
+                    // one's batches still get its last ones (with the reason).
+                    gather_partial(&mut st);
+                    st.next = n;
+                    for slot in &mut st.stages[k..] {
+                        *slot = None;
+                    }
+                    drop(st);
+                    for j in k..n {
+                        self.close_sink(j);
+                    }
+                    continue;
+                }
+                if k == n || st.stop.is_some() {
                     drop(st);
                     self.finish();
                     return;
@@ -574,6 +592,7 @@ impl Run {
                     records,
                     last_of: None,
                     errors: Vec::new(),
+                    gave_up: None,
                 };
                 self.send(to, batch);
             }
@@ -617,6 +636,7 @@ impl Run {
         if !targets.contains(&me) {
             targets.push(me);
         }
+        let gave_up = self.state().gave_up.clone();
         for to in targets {
             let errors = if last && to != me {
                 // The initiator reports every shard's errors.
@@ -635,6 +655,7 @@ impl Run {
                     records: Vec::new(),
                     last_of: Some(0),
                     errors,
+                    gave_up: if to == me { None } else { gave_up.clone() },
                 },
             );
         }
@@ -649,21 +670,10 @@ impl Run {
             }
             st.finished = true;
             let n = st.stages.len();
-            let mut results = std::mem::take(&mut st.inbox[n].records);
             if st.gave_up.is_some() {
-                // Records waiting before stages that only pass them on (a collect's) are
-                // results too: a run given up returns what it gathered.
-                for k in (st.next..n).rev() {
-                    match &st.stages[k] {
-                        Some(stage) if stage.ops.is_empty() => {
-                            let mut waiting = std::mem::take(&mut st.inbox[k].records);
-                            waiting.append(&mut results);
-                            results = waiting;
-                        }
-                        _ => break,
-                    }
-                }
+                gather_partial(&mut st);
             }
+            let results = std::mem::take(&mut st.inbox[n].records);
             let errors = std::mem::take(&mut st.inbox[n].errors);
             (
                 st.stop.take(),
@@ -787,6 +797,25 @@ fn by_bytes(records: Vec<Value>, limit: usize) -> Vec<Vec<Value>> {
     parts
 }
 
+/// A run given up returns what it gathered: records waiting before the stages that
+/// only pass them on (a collect's) join the results.
+fn gather_partial(st: &mut State) {
+    let n = st.stages.len();
+    let mut waiting = Vec::new();
+    for k in (st.next..n).rev() {
+        match &st.stages[k] {
+            Some(stage) if stage.ops.is_empty() => {
+                let mut earlier = std::mem::take(&mut st.inbox[k].records);
+                earlier.append(&mut waiting);
+                waiting = earlier;
+            }
+            _ => break,
+        }
+    }
+    waiting.append(&mut st.inbox[n].records);
+    st.inbox[n].records = waiting;
+}
+
 /// Puts an inbound batch into its inbox.
 fn accept(st: &mut State, batch: Inbound) {
     let Some(inbox) = st.inbox.get_mut(batch.stage) else {
@@ -798,6 +827,11 @@ fn accept(st: &mut State, batch: Inbound) {
     sender.received += 1;
     if let Some(total) = batch.last_of {
         sender.total = Some(total);
+    }
+    if let Some(why) = batch.gave_up {
+        // Another shard's part was given up: so is this one (it ends with what it has).
+        st.gave_up.get_or_insert(why);
+        st.stop.get_or_insert(Stop::Aborted);
     }
     inbox.records.extend(batch.records);
     inbox.errors.extend(batch.errors);

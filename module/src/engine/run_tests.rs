@@ -358,6 +358,7 @@ fn batches_that_arrive_before_the_stage_runs_wait_in_its_inbox() {
         records: vec![Value::Int(n)],
         last_of: last,
         errors: vec![],
+        gave_up: None,
     };
     run.deliver(count(5, Some(2)));
     run.deliver(count(20, None));
@@ -367,6 +368,7 @@ fn batches_that_arrive_before_the_stage_runs_wait_in_its_inbox() {
         records: vec![],
         last_of: Some(1),
         errors: vec!["shard 0 had a bad record".into()],
+        gave_up: None,
     });
     run.work_here();
     let st = exec.state();
@@ -610,6 +612,16 @@ fn spread(
     all
 }
 
+/// Waits until `run` started and ran what it could on its own (it then waits for input).
+fn wait_own_part(run: &Arc<Run>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while run.busy() || run.execution().status() == Status::Created {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+}
+
 #[test]
 fn a_count_after_collect_runs_on_the_initiator_only() {
     let steps = vec![
@@ -634,13 +646,8 @@ fn a_run_given_up_ends_aborted_with_what_it_gathered() {
     let steps = vec![step(StepKind::Exchange(Exchange::Collect))];
     let runs = spread(&steps, 2, |s| vec![Value::Int(s as i64); 5], &[1]);
     let initiator = &runs[0];
-    let deadline = Instant::now() + Duration::from_secs(10);
     // It ran its own part and waits for the silent shard's.
-    while initiator.busy() || initiator.execution().status() == Status::Created {
-        assert!(Instant::now() < deadline, "the initiator never started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(50));
+    wait_own_part(initiator);
     assert!(!initiator.finished());
     initiator.give_up("Execution max idle reached".into());
     wait_finished(&[initiator.execution().clone()], Duration::from_secs(10));
@@ -662,4 +669,29 @@ fn batches_to_other_shards_are_cut_by_bytes() {
         vec![1, 2, 1],
         "a record bigger than the limit goes alone"
     );
+}
+
+#[test]
+fn a_shard_that_gave_up_ends_the_whole_run_aborted() {
+    let steps = vec![step(StepKind::Exchange(Exchange::Collect))];
+    let runs = spread(&steps, 2, |s| vec![Value::Int(s as i64); 5], &[1]);
+    wait_own_part(&runs[0]);
+    // Shard 1's part ended early (its topology changed): its last batch says so.
+    runs[0].deliver(Inbound {
+        stage: 1,
+        from: 1,
+        records: vec![Value::Int(1)],
+        last_of: Some(1),
+        errors: vec![],
+        gave_up: Some("cluster topology changed".into()),
+    });
+    wait_finished(&[runs[0].execution().clone()], Duration::from_secs(10));
+    let st = runs[0].execution().state();
+    assert_eq!(st.status, Status::Aborted);
+    assert!(st.errors.contains(&"cluster topology changed".to_string()));
+    let mut got = st.results.clone();
+    got.sort_by(|a, b| a.total_cmp(b));
+    let mut want = vec![Value::Int(0); 5];
+    want.push(Value::Int(1));
+    assert_eq!(got, want, "what both shards gathered");
 }
