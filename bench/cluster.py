@@ -9,16 +9,11 @@ the two-phase start, the partial counts gathered), not what more machines would 
 import time
 from collections import Counter
 
-from conftest import Cluster, pairs, wait_until
+from batch import ok
+from conftest import Cluster, wait_until
 from harness import deploy_guest, interleaved, median_of, python_groupby_counts, recipe, \
     wasm_groupby_counts
 from load_movies import load
-
-
-def ok(reply):
-    results, errors = reply
-    assert errors == [], errors
-    return results
 
 
 def infos(cluster):
@@ -30,17 +25,12 @@ def infos(cluster):
     return total
 
 
-def linked(cluster):
-    return all(all(pairs(s)["runid"] for s in m.client().execute_command("RG.INFOCLUSTER")[4])
-               for m in cluster.masters)
-
-
 def run(figures, server, count, rounds):
     one = server.client()
     one.flushall()
     cluster = Cluster(masters=3).start()
     try:
-        wait_until(lambda: linked(cluster), what="the shard links")
+        wait_until(cluster.linked, what="the shard links")
         t0 = time.perf_counter()
         expected = Counter(load(cluster.client(), count))
         figures.add("cluster", "loader", "load_seconds", time.perf_counter() - t0, "s",

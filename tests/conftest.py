@@ -327,6 +327,14 @@ class Cluster:
     def alive(self):
         return all(n.alive() for n in self.nodes)
 
+    def linked(self):
+        """Every live master's module knows every master's incarnation in RG.INFOCLUSTER:
+        its shard links said hello."""
+        def up(m):
+            reply = self._admin[m.port].execute_command("RG.INFOCLUSTER")
+            return all(pairs(s)["runid"] for s in reply[4])
+        return all(up(m) for m in self.masters if m.alive())
+
     def logs(self, tail=3000):
         """The end of every node's log, each under a header naming it, for failure messages."""
         out = []

@@ -42,16 +42,9 @@ def every_key_marked(c):
     return sorted(k + "!" for m in c.masters for k in m.client().keys("*"))
 
 
-def linked(c):
-    def up(m):
-        reply = m.client().execute_command("RG.INFOCLUSTER")
-        return all(pairs(s)["runid"] for s in reply[4])
-    return all(up(m) for m in c.masters if m.alive())
-
-
 def prepare(c):
     """Keys on every master; the last master is the slow one. Returns its id."""
-    wait_until(lambda: linked(c), what="the shard links to come up")
+    wait_until(c.linked, what="the shard links to come up")
     c.client().mset_nonatomic({f"k{i}": i for i in range(1500)})
     victim = c.masters[2]
     tags = dict(map(ast.literal_eval, c.masters[0].client().execute_command(
@@ -65,6 +58,13 @@ def execution(client, eid):
     return pairs(client.execute_command("RG.GETEXECUTION", eid)[0][3])
 
 
+def ended(client, eid, timeout):
+    """Waits for execution `eid` to end (done or aborted); its plan as a dict."""
+    wait_until(lambda: execution(client, eid)["status"] in ("aborted", "done"),
+               timeout=timeout, what="the run to end")
+    return execution(client, eid)
+
+
 def test_a_silent_shard_ends_the_run_after_max_idle_with_partial_results(cluster):
     victim, _ = prepare(cluster)
     first = cluster.masters[0].client()
@@ -75,8 +75,7 @@ def test_a_silent_shard_ends_the_run_after_max_idle_with_partial_results(cluster
     victim.proc.send_signal(signal.SIGSTOP)
     stopped = time.monotonic()
     try:
-        wait_until(lambda: execution(first, eid)["status"] in ("aborted", "done"),
-                   timeout=IDLE_MS / 1000 + 5, what="the run to end")
+        ended(first, eid, timeout=IDLE_MS / 1000 + 5)
         took = time.monotonic() - stopped
     finally:
         victim.proc.send_signal(signal.SIGCONT)
@@ -88,7 +87,7 @@ def test_a_silent_shard_ends_the_run_after_max_idle_with_partial_results(cluster
     # Everything of the two live shards, part of the victim's.
     assert total - on_victim < len(results) < total, (len(results), total, on_victim)
     # The shard is back: the next run succeeds.
-    wait_until(lambda: linked(cluster), what="the links after SIGCONT")
+    wait_until(cluster.linked, what="the links after SIGCONT")
     results, errors = first.execute_command("RG.PYEXECUTE", "GB().count().run()")
     assert (results, errors) == ([str(total)], [])
 
@@ -102,15 +101,13 @@ def test_a_restarted_shard_fails_the_runs_it_was_in_and_the_next_run_succeeds(cl
     victim.proc.wait()
     killed = time.monotonic()
     victim.start()  # the same port and nodes.conf: the same node, a new process
-    wait_until(lambda: execution(first, eid)["status"] in ("aborted", "done"),
-               timeout=10, what="the run to end")
+    ex = ended(first, eid, timeout=10)
     assert time.monotonic() - killed < IDLE_MS / 1000 + 5
-    ex = execution(first, eid)
     assert ex["status"] == "aborted", ex
     assert any(victim_id in e for e in ex["errors"]), ex
     wait_until(lambda: all("cluster_state:ok" in m.client().execute_command("CLUSTER", "INFO")
                            for m in cluster.masters), timeout=20, what="the cluster to be ok")
-    wait_until(lambda: linked(cluster), timeout=20, what="the links to the restarted shard")
+    wait_until(cluster.linked, timeout=20, what="the links to the restarted shard")
     total = sum(m.client().dbsize() for m in cluster.masters)
 
     def counted():
@@ -134,9 +131,7 @@ def test_slots_moving_mid_run_fail_it_with_topology_changed(cluster):
     new_owner = cluster.ids[cluster.masters[0].port]
     for m in cluster.masters:
         m.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", new_owner)
-    wait_until(lambda: execution(first, eid)["status"] in ("aborted", "done"),
-               timeout=10, what="the run to end")
-    ex = execution(first, eid)
+    ex = ended(first, eid, timeout=10)
     assert ex["status"] == "aborted" and "cluster topology changed" in ex["errors"], ex
     # The next run goes by the new topology and succeeds.
     total = sum(m.client().dbsize() for m in cluster.masters)
@@ -163,8 +158,7 @@ def test_dropped_links_are_made_again_and_the_run_does_not_notice(cluster):
                     except Exception:
                         pass
     assert killed > 0
-    wait_until(lambda: execution(first, eid)["status"] in ("aborted", "done"),
-               timeout=20, what="the run to end")
+    ended(first, eid, timeout=20)
     results, errors = first.execute_command("RG.GETRESULTS", eid)
     assert errors == []
     assert sorted(results) == every_key_marked(cluster)
@@ -187,9 +181,7 @@ def test_a_short_freeze_loses_nothing():
         victim.proc.send_signal(signal.SIGSTOP)
         time.sleep(1.5)
         victim.proc.send_signal(signal.SIGCONT)
-        wait_until(lambda: execution(first, eid)["status"] in ("aborted", "done"),
-                   timeout=20, what="the run to end")
-        ex = execution(first, eid)
+        ex = ended(first, eid, timeout=20)
         assert ex["status"] == "done", ex
         results, errors = first.execute_command("RG.GETRESULTS", eid)
         assert errors == []

@@ -29,16 +29,11 @@ def info(node):
     return reply[1], reply[3], shards, counters
 
 
-def linked(cluster):
-    """Every master knows every other master's incarnation (its link said hello)."""
-    return all(all(s["runid"] for s in info(m)[2].values()) for m in cluster.masters)
-
-
 @pytest.fixture(scope="module")
 def movies_cluster():
     c = Cluster(masters=3).start()
     try:
-        wait_until(lambda: linked(c), what="the shard links to come up")
+        wait_until(c.linked, what="the shard links to come up")
         expected = load_movies.load(c.client(), MOVIES, seed=11)
         yield c, expected
         alive, logs = c.alive(), c.logs()
@@ -168,7 +163,7 @@ def test_internal_commands_refuse_clients_that_are_not_peers():
              "--masteruser", "gears-peer", "--masterauth", "peerpw"]
     c = Cluster(masters=3, extra_args=users).start()
     try:
-        wait_until(lambda: linked(c), what="the shard links to come up")
+        wait_until(c.linked, what="the shard links to come up")
         m = c.masters[0]
         for client in (m.client(), m.client(username="ops", password="opspw")):
             for cmd in (["RG.INNERMSG", "RGX1" + "0" * 200], ["RG.HELLO"]):
@@ -188,7 +183,7 @@ def test_internal_commands_refuse_clients_that_are_not_peers():
 def test_python_off_on_one_shard_refuses_the_run_on_all_before_any_side_effect():
     c = Cluster(masters=3, master_module_args={2: ["PythonEnabled", "0"]}).start()
     try:
-        wait_until(lambda: linked(c), what="the shard links to come up")
+        wait_until(c.linked, what="the shard links to come up")
         client = c.client()
         for i in range(300):
             client.set(f"{{t{i}}}k", i)
@@ -243,7 +238,7 @@ def test_execution_commands_reach_every_shard(movies_cluster):
 
 def test_recipe2_on_masters_with_replicas(cluster3r):
     """Replicas take no part (they own no slots) and change nothing."""
-    wait_until(lambda: linked(cluster3r), what="the shard links to come up")
+    wait_until(cluster3r.linked, what="the shard links to come up")
     expected = Counter(load_movies.load(cluster3r.client(), MOVIES, seed=5))
     m = cluster3r.masters[1]
     for node in cluster3r.masters:
@@ -281,7 +276,7 @@ def test_links_with_a_dedicated_user_and_a_frame_secret():
     users = ["--user", *"gears-link on >linkpw ~* &* -@all +rg.hello +rg.innermsg".split()]
     c = Cluster(masters=3, module_args=module_args, extra_args=users).start()
     try:
-        wait_until(lambda: linked(c), what="the shard links to come up")
+        wait_until(c.linked, what="the shard links to come up")
         m = c.masters[0]
         c.client().mset_nonatomic({f"s{i}": i for i in range(300)})
         results, errors = m.client().execute_command(

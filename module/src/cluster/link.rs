@@ -126,10 +126,6 @@ impl Link {
         &self.settings.incarnation
     }
 
-    pub fn secret(&self) -> Option<&[u8]> {
-        self.settings.secret.as_deref()
-    }
-
     /// The credentials used from the next connection on.
     pub fn set_credentials(&self, c: Credentials) {
         *lock(&self.credentials) = c;
@@ -245,15 +241,6 @@ impl Link {
                 r + p.counters.broken.load(Ordering::Relaxed),
             )
         })
-    }
-
-    /// Stops every link thread (module unload).
-    pub fn stop(&self) {
-        let peers = std::mem::take(&mut *lock(&self.peers));
-        for p in peers.values() {
-            p.stop.store(true, Ordering::Relaxed);
-            p.cv.notify_all();
-        }
     }
 }
 

@@ -191,6 +191,14 @@ fn a_full_receiver_pushes_back_without_loss() {
     assert_eq!(run(99, 1000, calm).delivered, expected(1000));
 }
 
+/// Every unsent frame of `out`, with its sequence number, as the wire would carry it.
+fn put_on_wire(out: &mut Outbox) -> Vec<(u64, Vec<u8>)> {
+    out.take_unsent(usize::MAX, usize::MAX)
+        .into_iter()
+        .map(|(s, f)| (s, f.clone()))
+        .collect()
+}
+
 #[test]
 fn a_reconnect_resends_and_duplicates_are_dropped() {
     let mut out = Outbox::new();
@@ -198,22 +206,14 @@ fn a_reconnect_resends_and_duplicates_are_dropped() {
     for i in 0..5 {
         out.push(vec![i]);
     }
-    let sent: Vec<(u64, Vec<u8>)> = out
-        .take_unsent(10, usize::MAX)
-        .into_iter()
-        .map(|(s, f)| (s, f.clone()))
-        .collect();
+    let sent = put_on_wire(&mut out);
     // The receiver got them all, but the answers were lost with the connection.
     for (seq, f) in &sent {
         assert_eq!(rx.take("a", "rx", *seq, f.clone()), Ack::Ok);
     }
     out.resend_all();
     assert!(out.has_unsent());
-    let again: Vec<(u64, Vec<u8>)> = out
-        .take_unsent(10, usize::MAX)
-        .into_iter()
-        .map(|(s, f)| (s, f.clone()))
-        .collect();
+    let again = put_on_wire(&mut out);
     for (seq, f) in again {
         let ack = rx.take("a", "rx", seq, f);
         assert_eq!(ack, Ack::Dup);

@@ -146,15 +146,16 @@ pub fn answer(what: &str, id: &str) -> Value {
     }
 }
 
-/// Aborts this shard's part of an execution.
-fn abort_here(exec: &Arc<Execution>) {
+/// Aborts this shard's part of an execution; whether it was a part of a distributed run.
+fn abort_here(exec: &Arc<Execution>) -> bool {
     if distributed::give_up(&exec.id, "Execution was aborted") {
-        return;
+        return true;
     }
     if exec.request_abort() == Abort::FinishedHere {
         // Aborted before it started: no worker will note that it finished.
         crate::launch::trim(exec);
     }
+    false
 }
 
 pub fn get_results(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
@@ -197,12 +198,8 @@ pub fn drop_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, St
 pub fn abort_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 2, Some(2))?;
     let exec = find(args)?;
-    let distributed = distributed::give_up(&exec.id, "Execution was aborted");
-    if !distributed && exec.request_abort() == Abort::FinishedHere {
-        // Aborted before it started: no worker will note that it finished.
-        crate::launch::trim(&exec);
-    }
-    if distributed {
+    if abort_here(&exec) {
+        // Every other shard's part stops too.
         distributed::ask::ask_all(ABORT, &exec.id, Box::new(|_| {}));
     }
     ok()

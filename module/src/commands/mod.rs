@@ -81,7 +81,7 @@ pub fn start(
     if job.plan.mode == Mode::Async && !job.inline {
         if crate::distributed::cluster().is_some() {
             // The run routes keys by the topology: read it now, not a second late.
-            crate::distributed::refresh(ctx);
+            crate::distributed::refresh_topology(ctx);
         }
         if let Err(job) = crate::distributed::start(job) {
             submit(job);

@@ -67,17 +67,16 @@ pub fn ask_all(what: &str, arg: &str, done: Done) {
     }
     let req = format!("{}-ask-{}", c.me, NEXT.fetch_add(1, Ordering::Relaxed));
     let idle = config::get(Key::ExecutionMaxIdleTime).max(1) as u64;
-    let mut waiting = Vec::new();
-    for peer in &others {
-        let ask = Message::Ask {
-            exec: req.clone(),
-            what: what.to_string(),
-            arg: arg.to_string(),
-        };
-        if c.send(peer, &ask).is_ok() {
-            waiting.push(peer.clone());
-        }
+    let ask = Message::Ask {
+        exec: req.clone(),
+        what: what.to_string(),
+        arg: arg.to_string(),
     }
+    .encode();
+    let waiting: Vec<String> = others
+        .into_iter()
+        .filter(|peer| c.send_frame(peer, &ask).is_ok())
+        .collect();
     lock(&PENDING).get_or_insert_with(HashMap::new).insert(
         req,
         Pending {
@@ -93,7 +92,7 @@ pub fn ask_all(what: &str, arg: &str, done: Done) {
 /// Peer: answers a question from `from`.
 pub fn on_ask(c: &Cluster, from: &str, req: String, what: &str, arg: &str) {
     let reply = answer_here(what, arg);
-    let _ = c.send(from, &Message::Answer { exec: req, reply });
+    let _ = c.send(from, Message::Answer { exec: req, reply });
 }
 
 /// Asker: `from` answered.

@@ -14,37 +14,48 @@ use crate::globals::globals;
 use crate::redis::call::call;
 use crate::redis::cluster::read_topology;
 
-/// Reads the topology and the link's credentials now; logs a change. (Main thread.)
+/// Reads the links' credentials and the topology now (at load, on the timer, on
+/// RG.REFRESHCLUSTER). (Main thread.)
 pub fn refresh(ctx: &Context) {
+    if let Some(c) = cluster() {
+        let creds = credentials(ctx);
+        *PEER_USER.lock().unwrap_or_else(|e| e.into_inner()) =
+            creds.user.clone().unwrap_or_else(|| "default".into());
+        c.link.set_credentials(creds);
+    }
+    refresh_topology(ctx);
+}
+
+/// Reads the topology now. A change is logged, ends the distributed runs in flight and
+/// moves the links to the new masters. (Main thread, or the Redis lock held.)
+pub fn refresh_topology(ctx: &Context) {
     let g = globals();
-    match read_topology(ctx, &g.shard_id) {
-        Ok(t) => {
-            let masters = t.shards.len();
-            let mine = t.mine().map_or(0, |s| s.ranges.len());
-            let peers: Vec<(String, String, u16)> = t
-                .shards
-                .iter()
-                .map(|s| (s.id.clone(), s.ip.clone(), s.port))
-                .collect();
-            let was_cluster = g.topology().is_cluster();
-            if g.set_topology(t) {
-                ctx.log_notice(&format!(
-                    "gears: cluster topology: {masters} masters own slots; \
-                     this shard owns {mine} ranges"
-                ));
-                if was_cluster {
-                    super::topology_changed();
-                }
-            }
-            if let Some(c) = cluster() {
-                let creds = credentials(ctx);
-                *PEER_USER.lock().unwrap_or_else(|e| e.into_inner()) =
-                    creds.user.clone().unwrap_or_else(|| "default".into());
-                c.link.set_credentials(creds);
-                c.link.sync_peers(&peers);
-            }
+    let t = match read_topology(ctx, &g.shard_id) {
+        Ok(t) => t,
+        Err(e) => {
+            ctx.log_warning(&format!("gears: reading the cluster topology: {e:#}"));
+            return;
         }
-        Err(e) => ctx.log_warning(&format!("gears: reading the cluster topology: {e:#}")),
+    };
+    let masters = t.shards.len();
+    let mine = t.mine().map_or(0, |s| s.ranges.len());
+    let peers: Vec<(String, String, u16)> = t
+        .shards
+        .iter()
+        .map(|s| (s.id.clone(), s.ip.clone(), s.port))
+        .collect();
+    let was_cluster = g.topology().is_cluster();
+    if !g.set_topology(t) {
+        return;
+    }
+    ctx.log_notice(&format!(
+        "gears: cluster topology: {masters} masters own slots; this shard owns {mine} ranges"
+    ));
+    if was_cluster {
+        super::topology_changed();
+    }
+    if let Some(c) = cluster() {
+        c.link.sync_peers(&peers);
     }
 }
 

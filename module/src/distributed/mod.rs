@@ -45,7 +45,7 @@ use crate::config::{self, Key};
 use crate::engine::run::Run;
 use redis_module::logging::{log, RedisLogLevel};
 
-pub use membership::{is_peer_user, refresh};
+pub use membership::{is_peer_user, refresh, refresh_topology};
 pub use peers::ClusterPeers;
 pub use start::start;
 
@@ -63,8 +63,16 @@ struct Entry {
     started: bool,
     /// The last sign of life: a frame for it, or its own stage running.
     seen: Instant,
-    /// Initiator: the plan as offered, bytes included (for a peer that asks for them).
-    offer: Option<crate::cluster::messages::Offer>,
+    /// Initiator: the plan as offered, encoded with its bytes (for a peer that asks for
+    /// them), and its hash.
+    plan: Option<Arc<SentPlan>>,
+}
+
+/// A plan the initiator offered.
+struct SentPlan {
+    hash: String,
+    /// `Message::Plan` with the plan's bytes, encoded.
+    full: (u8, Vec<u8>),
 }
 
 /// This master's part of the cluster: its link to the others and its distributed runs.
@@ -179,7 +187,7 @@ impl Cluster {
                 received: HashSet::new(),
                 started: false,
                 seen: Instant::now(),
-                offer: None,
+                plan: None,
             },
         );
     }
@@ -196,9 +204,31 @@ impl Cluster {
     }
 
     /// Sends `message` to the shard with node id `to`.
-    pub fn send(&self, to: &str, message: &Message) -> anyhow::Result<()> {
-        let (kind, body) = message.encode();
-        self.link.send(to, kind, &body)
+    pub fn send(&self, to: &str, message: Message) -> anyhow::Result<()> {
+        self.send_frame(to, &message.encode())
+    }
+
+    /// Sends `message`, encoded once, to each of `to`; every one is tried, and the first
+    /// failure is returned.
+    pub fn send_each<'a>(
+        &self,
+        to: impl IntoIterator<Item = &'a String>,
+        message: Message,
+    ) -> anyhow::Result<()> {
+        let frame = message.encode();
+        let mut outcome = Ok(());
+        for peer in to {
+            let sent = self.send_frame(peer, &frame);
+            if outcome.is_ok() {
+                outcome = sent;
+            }
+        }
+        outcome
+    }
+
+    /// Sends an encoded message (`Message::encode`) to `to`.
+    pub fn send_frame(&self, to: &str, (kind, body): &(u8, Vec<u8>)) -> anyhow::Result<()> {
+        self.link.send(to, *kind, body)
     }
 }
 
@@ -291,11 +321,12 @@ fn watch_idle(c: &Cluster) {
     {
         let mut runs = lock(&c.runs);
         for e in runs.values_mut() {
-            if e.run.busy() || e.peers.send_failed().is_some() {
-                e.seen = now;
-            }
             if let Some(why) = e.peers.send_failed() {
                 over.push((e.run.clone(), why));
+                continue;
+            }
+            if e.run.busy() {
+                e.seen = now;
             } else if now.duration_since(e.seen) > idle && !e.run.finished() {
                 over.push((e.run.clone(), "Execution max idle reached".to_string()));
             }

@@ -49,10 +49,6 @@ impl ClusterPeers {
         &self.shards[self.initiator]
     }
 
-    pub fn initiator_here(&self) -> bool {
-        self.me == self.initiator
-    }
-
     /// Whether shard `id` takes part.
     pub fn has(&self, id: &str) -> bool {
         self.shards.iter().any(|s| s == id)
@@ -116,7 +112,7 @@ impl Peers for ClusterPeers {
             exec: self.exec.clone(),
             batch,
         };
-        if let Err(e) = c.send(peer, &message) {
+        if let Err(e) = c.send(peer, message) {
             let mut f = self.failed.lock().unwrap_or_else(|e| e.into_inner());
             f.get_or_insert_with(|| format!("{e:#}"));
         }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Weak};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
-use super::{cluster, guests, lock, plans, Cluster, ClusterPeers};
+use super::{cluster, guests, lock, plans, Cluster, ClusterPeers, SentPlan};
 use crate::cluster::messages::{Message, Offer};
 use crate::config::{self, Key};
 use crate::engine::execution::{Execution, RunAs};
@@ -43,28 +43,32 @@ pub fn start(job: Launch) -> Result<(), Launch> {
     c.insert(&exec.id, run.clone(), peers.clone());
     globals().pool.submit(move || {
         let sent = plan.encode_keyed().and_then(|(bytes, key)| {
-            let offer = Offer {
+            // A shard that holds the plan already is offered its hash alone.
+            let by_hash = Offer {
                 exec: exec.id.clone(),
                 hash: plans::hash_of(&key),
-                plan: bytes,
+                plan: Vec::new(),
                 shards: peers.shards().to_vec(),
                 initiator: peers.initiator(),
                 user: exec.run_as.user.to_string(),
                 db: exec.run_as.db as i64,
                 topology: fingerprint,
             };
-            // A shard that holds the plan already is offered its hash alone.
-            let by_hash = Message::Plan(Offer {
-                plan: Vec::new(),
-                ..offer.clone()
+            let sent = Arc::new(SentPlan {
+                hash: by_hash.hash.clone(),
+                full: Message::Plan(Offer {
+                    plan: bytes,
+                    ..by_hash.clone()
+                })
+                .encode(),
             });
-            let full = Message::Plan(offer.clone());
+            let by_hash = Message::Plan(by_hash).encode();
             if let Some(e) = lock(&c.runs).get_mut(&exec.id) {
-                e.offer = Some(offer.clone());
+                e.plan = Some(sent.clone());
             }
             for peer in peers.others() {
-                let holds = plans::peer_holds(peer, &offer.hash);
-                c.send(peer, if holds { &by_hash } else { &full })?;
+                let holds = plans::peer_holds(peer, &sent.hash);
+                c.send_frame(peer, if holds { &by_hash } else { &sent.full })?;
             }
             Ok(())
         });
@@ -81,9 +85,9 @@ pub fn start(job: Launch) -> Result<(), Launch> {
 /// Initiator: peer `from` was offered the plan by hash but does not hold it.
 pub fn on_need_plan(c: &Cluster, from: &str, exec: &str) {
     plans::peer_forgot(from);
-    let offer = lock(&c.runs).get(exec).and_then(|e| e.offer.clone());
-    if let Some(offer) = offer {
-        let _ = c.send(from, &Message::Plan(offer));
+    let sent = lock(&c.runs).get(exec).and_then(|e| e.plan.clone());
+    if let Some(sent) = sent {
+        let _ = c.send_frame(from, &sent.full);
     }
 }
 
@@ -115,9 +119,8 @@ fn abort_everywhere(c: &Cluster, peers: &ClusterPeers, exec: &str) {
         exec: exec.to_string(),
         why: "the execution was aborted on the shard that started it".into(),
     };
-    for peer in peers.others() {
-        let _ = c.send(peer, &message);
-    }
+    // A shard it does not reach ends its part by its idle watch.
+    let _ = c.send_each(peers.others(), message);
 }
 
 /// Initiator: shard `from` holds the plan. When every shard does, everyone starts.
@@ -127,8 +130,8 @@ pub fn on_received(c: &Cluster, exec: &str, from: &str) {
         let Some(e) = runs.get_mut(exec) else { return };
         e.received.insert(from.to_string());
         e.seen = std::time::Instant::now();
-        if let Some(offer) = &e.offer {
-            plans::peer_received(from, &offer.hash);
+        if let Some(sent) = &e.plan {
+            plans::peer_received(from, &sent.hash);
         }
         e.run.execution().state().shards_received = e.received.len() + 1;
         let all = e.peers.others().all(|p| e.received.contains(p));
@@ -143,12 +146,10 @@ pub fn on_received(c: &Cluster, exec: &str, from: &str) {
         let message = Message::Run {
             exec: exec.to_string(),
         };
-        for peer in peers.others() {
-            if let Err(e) = c.send(peer, &message) {
-                abort_everywhere(c, &peers, exec);
-                run.give_up(format!("{e:#}"));
-                return;
-            }
+        if let Err(e) = c.send_each(peers.others(), message) {
+            abort_everywhere(c, &peers, exec);
+            run.give_up(format!("{e:#}"));
+            return;
         }
         run.spawn();
     }
@@ -201,7 +202,7 @@ fn answer(c: &Cluster, from: &str, offer: Offer) {
         },
     };
     // The initiator may be gone; it then ends the run by its own idle watch.
-    let _ = c.send(from, &answer);
+    let _ = c.send(from, answer);
 }
 
 /// Initiator: peer `from` lacks the plan's guest; it gets the bytes (or a refusal, if
@@ -215,7 +216,7 @@ pub fn on_need_guest(c: &Cluster, from: &str, exec: String, name: String, hash: 
                 hash,
                 bytes: bytes.to_vec(),
             };
-            let _ = c.send(from, &message);
+            let _ = c.send(from, message);
         }
         None => on_refused(
             c,
@@ -246,7 +247,7 @@ pub fn on_guest(
             Err(e) => {
                 let _ = c.send(
                     &from,
-                    &Message::Refused {
+                    Message::Refused {
                         exec,
                         why: format!("compiling guest '{name}': {e:#}"),
                     },
@@ -271,7 +272,7 @@ fn prepare(c: &Cluster, offer: Offer) -> Result<()> {
     if globals().topology().fingerprint() != topology {
         // The timer may not have caught up yet: read the topology now.
         let ctx = lock::context();
-        super::refresh(&ctx);
+        super::refresh_topology(&ctx);
         lock::release_slice();
         if globals().topology().fingerprint() != topology {
             bail!(
@@ -329,7 +330,7 @@ fn prepare(c: &Cluster, offer: Offer) -> Result<()> {
             c.forget(&exec.id);
             let _ = c.send(
                 &initiator_id,
-                &Message::Done {
+                Message::Done {
                     exec: exec.id.clone(),
                 },
             );
@@ -353,15 +354,14 @@ fn resolve(host: &str, reference: &Value) -> Result<Arc<dyn Host>> {
             PythonHost::resolve(reference, traceback)
         }
         "wasm" => {
-            let Some(Value::Str(hash)) = reference.get("hash") else {
-                bail!("a guest plan without its guest's hash");
+            let (Some(Value::Str(name)), Some(Value::Str(hash))) =
+                (reference.get("guest"), reference.get("hash"))
+            else {
+                bail!("a guest plan without its guest's name and hash");
             };
-            let hash = hash.clone();
-            // Missing here: the caller asks the initiator for the bytes.
-            if let Some(Value::Str(name)) = reference.get("guest") {
-                guests::find(name, &hash)?;
-            }
-            WasmHost::resolve(reference, &|name| guests::find(name, &hash).ok())
+            // Installed here or received before, by name and content; missing, the
+            // caller asks the initiator for the bytes.
+            Ok(WasmHost::of(guests::find(name, hash)?))
         }
         other => bail!("a plan of an unknown host '{other}'"),
     }

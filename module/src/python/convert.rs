@@ -41,22 +41,10 @@ impl HostObject for PyRecord {
 /// dicts and sets of data) as a Value; None for anything else. Tuples and sets are
 /// tagged, so the shard that receives them makes them tuples and sets again.
 pub fn to_data(obj: &Bound<'_, PyAny>) -> Option<Value> {
-    Some(if obj.is_none() {
-        Value::Nil
-    } else if let Ok(b) = obj.cast::<PyBool>() {
-        Value::Bool(b.is_true())
-    } else if let Ok(i) = obj.cast::<PyInt>() {
-        match i.extract::<i64>() {
-            Ok(n) => Value::Int(n),
-            Err(_) => Value::Str(i.to_string()),
-        }
-    } else if let Ok(f) = obj.cast::<PyFloat>() {
-        Value::Float(f.value())
-    } else if let Ok(s) = obj.cast::<PyString>() {
-        Value::Str(s.to_string_lossy().into_owned())
-    } else if let Ok(b) = obj.cast::<PyBytes>() {
-        Value::Bytes(b.as_bytes().to_vec())
-    } else if let Ok(l) = obj.cast::<PyList>() {
+    if let Some(v) = scalar(obj) {
+        return Some(v);
+    }
+    Some(if let Ok(l) = obj.cast::<PyList>() {
         Value::List(l.iter().map(|x| to_data(&x)).collect::<Option<_>>()?)
     } else if let Ok(t) = obj.cast::<PyTuple>() {
         tagged(
@@ -128,9 +116,9 @@ pub fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>>
     })
 }
 
-/// Structural conversion: containers become lists and maps; other objects stay Python.
-pub fn to_value(obj: &Bound<'_, PyAny>) -> Value {
-    if obj.is_none() {
+/// None, bool, int (beyond 64 bits: its digits), float, str and bytes as a Value.
+fn scalar(obj: &Bound<'_, PyAny>) -> Option<Value> {
+    Some(if obj.is_none() {
         Value::Nil
     } else if let Ok(b) = obj.cast::<PyBool>() {
         Value::Bool(b.is_true())
@@ -145,6 +133,15 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> Value {
         Value::Str(s.to_string_lossy().into_owned())
     } else if let Ok(b) = obj.cast::<PyBytes>() {
         Value::Bytes(b.as_bytes().to_vec())
+    } else {
+        return None;
+    })
+}
+
+/// Structural conversion: containers become lists and maps; other objects stay Python.
+pub fn to_value(obj: &Bound<'_, PyAny>) -> Value {
+    if let Some(v) = scalar(obj) {
+        v
     } else if let Ok(l) = obj.cast::<PyList>() {
         Value::List(l.iter().map(|x| to_value(&x)).collect())
     } else if let Ok(t) = obj.cast::<PyTuple>() {
