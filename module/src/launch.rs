@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use crate::config::{self, Key};
 use crate::engine::compile::{without_exchanges, Stage};
 use crate::engine::execution::{ExecState, Execution, Status};
-use crate::engine::plan::{Mode, Plan};
+use crate::engine::plan::{Exchange, Mode, Plan};
 use crate::engine::reader::Reader;
 use crate::engine::registry::Limits;
 pub use crate::engine::run::Then;
@@ -169,16 +169,26 @@ pub fn submit_compiled(
         let profile = config::get(Key::ProfileExecutions) == 1;
         match plan.compile(profile, false) {
             Ok(stages) => {
-                let run = run_of(Launch {
+                let mut launch = Launch {
                     exec,
                     plan,
                     reader,
                     stages,
                     inline: false,
                     then,
-                });
+                };
+                if let (Some(spread), Some(registration)) =
+                    (SPREAD.get(), launch.exec.registration.clone())
+                {
+                    if moves_records(&launch) {
+                        match spread(launch, &registration) {
+                            Ok(()) => return,
+                            Err(back) => launch = back,
+                        }
+                    }
+                }
                 // Already on a worker: no need to queue again.
-                run.work_on_worker();
+                run_of(launch).work_on_worker();
             }
             Err(e) => {
                 if not_compiled(&exec, &e, then) {
@@ -188,6 +198,28 @@ pub fn submit_compiled(
             }
         }
     });
+}
+
+/// Starts an async run of a registration on every master, as an event's run on a
+/// cluster must (`distributed::start_registration`); gives the launch back when it
+/// stays here.
+pub type Spread = fn(Launch, &str) -> Result<(), Launch>;
+
+static SPREAD: OnceLock<Spread> = OnceLock::new();
+
+/// Sets how registration runs spread over a cluster (at load, on a cluster node).
+pub fn set_spread(spread: Spread) {
+    let _ = SPREAD.set(spread);
+}
+
+/// Whether an async run sends records to other shards: only a repartition does. A run
+/// without one reads the event here and collects here, so it stays here whole.
+fn moves_records(launch: &Launch) -> bool {
+    launch.plan.mode == Mode::Async
+        && launch
+            .stages
+            .iter()
+            .any(|s| matches!(s.exchange, Some(Exchange::Repartition(_))))
 }
 
 /// Compiles and runs an execution of `plan` here, on this thread, whatever the plan's

@@ -26,6 +26,8 @@ pub const GUEST: u8 = 9;
 pub const ASK: u8 = 10;
 pub const ANSWER: u8 = 11;
 pub const NEED_PLAN: u8 = 12;
+pub const CHANGE: u8 = 13;
+pub const CHANGED: u8 = 14;
 
 /// The plan of an execution, as the initiator offers it to the other shards.
 #[derive(Debug, Clone)]
@@ -44,6 +46,9 @@ pub struct Offer {
     /// The initiator's topology (`Topology::fingerprint`): every shard must route keys
     /// alike.
     pub topology: String,
+    /// A registration's run: every shard has its plan under this id, so neither the plan
+    /// nor its hash travels ("" for a plan that travels).
+    pub registration: String,
 }
 
 /// A message about execution `exec`.
@@ -99,6 +104,18 @@ pub enum Message {
         exec: String,
         reply: Value,
     },
+    /// A step (prepare, commit, cancel) of a change to every master's registrations;
+    /// `exec` is the change's id, `payload` the change (prepare only).
+    Change {
+        exec: String,
+        step: String,
+        payload: Vec<u8>,
+    },
+    /// A master's answer to a step of a change: its error, if any.
+    Changed {
+        exec: String,
+        error: Option<String>,
+    },
 }
 
 impl Message {
@@ -116,6 +133,7 @@ impl Message {
                     Value::Str(o.user),
                     Value::Int(o.db),
                     Value::Str(o.topology),
+                    Value::Str(o.registration),
                 ],
             ),
             Message::Received { exec } => (RECEIVED, vec![Value::Str(exec)]),
@@ -159,6 +177,18 @@ impl Message {
                 vec![Value::Str(exec), Value::Str(what), Value::Str(arg)],
             ),
             Message::Answer { exec, reply } => (ANSWER, vec![Value::Str(exec), reply]),
+            Message::Change {
+                exec,
+                step,
+                payload,
+            } => (
+                CHANGE,
+                vec![Value::Str(exec), Value::Str(step), Value::Bytes(payload)],
+            ),
+            Message::Changed { exec, error } => (
+                CHANGED,
+                vec![Value::Str(exec), error.map_or(Value::Nil, Value::Str)],
+            ),
         };
         (kind, codec::encode_one(&Value::List(fields)))
     }
@@ -189,6 +219,7 @@ impl Message {
                 user: text(next()?)?,
                 db: int(next()?)?,
                 topology: text(next()?)?,
+                registration: text(next()?)?,
             }),
             RECEIVED => Message::Received { exec },
             REFUSED => Message::Refused {
@@ -256,6 +287,21 @@ impl Message {
                 exec,
                 reply: next()?,
             },
+            CHANGE => Message::Change {
+                exec,
+                step: text(next()?)?,
+                payload: match next()? {
+                    Value::Bytes(b) => b,
+                    _ => bail!("a change that is not bytes"),
+                },
+            },
+            CHANGED => Message::Changed {
+                exec,
+                error: match next()? {
+                    Value::Nil => None,
+                    v => Some(text(v)?),
+                },
+            },
             other => bail!("an unknown message kind {other}"),
         })
     }
@@ -295,6 +341,7 @@ mod tests {
             user: "default".into(),
             db: 0,
             topology: "f00d".into(),
+            registration: "r-1".into(),
         }));
         let Message::Plan(o) = m else {
             panic!("not a plan");

@@ -15,6 +15,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::{Context, ContextFlags, RedisResult, RedisString, RedisValue};
 
+use crate::distributed::changes::Ready;
+use crate::distributed::everywhere;
 use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
@@ -22,7 +24,8 @@ use crate::globals::globals;
 use crate::launch::{results_reply, run_here, submit, Launch};
 use crate::redis::blocked::BlockedClient;
 use crate::redis::door;
-use crate::redis::lock::selected_db;
+use crate::redis::lock::{self, selected_db};
+use crate::redis::offload::in_background;
 use crate::redis::reply::reply;
 
 /// What a handler answers.
@@ -78,18 +81,92 @@ pub fn start(
         exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
         Answer::Blocked
     };
+    if job.plan.mode == Mode::Async && !job.inline && crate::distributed::cluster().is_some() {
+        // The run routes keys by the topology: read it now, not a second late.
+        crate::distributed::refresh_topology(ctx);
+    }
+    launch_async(job);
+    Ok(answer)
+}
+
+/// Starts a job that does not run here and now: across the cluster when it is an async
+/// run on one, else on the pool.
+fn launch_async(job: Launch) {
     if job.plan.mode == Mode::Async && !job.inline {
-        if crate::distributed::cluster().is_some() {
-            // The run routes keys by the topology: read it now, not a second late.
-            crate::distributed::refresh_topology(ctx);
-        }
         if let Err(job) = crate::distributed::start(job) {
             submit(job);
         }
     } else {
         submit(job);
     }
-    Ok(answer)
+}
+
+/// What follows a registration change once it is live on every master.
+pub enum Then {
+    Reply(Value),
+    /// The script's run(): its results (or its id, with UNBLOCKING) answer the client.
+    Run {
+        job: Launch,
+        unblocking: bool,
+        command: &'static str,
+    },
+}
+
+impl Then {
+    /// Follows at once, in the command's own context.
+    pub fn now(self, ctx: &Context) -> Result<Answer, String> {
+        match self {
+            Then::Reply(v) => Ok(Answer::Reply(v)),
+            Then::Run {
+                job,
+                unblocking,
+                command,
+            } => start(ctx, job, unblocking, command),
+        }
+    }
+}
+
+/// Makes a change staged here live on every master, or on none. Without other masters
+/// it is committed at once; else the client waits while they stage and commit it
+/// (`distributed::everywhere`), then it is committed here and `then` follows.
+pub fn apply(ctx: &Context, ready: Ready, then: Then, command: &str) -> Result<Answer, String> {
+    if everywhere::peers().is_empty() {
+        ready.commit(ctx);
+        return then.now(ctx);
+    }
+    let client = BlockedClient::block(ctx, command)?;
+    // Should the helper be gone, the task is dropped and the client's guard answers.
+    let _ = in_background(move || apply_everywhere(ready, then, client));
+    Ok(Answer::Blocked)
+}
+
+/// The part of `apply` that waits for the other masters (the helper thread).
+pub fn apply_everywhere(ready: Ready, then: Then, client: BlockedClient) {
+    if let Err(e) = everywhere::on_every_master(&ready.change) {
+        if let Then::Run { job, .. } = &then {
+            globals().registry.forget(&job.exec);
+        }
+        drop(ready);
+        client.reply(&Value::Error(format!("ERR {e}")));
+        return;
+    }
+    let ctx = lock::context();
+    ready.commit(&ctx);
+    lock::release_slice();
+    match then {
+        Then::Reply(v) => client.reply(&v),
+        Then::Run {
+            job, unblocking, ..
+        } => {
+            let exec = job.exec.clone();
+            if unblocking {
+                client.reply(&Value::str(exec.id.as_str()));
+            } else {
+                exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
+            }
+            launch_async(job);
+        }
+    }
 }
 
 /// Text of an argument; commands take UTF-8 names and options.

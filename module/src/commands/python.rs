@@ -2,7 +2,8 @@
 
 use redis_module::{Context, RedisString};
 
-use super::{arity, internal_only, run_as, start, strs, text, Answer};
+use super::{apply, arity, internal_only, run_as, strs, text, Answer, Then};
+use crate::distributed::changes::{Ready, OWNER};
 use crate::engine::execution::RunAs;
 use crate::engine::value::Value;
 use crate::globals::globals;
@@ -101,56 +102,38 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
         opts.upgrade,
     )
     .map_err(|e| format!("ERR {e}"))?;
-    let sid = session.id().to_string();
-    // Registrations the new script replaces: the upgraded session's and REPLACE_WITH's.
-    let replaced: Vec<(String, bool)> = globals()
-        .registrations
-        .list()
-        .iter()
-        .filter_map(|r| {
-            let owner = r.session.as_deref()?;
-            let upgraded = displaced.is_some() && owner == sid;
-            (upgraded || opts.replace_with.as_deref() == Some(owner))
-                .then(|| (r.id.clone(), owner == sid))
-        })
-        .collect();
-    let outcome = match script::execute(&opts.code, session, None, &owner) {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            if let Some(displaced) = displaced {
-                displaced.restore();
-            }
-            return Err(format!("ERR {e}"));
-        }
+    let replaces = displaced.is_some() || opts.replace_with.is_some();
+    let outcome = script::execute(
+        &opts.code,
+        session,
+        displaced,
+        None,
+        opts.replace_with.clone(),
+        &owner,
+    )
+    .map_err(|e| format!("ERR {e}"))?;
+    let then = match outcome.run {
+        None => Then::Reply(Value::Status("OK".into())),
+        Some(run) => Then::Run {
+            job: Launch {
+                exec: run.exec,
+                plan: run.plan,
+                reader: run.reader,
+                stages: run.stages,
+                inline: false,
+                then: None,
+            },
+            unblocking: opts.unblocking,
+            command: "RG.PYEXECUTE",
+        },
     };
-    for (id, same_session) in replaced {
-        globals().registrations.remove(&id);
-        if !same_session {
-            ctx.replicate("RG.UNREGISTER", &[id.as_bytes()]);
-        }
+    if outcome.staged.ids.is_empty() && !replaces {
+        // Only a run: nothing changes on any master.
+        drop(outcome.staged);
+        return then.now(ctx);
     }
-    if !outcome.registrations.is_empty() {
-        replicate_session(
-            ctx,
-            &sid,
-            opts.desc.as_deref(),
-            &opts.code,
-            &outcome.registrations,
-            &owner,
-        );
-    }
-    let Some(run) = outcome.run else {
-        return Ok(Answer::Reply(Value::Status("OK".into())));
-    };
-    let job = Launch {
-        exec: run.exec,
-        plan: run.plan,
-        reader: run.reader,
-        stages: run.stages,
-        inline: false,
-        then: None,
-    };
-    start(ctx, job, opts.unblocking, "RG.PYEXECUTE")
+    let ready = Ready::session(outcome.staged, opts.desc.clone(), &opts.code, &owner);
+    apply(ctx, ready, then, "RG.PYEXECUTE")
 }
 
 pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
@@ -202,35 +185,6 @@ pub fn pystats(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
         Value::Int(stats.current as i64),
     ])))
 }
-
-/// Sends a session's registrations to replicas and the AOF as RG.INNERREGISTER.
-pub fn replicate_session(
-    ctx: &Context,
-    sid: &str,
-    desc: Option<&str>,
-    code: &str,
-    ids: &[(usize, String)],
-    owner: &RunAs,
-) {
-    let indices: Vec<String> = ids.iter().map(|(i, _)| i.to_string()).collect();
-    let db = owner.db.to_string();
-    let mut args: Vec<&[u8]> = vec![
-        sid.as_bytes(),
-        desc.unwrap_or("").as_bytes(),
-        code.as_bytes(),
-        OWNER.as_bytes(),
-        owner.user.as_bytes(),
-        db.as_bytes(),
-    ];
-    for ((_, id), index) in ids.iter().zip(&indices) {
-        args.push(index.as_bytes());
-        args.push(id.as_bytes());
-    }
-    ctx.replicate("RG.INNERREGISTER", args.as_slice());
-}
-
-/// Marks the owner in RG.INNERREGISTER (older streams have none: the default user, db 0).
-const OWNER: &str = "OWNER";
 
 /// RG.INNERREGISTER sid desc code [OWNER user db] [index id ...]: re-creates a session with
 /// exactly these registrations (from the primary's replication stream or the AOF).

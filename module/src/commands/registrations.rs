@@ -3,9 +3,9 @@
 
 use redis_module::{Context, ContextFlags, RedisString};
 
-use super::{arity, ok, text, Answer};
-use crate::engine::execution::Abort;
-use crate::engine::registration::{Registration, Stats};
+use super::{apply, arity, ok, text, Answer, Then};
+use crate::distributed::changes::{self, Change};
+use crate::engine::registration::Registration;
 use crate::engine::value::Value;
 use crate::globals::globals;
 
@@ -82,66 +82,60 @@ pub fn dump_registrations(_ctx: &Context, args: &[RedisString]) -> Result<Answer
     Ok(Answer::Reply(Value::List(list)))
 }
 
+/// Whether this command came from the primary's stream or the AOF: then it acts here
+/// alone, as it did on the primary.
+fn replayed(ctx: &Context) -> bool {
+    ctx.get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
+}
+
+fn ok_everywhere(ctx: &Context, change: Change, command: &str) -> Result<Answer, String> {
+    let ready = changes::check_here(change).map_err(|e| format!("ERR {e}"))?;
+    apply(ctx, ready, Then::Reply(Value::Status("OK".into())), command)
+}
+
 pub fn unregister(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 2, Some(2))?;
     let id = text(&args[1])?;
-    let from_primary = ctx
-        .get_flags()
-        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING);
-    match globals().registrations.remove(&id) {
-        Some(_) => {
-            // Its queued and running executions stop; its finished ones are forgotten.
-            for exec in globals().registry.list() {
-                let mine = exec.registration.as_deref() == Some(id.as_str());
-                if mine
-                    && !exec.status().is_finished()
-                    && exec.request_abort() == Abort::FinishedHere
-                {
-                    crate::launch::trim(&exec);
-                }
-            }
-            globals().registry.drop_registration(&id);
-            ctx.replicate_verbatim();
-            ok()
-        }
+    if replayed(ctx) {
         // A replica that never had it (or already lost it) has nothing to do.
-        None if from_primary => ok(),
-        None => Err(format!("ERR registration {id} does not exist")),
-    }
-}
-
-pub fn clear_stats(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
-    arity(args, 1, Some(1))?;
-    for r in globals().registrations.list() {
-        *r.stats() = Stats::default();
-    }
-    ok()
-}
-
-fn set_paused(args: &[RedisString], paused: bool) -> Result<Answer, String> {
-    arity(args, 2, None)?;
-    let mut found = Vec::new();
-    for arg in &args[1..] {
-        let id = text(arg)?;
-        let r = globals()
-            .registrations
-            .get(&id)
-            .ok_or_else(|| format!("ERR registration {id} does not exist"))?;
-        if r.trigger.reader() != "StreamReader" {
-            return Err(format!(
-                "ERR registration {id} is not a stream registration"
-            ));
+        if changes::unregister_here(&id) {
+            ctx.replicate_verbatim();
         }
-        found.push(r);
+        return ok();
     }
-    found.iter().for_each(|r| r.set_paused(paused));
-    ok()
+    ok_everywhere(ctx, Change::Unregister { id }, "RG.UNREGISTER")
 }
 
-pub fn pause(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
-    set_paused(args, true)
+pub fn clear_stats(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 1, Some(1))?;
+    ok_everywhere(ctx, Change::ClearStats, "RG.CLEARREGISTRATIONSSTATS")
 }
 
-pub fn unpause(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
-    set_paused(args, false)
+fn set_paused(ctx: &Context, args: &[RedisString], paused: bool) -> Result<Answer, String> {
+    arity(args, 2, None)?;
+    let ids = args[1..].iter().map(text).collect::<Result<Vec<_>, _>>()?;
+    let change = Change::Pause { ids, paused };
+    if replayed(ctx) {
+        // Statistics and consumption are the primary's; a replica keeps the flag for
+        // when it is promoted.
+        if let Ok(ready) = changes::check_here(change) {
+            ready.commit(ctx);
+        }
+        return ok();
+    }
+    let command = if paused {
+        "RG.PAUSEREGISTRATIONS"
+    } else {
+        "RG.UNPAUSEREGISTRATIONS"
+    };
+    ok_everywhere(ctx, change, command)
+}
+
+pub fn pause(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    set_paused(ctx, args, true)
+}
+
+pub fn unpause(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    set_paused(ctx, args, false)
 }

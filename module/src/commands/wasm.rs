@@ -5,42 +5,20 @@ use std::sync::Arc;
 
 use redis_module::{Context, ContextFlags, RedisString};
 
-use super::{arity, internal_only, ok, run_as, start, text, Answer};
+use super::{apply, apply_everywhere, arity, internal_only, ok, run_as, start, text, Answer, Then};
 use crate::config::{self, Key};
+use crate::distributed::changes::{self, Change, Ready};
+use crate::distributed::everywhere;
 use crate::engine::execution::RunAs;
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
 use crate::globals::globals;
 use crate::launch::Launch;
 use crate::plans::readers::reader_of;
-use crate::redis::blocked::can_block;
-use crate::redis::offload::offload;
+use crate::redis::blocked::{can_block, cannot_block, BlockedClient};
+use crate::redis::lock;
+use crate::redis::offload::in_background;
 use crate::wasm::{described, guests};
-
-fn replicate_upload(
-    ctx: &Context,
-    name: &str,
-    desc: Option<&str>,
-    ids: &[String],
-    bytes: &[u8],
-    owner: &RunAs,
-) {
-    let ids = ids.join(",");
-    let has_desc = if desc.is_some() { "1" } else { "0" };
-    let db = owner.db.to_string();
-    ctx.replicate(
-        "RG.INNERWASM",
-        &[
-            name.as_bytes(),
-            has_desc.as_bytes(),
-            desc.unwrap_or("").as_bytes(),
-            ids.as_bytes(),
-            bytes,
-            owner.user.as_bytes(),
-            db.as_bytes(),
-        ][..],
-    );
-}
 
 /// RG.WASMUPLOAD name [REPLACE] [DESCRIPTION d] <component bytes>
 pub fn upload(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
@@ -69,47 +47,56 @@ pub fn upload(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
         return Err("ERR RG.WASMUPLOAD can not run inside MULTI or a script".into());
     }
     // Loading an AOF, applying a primary's stream, or a caller that cannot block (a
-    // module's RM_Call): stay synchronous.
+    // module's RM_Call): stay synchronous, on this master alone.
     let owner = run_as(ctx)?;
     let flags = ctx.get_flags();
-    if flags
-        .intersects(ContextFlags::LOADING | ContextFlags::REPLICATED | ContextFlags::DENY_BLOCKING)
-    {
-        let ids = guests::install(
-            &name,
-            desc.clone(),
-            bytes.clone(),
-            replace,
-            None,
-            owner.clone(),
-        )
-        .map_err(|e| format!("ERR {e}"))?;
-        replicate_upload(ctx, &name, desc.as_deref(), &ids, &bytes, &owner);
-        return ok();
+    if flags.intersects(ContextFlags::LOADING | ContextFlags::REPLICATED) {
+        return install_here(ctx, &name, desc, bytes, replace, owner);
+    }
+    if flags.intersects(ContextFlags::DENY_BLOCKING) {
+        if !everywhere::peers().is_empty() {
+            return Err(cannot_block("RG.WASMUPLOAD on a cluster"));
+        }
+        return install_here(ctx, &name, desc, bytes, replace, owner);
     }
     // Compiling and describing take up to WasmMaxCallMillis: off the main thread, with
-    // the client blocked; installing, replicating and answering happen on the main thread.
+    // the client blocked; then staged with the Redis lock, made on every master (or on
+    // none), installed, replicated and answered.
     guests::precheck(&name, desc.as_deref(), replace).map_err(|e| format!("ERR {e}"))?;
-    let load_args = (name.clone(), desc.clone(), bytes.clone(), owner.clone());
-    offload(
-        ctx,
-        move || {
-            let (name, desc, bytes, owner) = load_args;
-            guests::load(&name, desc, bytes, replace, owner)
-        },
-        move |ctx, loaded| {
-            let installed =
-                loaded.and_then(|program| guests::install_loaded(program, replace, None));
-            match installed {
-                Ok(ids) => {
-                    replicate_upload(ctx, &name, desc.as_deref(), &ids, &bytes, &owner);
-                    Value::Status("OK".into())
-                }
-                Err(e) => Value::Error(format!("ERR {e}")),
-            }
-        },
-    )?;
+    let client = BlockedClient::block(ctx, "RG.WASMUPLOAD")?;
+    let _ = in_background(move || {
+        let staged = guests::load(&name, desc, bytes, replace, owner).and_then(|program| {
+            let _ctx = lock::context();
+            let staged = guests::stage(program, replace, None);
+            lock::release_slice();
+            staged
+        });
+        match staged {
+            Ok(staged) => apply_everywhere(
+                Ready::guest(staged),
+                Then::Reply(Value::Status("OK".into())),
+                client,
+            ),
+            Err(e) => client.reply(&Value::Error(format!("ERR {e}"))),
+        }
+    });
     Ok(Answer::Blocked)
+}
+
+/// Installs an upload at once, on this master alone, and replicates it.
+fn install_here(
+    ctx: &Context,
+    name: &str,
+    desc: Option<String>,
+    bytes: Vec<u8>,
+    replace: bool,
+    owner: RunAs,
+) -> Result<Answer, String> {
+    let program =
+        guests::load(name, desc, bytes, replace, owner).map_err(|e| format!("ERR {e}"))?;
+    let staged = guests::stage(program, replace, None).map_err(|e| format!("ERR {e}"))?;
+    Ready::guest(staged).commit(ctx);
+    ok()
 }
 
 /// RG.INNERWASM name has_desc desc ids bytes [user db]: re-creates a guest with exactly
@@ -235,7 +222,20 @@ pub fn list(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
 pub fn delete(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 2, Some(2))?;
     let name = text(&args[1])?;
-    guests::delete(&name).map_err(|e| format!("ERR {e}"))?;
-    ctx.replicate_verbatim();
-    ok()
+    if ctx
+        .get_flags()
+        .intersects(ContextFlags::LOADING | ContextFlags::REPLICATED)
+    {
+        guests::delete(&name).map_err(|e| format!("ERR {e}"))?;
+        ctx.replicate_verbatim();
+        return ok();
+    }
+    let ready =
+        changes::check_here(Change::DeleteGuest { name }).map_err(|e| format!("ERR {e}"))?;
+    apply(
+        ctx,
+        ready,
+        Then::Reply(Value::Status("OK".into())),
+        "RG.WASMDELETE",
+    )
 }

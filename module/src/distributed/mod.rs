@@ -19,6 +19,8 @@
 //! - `peers.rs`: [`ClusterPeers`], the runner's view of the other shards.
 //! - `start.rs`: the initiator's side and a peer's side of the two-phase start.
 //! - `ask.rs`: questions to every master (the execution commands cluster-wide).
+//! - `changes.rs`: a registration command's change, staged, committed, replicated.
+//! - `everywhere.rs`: a change made on every master or on none (two phases).
 //! - `info.rs`: the INFO section `rg_cluster`.
 //! - `guests.rs`: guests received from another shard to run its plan.
 //! - `plans.rs`: plans known by content hash, so a repeated run does not resend them.
@@ -26,6 +28,8 @@
 //! - this file: the process-wide state, the table of distributed runs, the dispatcher.
 
 pub mod ask;
+pub mod changes;
+pub mod everywhere;
 mod guests;
 mod info;
 mod membership;
@@ -116,6 +120,7 @@ pub fn init(me: &str, incarnation: &str, secret: Option<Vec<u8>>) -> std::io::Re
         runs: Mutex::new(HashMap::new()),
         waiting: Mutex::new(HashMap::new()),
     });
+    crate::launch::set_spread(start::start_registration);
     thread::Builder::new()
         .name("gears-dispatch".into())
         .spawn(dispatch)
@@ -250,6 +255,7 @@ fn dispatch() {
             last_check = Instant::now();
             watch_idle(c);
             ask::settle();
+            everywhere::expire();
         }
     }
 }
@@ -302,6 +308,12 @@ fn handle(c: &'static Cluster, m: receiver::Message) {
         } => start::on_guest(c, from, exec, name, hash, bytes),
         Message::Ask { exec, what, arg } => ask::on_ask(c, &from, exec, &what, &arg),
         Message::Answer { exec, reply } => ask::on_answer(&from, &exec, reply),
+        Message::Change {
+            exec,
+            step,
+            payload,
+        } => everywhere::on_change(c, from, exec, &step, payload),
+        Message::Changed { exec, error } => everywhere::on_changed(&from, &exec, error),
         Message::Done { exec } => {
             if let Some(e) = lock(&c.runs).get_mut(&exec) {
                 e.seen = Instant::now();

@@ -10,6 +10,7 @@ use crate::cluster::messages::{Message, Offer};
 use crate::config::{self, Key};
 use crate::engine::execution::{Execution, RunAs};
 use crate::engine::plan::{Host, Plan};
+use crate::engine::reader::{Reader, VecReader};
 use crate::engine::run::{Peers, Run};
 use crate::engine::value::Value;
 use crate::globals::globals;
@@ -23,6 +24,18 @@ use crate::wasm::host::WasmHost;
 /// the others, and the run starts once all have it. Gives the job back when the run
 /// stays on this shard (not a cluster, or this node owns no slots).
 pub fn start(job: Launch) -> Result<(), Launch> {
+    spread(job, None)
+}
+
+/// Starts the run of registration `registration` an event began here on every master:
+/// stage 1 reads the event here alone, later stages run where their records go. Every
+/// master has the registration under the same id, so only its id travels. Gives the job
+/// back when the run stays on this shard.
+pub fn start_registration(job: Launch, registration: &str) -> Result<(), Launch> {
+    spread(job, Some(registration.to_string()))
+}
+
+fn spread(job: Launch, registration: Option<String>) -> Result<(), Launch> {
     let Some(c) = cluster() else { return Err(job) };
     let topology = globals().topology();
     let shards: Vec<String> = topology.shards.iter().map(|s| s.id.clone()).collect();
@@ -41,18 +54,32 @@ pub fn start(job: Launch) -> Result<(), Launch> {
     run.then(then);
     exec.state().shards_received = 1;
     c.insert(&exec.id, run.clone(), peers.clone());
+    let offer = Offer {
+        exec: exec.id.clone(),
+        hash: String::new(),
+        plan: Vec::new(),
+        shards: peers.shards().to_vec(),
+        initiator: peers.initiator(),
+        user: exec.run_as.user.to_string(),
+        db: exec.run_as.db as i64,
+        topology: fingerprint,
+        registration: registration.unwrap_or_default(),
+    };
+    if !offer.registration.is_empty() {
+        if let Err(e) = c.send_each(peers.others(), Message::Plan(offer)) {
+            abort_everywhere(c, &peers, &exec.id);
+            run.give_up(format!(
+                "the execution could not be sent to every shard: {e:#}"
+            ));
+        }
+        return Ok(());
+    }
     globals().pool.submit(move || {
         let sent = plan.encode_keyed().and_then(|(bytes, key)| {
             // A shard that holds the plan already is offered its hash alone.
             let by_hash = Offer {
-                exec: exec.id.clone(),
                 hash: plans::hash_of(&key),
-                plan: Vec::new(),
-                shards: peers.shards().to_vec(),
-                initiator: peers.initiator(),
-                user: exec.run_as.user.to_string(),
-                db: exec.run_as.db as i64,
-                topology: fingerprint,
+                ..offer
             };
             let sent = Arc::new(SentPlan {
                 hash: by_hash.hash.clone(),
@@ -267,6 +294,7 @@ fn prepare(c: &Cluster, offer: Offer) -> Result<()> {
         user,
         db,
         topology,
+        registration,
     } = offer;
     let id = id.as_str();
     if globals().topology().fingerprint() != topology {
@@ -289,19 +317,23 @@ fn prepare(c: &Cluster, offer: Offer) -> Result<()> {
     if initiator >= shards.len() {
         bail!("an execution whose initiator is not among its shards");
     }
-    let bytes = if bytes.is_empty() {
-        plans::held(&hash).ok_or(plans::Missing)?
+    let (plan, reader) = if registration.is_empty() {
+        let plan = Arc::new(received_plan(bytes, &hash)?);
+        let reader = reader_of(&plan)?;
+        (plan, reader)
     } else {
-        // Kept under the hash the initiator gave: a later offer of the same plan (its
-        // steps' shown texts aside) comes by hash alone.
-        let bytes = Arc::new(bytes);
-        plans::hold(&hash, bytes.clone());
-        bytes
+        // Stage 1 reads the event on the shard it happened on: nothing here.
+        let reg = globals().registrations.get(&registration).ok_or_else(|| {
+            anyhow!(
+                "registration {registration} does not exist on shard {}",
+                c.me
+            )
+        })?;
+        let none: Box<dyn Reader> = Box::new(VecReader::new(Vec::new()));
+        (reg.plan.clone(), none)
     };
-    let plan = Arc::new(Plan::decode(&bytes, &resolve).context("receiving the plan")?);
     let profile = config::get(Key::ProfileExecutions) == 1;
     let stages = plan.compile(profile, false)?;
-    let reader = reader_of(&plan)?;
     let db = i32::try_from(db).map_err(|_| anyhow!("a bad database number"))?;
     let exec = globals()
         .registry
@@ -338,6 +370,20 @@ fn prepare(c: &Cluster, offer: Offer) -> Result<()> {
     }));
     c.insert(id, run, peers);
     Ok(())
+}
+
+/// A plan that travelled: its bytes, or its hash alone when this shard holds them.
+fn received_plan(bytes: Vec<u8>, hash: &str) -> Result<Plan> {
+    let bytes = if bytes.is_empty() {
+        plans::held(hash).ok_or(plans::Missing)?
+    } else {
+        // Kept under the hash the initiator gave: a later offer of the same plan (its
+        // steps' shown texts aside) comes by hash alone.
+        let bytes = Arc::new(bytes);
+        plans::hold(hash, bytes.clone());
+        bytes
+    };
+    Plan::decode(&bytes, &resolve).context("receiving the plan")
 }
 
 /// The host of a plan's code on this shard.

@@ -5,13 +5,15 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::Arc;
 
+use redis_module::logging::{log, RedisLogLevel};
+
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::convert::describe_error;
 use super::host::PythonHost;
-use super::session::SessionRef;
+use super::session::{Displaced, SessionRef};
 use super::{builder, shim};
 use crate::config::{self, Key};
 use crate::engine::compile::Stage;
@@ -37,6 +39,9 @@ struct ScriptState {
     run: Option<ScriptRun>,
     /// Registrations made so far, in order (their index in the script is their position).
     registered: Vec<Option<String>>,
+    /// The registrations themselves, with their onRegistered callbacks: installed only
+    /// once the script succeeded (and, on a cluster, every master staged them too).
+    staged: Vec<(Arc<Registration>, Option<Py<PyAny>>)>,
     /// Re-creating a persisted or replicated session: which register() calls (by index)
     /// come back, with their ids. run() and top-level execute() do nothing then.
     restoring: Option<HashMap<usize, String>>,
@@ -47,8 +52,79 @@ struct ScriptState {
 /// What a successful script did.
 pub struct ScriptOutcome {
     pub run: Option<ScriptRun>,
-    /// Ids of the registrations it made, by their index in the script.
-    pub registrations: Vec<(usize, String)>,
+    /// Its registrations, made but not live yet.
+    pub staged: StagedSession,
+}
+
+/// A session's registrations, made by its script but not live yet: `install` puts them
+/// in place of the session's previous ones (and of REPLACE_WITH's). A guard: dropped
+/// without `install`, nothing changes, and a session it displaced (UPGRADE, re-creation)
+/// is put back.
+pub struct StagedSession {
+    pub sid: String,
+    /// Ids of the registrations, by their index in the script.
+    pub ids: Vec<(usize, String)>,
+    /// A session whose registrations the new ones also replace (REPLACE_WITH).
+    pub replace_with: Option<String>,
+    registrations: Vec<(Arc<Registration>, Option<Py<PyAny>>)>,
+    displaced: Option<Displaced>,
+    /// Whom the session acts for (its onRegistered callbacks too).
+    run_as: RunAs,
+    /// Keeps the session listed until its registrations hold it.
+    _session: SessionRef,
+}
+
+impl StagedSession {
+    /// Makes the registrations live (main thread, or the Redis lock held). Returns the ids
+    /// of the registrations of another session that were replaced (REPLACE_WITH).
+    pub fn install(mut self) -> Vec<String> {
+        self.displaced = None;
+        let sid = self.sid.as_str();
+        let mut others = Vec::new();
+        for r in globals().registrations.list() {
+            let Some(owner) = r.session.as_deref() else {
+                continue;
+            };
+            if owner == sid || self.replace_with.as_deref() == Some(owner) {
+                globals().registrations.remove(&r.id);
+                if owner != sid {
+                    others.push(r.id.clone());
+                }
+            }
+        }
+        let registrations = std::mem::take(&mut self.registrations);
+        let mut callbacks = Vec::new();
+        for (r, callback) in registrations {
+            globals().registrations.add(r.clone());
+            triggers::start(&r);
+            callbacks.extend(callback);
+        }
+        if !callbacks.is_empty() {
+            let _acting = crate::redis::door::act_as(&self.run_as);
+            Python::attach(|py| {
+                for callback in callbacks {
+                    if let Err(e) = callback.call0(py) {
+                        log(
+                            RedisLogLevel::Warning,
+                            format!(
+                                "gears: onRegistered of session {sid} failed: {}",
+                                describe_error(py, &e)
+                            ),
+                        );
+                    }
+                }
+            });
+        }
+        others
+    }
+}
+
+impl Drop for StagedSession {
+    fn drop(&mut self) {
+        if let Some(displaced) = self.displaced.take() {
+            displaced.restore();
+        }
+    }
 }
 
 /// True while a session is being re-created on this thread (top-level execute() is
@@ -61,14 +137,27 @@ thread_local! {
     static SCRIPT: RefCell<Option<ScriptState>> = const { RefCell::new(None) };
 }
 
-/// Runs `code` in a new globals dict of `session`. A failing script leaves nothing
-/// behind: its execution is forgotten and its registrations removed.
+/// Runs `code` in a new globals dict of `session` (opened by the caller, displacing
+/// `displaced`). Its registrations are staged, not live. A failing script leaves nothing
+/// behind: its execution is forgotten, its registrations dropped, the displaced session
+/// put back.
 pub fn execute(
     code: &str,
     session: SessionRef,
+    displaced: Option<Displaced>,
     restoring: Option<HashMap<usize, String>>,
+    replace_with: Option<String>,
     run_as: &RunAs,
 ) -> Result<ScriptOutcome, String> {
+    let mut staged = StagedSession {
+        sid: session.id().to_string(),
+        ids: Vec::new(),
+        replace_with,
+        registrations: Vec::new(),
+        displaced,
+        run_as: run_as.clone(),
+        _session: session.clone(),
+    };
     let code = CString::new(code).map_err(|_| "the script contains a NUL byte".to_string())?;
     let _acting = crate::redis::door::act_as(run_as);
     Python::attach(|py| {
@@ -77,6 +166,7 @@ pub fn execute(
                 session,
                 run: None,
                 registered: Vec::new(),
+                staged: Vec::new(),
                 restoring,
                 run_as: run_as.clone(),
             })
@@ -93,20 +183,22 @@ pub fn execute(
         let over_budget = watch.fired().and_then(|f| f.error());
         drop(watch);
         let state = SCRIPT.with(|s| s.borrow_mut().take());
-        let (run, registered) = state.map(|s| (s.run, s.registered)).unwrap_or_default();
-        let registrations: Vec<(usize, String)> = registered
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, id)| id.map(|id| (i, id)))
-            .collect();
+        let (run, registered, made) = state
+            .map(|s| (s.run, s.registered, s.staged))
+            .unwrap_or_default();
         match result {
-            Ok(()) => Ok(ScriptOutcome { run, registrations }),
+            Ok(()) => {
+                staged.ids = registered
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, id)| id.map(|id| (i, id)))
+                    .collect();
+                staged.registrations = made;
+                Ok(ScriptOutcome { run, staged })
+            }
             Err(e) => {
                 if let Some(run) = run {
                     globals().registry.forget(&run.exec);
-                }
-                for (_, id) in registrations {
-                    globals().registrations.remove(&id);
                 }
                 Err(over_budget.unwrap_or_else(|| describe_error(py, &e)))
             }
@@ -229,22 +321,38 @@ pub fn on_register(
         index,
     ));
     registration.keep_alive(Box::new(session));
-    globals().registrations.add(registration.clone());
-    triggers::start(&registration);
+    let callback = options
+        .get_item("onRegistered")?
+        .filter(|c| !c.is_none())
+        .map(Bound::unbind);
     SCRIPT.with(|s| {
-        s.borrow_mut()
-            .as_mut()
-            .map(|st| st.registered.push(Some(id.clone())))
+        s.borrow_mut().as_mut().map(|st| {
+            st.registered.push(Some(id.clone()));
+            st.staged.push((registration, callback));
+        })
     });
-    if let Some(callback) = options.get_item("onRegistered")?.filter(|c| !c.is_none()) {
-        callback.call0()?;
-    }
     Ok(Some(id))
 }
 
 /// Re-creates a persisted or replicated session: its script runs again with run() and
 /// top-level execute() skipped, and register() calls come back with their saved ids.
-/// Registrations the session had before are replaced.
+/// The registrations are staged: `install` replaces the session's previous ones (and
+/// REPLACE_WITH's) with them.
+pub fn stage(
+    sid: &str,
+    desc: Option<String>,
+    code: &str,
+    ids: Vec<(usize, String)>,
+    replace_with: Option<String>,
+    run_as: &RunAs,
+) -> Result<StagedSession, String> {
+    let (session, displaced) =
+        super::session::open(Some(sid.to_string()), desc, code, run_as.clone(), true)?;
+    let restoring = Some(ids.into_iter().collect());
+    execute(code, session, displaced, restoring, replace_with, run_as).map(|o| o.staged)
+}
+
+/// Re-creates a persisted or replicated session at once (`stage`, then `install`).
 pub fn restore(
     sid: &str,
     desc: Option<String>,
@@ -252,12 +360,7 @@ pub fn restore(
     ids: Vec<(usize, String)>,
     run_as: &RunAs,
 ) -> Result<(), String> {
-    for r in globals().registrations.list() {
-        if r.session.as_deref() == Some(sid) {
-            globals().registrations.remove(&r.id);
-        }
-    }
-    let (session, _) =
-        super::session::open(Some(sid.to_string()), desc, code, run_as.clone(), true)?;
-    execute(code, session, Some(ids.into_iter().collect()), run_as).map(|_| ())
+    stage(sid, desc, code, ids, None, run_as).map(|s| {
+        s.install();
+    })
 }

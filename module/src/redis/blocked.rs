@@ -4,7 +4,6 @@
 //! module (a recipe's execute(), another module's RedisModule_Call). Blocking those
 //! asserts inside Redis and aborts the server, so `block` refuses them with an error.
 
-use std::ffi::c_void;
 use std::ptr;
 
 use redis_module::{raw, Context, ContextFlags};
@@ -48,39 +47,6 @@ impl BlockedClient {
         // and no private data; the guard returned unblocks the handle exactly once.
         let bc = unsafe { raw::RedisModule_BlockClient.unwrap()(ctx.ctx, None, None, None, 0) };
         Ok(BlockedClient(bc))
-    }
-
-    /// Blocks the client of the current command with callbacks Redis runs on the main
-    /// thread once it is unblocked (`reply`, while the client is connected) and when its
-    /// private data is released (`free`, always).
-    ///
-    /// Note for callers: Redis hands `reply` and `free` the private data given to
-    /// `unblock_with` as an untyped pointer, so the callbacks must expect exactly the type
-    /// the code unblocking this client passes (`offload`'s expect `Pending`). Nothing here
-    /// checks it: this function should be `unsafe`, or the handle typed by its data.
-    pub fn block_with(
-        ctx: &Context,
-        reply: raw::RedisModuleCmdFunc,
-        free: Option<unsafe extern "C" fn(*mut raw::RedisModuleCtx, *mut c_void)>,
-    ) -> BlockedClient {
-        // SAFETY: as in `block`: `ctx` is the running command's context (the only caller,
-        // `offload`, is called from RG.WASMUPLOAD's handler, which runs inline where the
-        // client may not block). The callbacks are called by Redis with the private data
-        // `unblock_with` passes; they must expect exactly that type (see the note above).
-        let bc = unsafe { raw::RedisModule_BlockClient.unwrap()(ctx.ctx, reply, None, free, 0) };
-        BlockedClient(bc)
-    }
-
-    /// Unblocks the client without an answer, handing `privdata` to the callbacks of
-    /// `block_with` (they answer it; its `free` callback owns the box then).
-    pub fn unblock_with<T: Send>(self, privdata: Box<T>) {
-        let bc = self.0;
-        std::mem::forget(self);
-        // SAFETY: `bc` is live: the guard owned it and is consumed without its Drop, so
-        // the handle is unblocked exactly once; UnblockClient may be called from any
-        // thread. Redis keeps the leaked box, untouched, until it hands it to the
-        // callbacks of `block_with`, whose `free` owns it then (see the note there).
-        unsafe { raw::RedisModule_UnblockClient.unwrap()(bc, Box::into_raw(privdata).cast()) };
     }
 
     /// Answers the client with `value` and unblocks it.

@@ -75,7 +75,7 @@ fn check_jobs(program: &Arc<Program>) -> Result<(), String> {
     Ok(())
 }
 
-/// Uploads (or re-creates, with `restored` ids) a guest: `load`, then `install_loaded`.
+/// Uploads (or re-creates, with `restored` ids) a guest: `load`, `stage`, `install`.
 pub fn install(
     name: &str,
     desc: Option<String>,
@@ -86,7 +86,44 @@ pub fn install(
 ) -> Result<Vec<String>, String> {
     let restoring = restored.is_some();
     let program = load(name, desc, bytes, replace || restoring, owner)?;
-    install_loaded(program, replace || restoring, restored)
+    Ok(stage(program, replace || restoring, restored)?.install())
+}
+
+/// A guest compiled and its registrations made, not live yet: `install` swaps them in.
+/// Dropped without `install`, nothing changes.
+pub struct StagedGuest {
+    program: Arc<Program>,
+    made: Vec<Option<Arc<Registration>>>,
+}
+
+impl StagedGuest {
+    pub fn program(&self) -> &Arc<Program> {
+        &self.program
+    }
+
+    /// The registration ids by index ("" where one stays unregistered).
+    pub fn ids(&self) -> Vec<String> {
+        self.made
+            .iter()
+            .map(|r| r.as_ref().map(|r| r.id.clone()).unwrap_or_default())
+            .collect()
+    }
+
+    /// Swaps the guest's registrations in one step (on the main thread or with the Redis
+    /// lock held), so no event runs on neither the old nor the new code. Returns the ids.
+    pub fn install(self) -> Vec<String> {
+        let ids = self.ids();
+        let name = self.program.name.as_str();
+        for r in registrations_of(name) {
+            globals().registrations.remove(&r.id);
+        }
+        for r in self.made.into_iter().flatten() {
+            globals().registrations.add(r.clone());
+            triggers::start(&r);
+        }
+        guests().insert(name.to_string(), self.program);
+        ids
+    }
 }
 
 /// What can be checked of an upload before compiling it: its name and description, and
@@ -118,14 +155,14 @@ pub fn load(
     Program::load(name, desc, bytes, owner).map_err(|e| format!("{e:#}"))
 }
 
-/// Checks every plan of a loaded guest, then swaps its registrations in one step (on the
-/// main thread or with the Redis lock held), so no event runs on neither the old nor the
-/// new code. Returns the registration ids by index.
-pub fn install_loaded(
+/// Checks every plan of a loaded guest and makes its registrations (with the `restored`
+/// ids, if given), without installing anything (on the main thread or with the Redis
+/// lock held).
+pub fn stage(
     program: Program,
     replace: bool,
     restored: Option<Vec<String>>,
-) -> Result<Vec<String>, String> {
+) -> Result<StagedGuest, String> {
     let program = Arc::new(program);
     let name = program.name.as_str();
     // Checked again: another upload of the name may have landed while this one compiled.
@@ -148,6 +185,15 @@ pub fn install_loaded(
         let previous = old.iter().find(|r| r.session_index == index);
         let (id, trigger) = match &restored {
             Some(ids) => match ids.get(index).filter(|id| !id.is_empty()) {
+                // The same registration, unchanged: its trigger goes on (a stream from
+                // where it stopped).
+                Some(id)
+                    if previous.is_some_and(|p| {
+                        p.id == *id && same_trigger(p.trigger.as_ref(), trigger.as_ref())
+                    }) =>
+                {
+                    (id.clone(), previous.map_or(trigger, |p| p.trigger.clone()))
+                }
                 Some(id) => {
                     globals().registry.reserve(id);
                     (id.clone(), trigger)
@@ -176,23 +222,7 @@ pub fn install_loaded(
             index,
         ))));
     }
-    // The swap: nothing below can fail.
-    for r in &old {
-        globals().registrations.remove(&r.id);
-    }
-    let mut ids = Vec::new();
-    for r in made {
-        match r {
-            Some(r) => {
-                globals().registrations.add(r.clone());
-                triggers::start(&r);
-                ids.push(r.id.clone());
-            }
-            None => ids.push(String::new()),
-        }
-    }
-    guests().insert(name.to_string(), program);
-    Ok(ids)
+    Ok(StagedGuest { program, made })
 }
 
 /// Removes a guest and its registrations.
