@@ -378,6 +378,14 @@ def cluster3r():
     yield from _cluster_fixture(masters=3, with_replicas=True)
 
 
+def shard_tags(c):
+    """{master port: the hashtag() that master gives} of a Cluster."""
+    reply = c.masters[0].client().execute_command(
+        "RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: hashtag()).run()")
+    assert reply[1] == [], reply
+    return {c.node_of("x{%s}" % tag).port: tag for tag in reply[0]}
+
+
 def pyexecute(client, code, *args):
     """RG.PYEXECUTE code [args...] with the reply as redis-py gives it."""
     return client.execute_command("RG.PYEXECUTE", code, *args)

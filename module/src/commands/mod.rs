@@ -81,12 +81,19 @@ pub fn start(
         exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
         Answer::Blocked
     };
-    if job.plan.mode == Mode::Async && !job.inline && crate::distributed::cluster().is_some() {
+    if job.plan.mode == Mode::Async && !job.inline {
         // The run routes keys by the topology: read it now, not a second late.
-        crate::distributed::refresh_topology(ctx);
+        topology_now(ctx);
     }
     launch_async(job);
     Ok(answer)
+}
+
+/// Reads the cluster's topology now (the timer reads it every second), on a cluster node.
+pub fn topology_now(ctx: &Context) {
+    if crate::distributed::cluster().is_some() {
+        crate::distributed::refresh_topology(ctx);
+    }
 }
 
 /// Starts a job that does not run here and now: across the cluster when it is an async
@@ -130,6 +137,8 @@ impl Then {
 /// it is committed at once; else the client waits while they stage and commit it
 /// (`distributed::everywhere`), then it is committed here and `then` follows.
 pub fn apply(ctx: &Context, ready: Ready, then: Then, command: &str) -> Result<Answer, String> {
+    // The masters a change must reach: as they are now, not a second ago.
+    topology_now(ctx);
     if everywhere::peers().is_empty() {
         ready.commit(ctx);
         return then.now(ctx);

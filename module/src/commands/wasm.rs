@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use redis_module::{Context, ContextFlags, RedisString};
 
-use super::{apply, apply_everywhere, arity, internal_only, ok, run_as, start, text, Answer, Then};
+use super::{
+    apply, apply_everywhere, arity, internal_only, ok, run_as, start, text, topology_now, Answer,
+    Then,
+};
 use crate::config::{self, Key};
 use crate::distributed::changes::{self, Change, Ready};
 use crate::distributed::everywhere;
@@ -63,6 +66,7 @@ pub fn upload(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     // the client blocked; then staged with the Redis lock, made on every master (or on
     // none), installed, replicated and answered.
     guests::precheck(&name, desc.as_deref(), replace).map_err(|e| format!("ERR {e}"))?;
+    topology_now(ctx);
     let client = BlockedClient::block(ctx, "RG.WASMUPLOAD")?;
     let _ = in_background(move || {
         let staged = guests::load(&name, desc, bytes, replace, owner).and_then(|program| {
