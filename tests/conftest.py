@@ -29,6 +29,7 @@ GUESTS = os.environ.get(
     "GEARS_GUESTS", os.path.join(ROOT, "target", "wasm32-wasip2", "release")
 )
 REDIS_SERVER = os.environ.get("REDIS_SERVER", shutil.which("redis-server") or "/usr/bin/redis-server")
+REDIS_CLI = os.environ.get("REDIS_CLI", shutil.which("redis-cli") or "/usr/bin/redis-cli")
 
 
 def free_port():
@@ -226,6 +227,7 @@ class Cluster:
                                port=port, dir=node_dir)
 
         apart = master_module_args or {}
+        self._node = node
         self.masters = [node(apart.get(i, module_args)) for i in range(masters)]
         self.replicas = [node() for _ in range(masters)] if with_replicas else []
         self.ids = {}  # port -> cluster node id
@@ -319,10 +321,39 @@ class Cluster:
         return c
 
     def node_of(self, key):
-        """The master that owns key's slot."""
+        """The master that owns key's slot now (as a live master's CLUSTER SLOTS says)."""
         live = next(n for n in self.masters if n.alive())
-        slot = self._admin[live.port].execute_command("CLUSTER", "KEYSLOT", key)
-        return next(m for m, (lo, hi) in zip(self.masters, self.ranges) if lo <= slot <= hi)
+        admin = self._admin[live.port]
+        slot = admin.execute_command("CLUSTER", "KEYSLOT", key)
+        for lo, hi, master, *_ in admin.execute_command("CLUSTER", "SLOTS"):
+            if lo <= slot <= hi:
+                return next(n for n in self.nodes if n.port == master[1])
+        raise AssertionError(f"no master owns slot {slot}")
+
+    def add_master(self):
+        """Starts one more node, has the cluster meet it, and waits until every node knows
+        it: a master that owns no slots yet."""
+        n = self._node()
+        n.start()
+        self._admin[n.port] = n.client()
+        self.ids[n.port] = self._admin[n.port].execute_command("CLUSTER", "MYID")
+        self.masters.append(n)
+        self._admin[self.masters[0].port].execute_command("CLUSTER", "MEET", "127.0.0.1", n.port)
+        wait_until(lambda: all(self._knows(m, self.ids[n.port]) for m in self.nodes)
+                   and all(self._knows(n, self.ids[m.port]) for m in self.nodes),
+                   timeout=20, what=f"every node to know node {n.port}")
+        return n
+
+    def reshard(self, source, target, slots):
+        """`redis-cli --cluster reshard`: moves `slots` slots (and their keys) from master
+        `source` to master `target`."""
+        out = subprocess.run(
+            [REDIS_CLI, "--cluster", "reshard", f"127.0.0.1:{source.port}",
+             "--cluster-from", self.ids[source.port], "--cluster-to", self.ids[target.port],
+             "--cluster-slots", str(slots), "--cluster-yes"],
+            capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        return out.stdout
 
     def alive(self):
         return all(n.alive() for n in self.nodes)

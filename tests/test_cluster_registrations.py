@@ -174,3 +174,49 @@ def test_guest_upload_and_delete_everywhere(cluster3r):
     for rep in c.replicas:
         wait_until(lambda: guests_on(rep) == {}, what=f"replica {rep.port} to drop it")
     assert len(guest_bytes("kitchen")) > 0
+
+
+def test_a_master_that_joins_later_gets_every_registration_and_fires_events(cluster3r):
+    c = cluster3r
+    a = admin(c.masters[0])
+    assert pyexecute(a, KEYS_REGISTRATION, "ID", "counting") == "OK"
+    assert upload(a, "stream_to_keys") == "OK"
+    ids, guests = ids_on(c.masters[0]), guests_on(c.masters[0])
+    new = c.add_master()
+    # Before it owns a slot: every registration and guest, with the same ids.
+    wait_until(lambda: ids_on(new) == ids and guests_on(new) == guests, timeout=20,
+               what="the new master to get every registration and guest")
+    assert sessions_on(new) == ["counting"]
+    c.reshard(c.masters[0], new, 1000)
+    tags = shard_tags(c)
+    assert c.masters.index(new) == 3 and new.port in tags
+    client = c.client()
+    keys = [f"k:{i}" for i in range(1000)]
+    for k in keys:
+        client.set(k, "v")
+    own = sum(1 for k in keys if c.node_of(k) is new)
+    assert own > 0
+    wait_until(lambda: admin(new).get("seen{%s}" % tags[new.port]) == str(own),
+               what=f"the new master to count its {own} keys")
+
+
+def test_a_master_back_from_an_old_rdb_is_brought_up_to_date(cluster3):
+    c = cluster3
+    a, victim = admin(c.masters[0]), c.masters[2]
+    assert pyexecute(a, KEYS_REGISTRATION, "ID", "old") == "OK"
+    (old,) = ids_on(c.masters[0])
+    assert upload(a, "kitchen") == "OK"
+    assert admin(victim).execute_command("SAVE")
+    # Changes the file does not hold: a new session, the old one and the guest gone.
+    assert pyexecute(a, STREAM_REGISTRATION, "ID", "new") == "OK"
+    assert a.execute_command("RG.UNREGISTER", old) == "OK"
+    assert a.execute_command("RG.WASMDELETE", "kitchen") == "OK"
+    expected = ids_on(c.masters[0])
+    victim.proc.kill()
+    victim.proc.wait()
+    victim.start()
+    # It loaded the old set, then a peer sent it the current one.
+    wait_until(lambda: ids_on(victim) == expected and guests_on(victim) == {}, timeout=30,
+               what="the restarted master to be brought up to date")
+    assert sessions_on(victim) == ["new"]
+    assert "brought up to date" in victim.log()

@@ -15,8 +15,10 @@ use crate::python::{script, session};
 use crate::wasm::guests;
 
 /// 1: Python sessions; 2: then Wasm guests (name, description, bytes, ids by index);
-/// 3: each session and guest then carries its owner (ACL user) and database.
-const ENCODING_VERSION: i32 = 3;
+/// 3: each session and guest then carries its owner (ACL user) and database;
+/// 4: then the registrations' version (the number of the last change, see
+/// `Registrations::version`), which tells a cluster's masters who has the newer set.
+const ENCODING_VERSION: i32 = 4;
 
 /// Whom code saved before owners were kept acts for.
 fn legacy_owner() -> RunAs {
@@ -64,9 +66,9 @@ pub static GEARS_AUX: RedisType = RedisType::new(
 );
 
 /// A session to persist: (id, description, code, [(index, registration id)], owner).
-type SavedSession = (String, Option<String>, String, Vec<(usize, String)>, RunAs);
+pub type SavedSession = (String, Option<String>, String, Vec<(usize, String)>, RunAs);
 
-fn sessions_to_save() -> Vec<SavedSession> {
+pub fn sessions_to_save() -> Vec<SavedSession> {
     let mut by_session: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
     for r in globals().registrations.list() {
         if let Some(sid) = &r.session {
@@ -88,7 +90,7 @@ fn sessions_to_save() -> Vec<SavedSession> {
 
 /// A guest to persist: (name, description, component bytes, registration ids by index,
 /// "" where one was unregistered, owner).
-type SavedGuest = (
+pub type SavedGuest = (
     String,
     Option<String>,
     std::sync::Arc<Vec<u8>>,
@@ -96,7 +98,7 @@ type SavedGuest = (
     RunAs,
 );
 
-fn guests_to_save() -> Vec<SavedGuest> {
+pub fn guests_to_save() -> Vec<SavedGuest> {
     guests::list()
         .into_iter()
         .map(|p| {
@@ -159,6 +161,7 @@ extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
     }
     save_sessions(rdb);
     save_guests(rdb);
+    raw::save_unsigned(rdb, globals().registrations.version());
 }
 
 fn save_sessions(rdb: *mut raw::RedisModuleIO) {
@@ -223,9 +226,10 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
         } else {
             Vec::new()
         };
-        Ok((s, guests))
+        let version = if encver >= 4 { read_u64(rdb)? } else { 0 };
+        Ok((s, guests, version))
     });
-    let (sessions, saved_guests) = match read {
+    let (sessions, saved_guests, version) = match read {
         Ok(s) => s,
         Err(e) => {
             redis_module::logging::log_warning(format!("gears: cannot read registrations: {e}"));
@@ -236,6 +240,11 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
         // What is in memory is replaced by what the file holds.
         globals().registrations.clear();
         guests::clear();
+        // A file older than versions, with registrations, is at least the first change.
+        let legacy = version == 0 && !(sessions.is_empty() && saved_guests.is_empty());
+        globals()
+            .registrations
+            .set_version(if legacy { 1 } else { version });
         for (sid, desc, code, ids, owner) in sessions {
             if !globals().python {
                 redis_module::logging::log_warning(format!(

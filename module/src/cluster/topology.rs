@@ -40,6 +40,9 @@ pub struct Topology {
     pub me: String,
     /// The masters that own slots, by id.
     pub shards: Vec<Shard>,
+    /// Masters that own no slot (yet): a node just joined, or one all slots moved
+    /// away from. They take no part in runs, but every registration reaches them.
+    pub spare: Vec<Shard>,
 }
 
 impl Topology {
@@ -48,6 +51,7 @@ impl Topology {
         Topology {
             me: me.to_string(),
             shards: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -96,7 +100,51 @@ impl Topology {
         Ok(Topology {
             me: me.to_string(),
             shards,
+            spare: Vec::new(),
         })
+    }
+
+    /// Adds the masters CLUSTER NODES lists that own no slot (healthy ones: not failing,
+    /// not in handshake, with an address).
+    pub fn with_spare(mut self, cluster_nodes: &str) -> Topology {
+        let mut spare = Vec::new();
+        for line in cluster_nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [id, address, flags, _master, _ping, _pong, _epoch, _link, slots @ ..] =
+                fields.as_slice()
+            else {
+                continue;
+            };
+            let flags: Vec<&str> = flags.split(',').collect();
+            let healthy = flags.contains(&"master")
+                && !flags
+                    .iter()
+                    .any(|f| matches!(*f, "fail" | "fail?" | "handshake" | "noaddr"));
+            // Importing or migrating marks ([slot->-id]) are not slots owned.
+            let owns = slots.iter().any(|s| !s.starts_with('['));
+            if !healthy || owns || self.shards.iter().any(|s| s.id == *id) {
+                continue;
+            }
+            let host = address.split(['@', ',']).next().unwrap_or("");
+            let Some((ip, port)) = host.rsplit_once(':') else {
+                continue;
+            };
+            let Ok(port) = port.parse() else { continue };
+            spare.push(Shard {
+                id: id.to_string(),
+                ip: ip.to_string(),
+                port,
+                ranges: Vec::new(),
+            });
+        }
+        spare.sort_by(|a, b| a.id.cmp(&b.id));
+        self.spare = spare;
+        self
+    }
+
+    /// Every master: those owning slots, then the spare ones.
+    pub fn members(&self) -> impl Iterator<Item = &Shard> {
+        self.shards.iter().chain(&self.spare)
     }
 
     /// A short digest of the masters and their slots: shards that agree on it route
@@ -267,5 +315,43 @@ mod tests {
         ] {
             assert!(Topology::from_cluster_slots("me", &bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn spare_masters_are_the_healthy_ones_without_slots() {
+        let nodes = "\
+aaa 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-8191
+bbb 127.0.0.1:7001@17001 master - 0 0 2 connected 8192-16383
+ccc 127.0.0.1:7002@17002,host master - 0 0 0 connected
+ddd 127.0.0.1:7003@17003 slave aaa 0 0 1 connected
+eee 127.0.0.1:7004@17004 master,fail - 0 0 0 disconnected
+fff :0@0 master,noaddr - 0 0 0 disconnected
+ggg 127.0.0.1:7006@17006 master - 0 0 3 connected [5-<-aaa]
+";
+        let slots = |id: &str, port: i64, a: i64, b: i64| {
+            Value::List(vec![
+                Value::Int(a),
+                Value::Int(b),
+                node("127.0.0.1", port, id),
+            ])
+        };
+        let t = Topology::from_cluster_slots(
+            "aaa",
+            &Value::List(vec![
+                slots("aaa", 7000, 0, 8191),
+                slots("bbb", 7001, 8192, 16383),
+            ]),
+        )
+        .unwrap()
+        .with_spare(nodes);
+        let spare: Vec<(&str, u16)> = t.spare.iter().map(|s| (s.id.as_str(), s.port)).collect();
+        assert_eq!(spare, vec![("ccc", 7002), ("ggg", 7006)]);
+        assert_eq!(t.members().count(), 4);
+        // Spare masters take no part in runs: the fingerprint is the slots' alone.
+        let without = Topology {
+            spare: Vec::new(),
+            ..t.clone()
+        };
+        assert_eq!(t.fingerprint(), without.fingerprint());
     }
 }

@@ -140,7 +140,7 @@ pub fn apply(ctx: &Context, ready: Ready, then: Then, command: &str) -> Result<A
     // The masters a change must reach: as they are now, not a second ago.
     topology_now(ctx);
     if everywhere::peers().is_empty() {
-        ready.commit(ctx);
+        ready.commit(ctx, everywhere::next_version());
         return then.now(ctx);
     }
     let client = BlockedClient::block(ctx, command)?;
@@ -151,16 +151,19 @@ pub fn apply(ctx: &Context, ready: Ready, then: Then, command: &str) -> Result<A
 
 /// The part of `apply` that waits for the other masters (the helper thread).
 pub fn apply_everywhere(ready: Ready, then: Then, client: BlockedClient) {
-    if let Err(e) = everywhere::on_every_master(&ready.change) {
-        if let Then::Run { job, .. } = &then {
-            globals().registry.forget(&job.exec);
+    let version = match everywhere::on_every_master(&ready.change) {
+        Ok(version) => version,
+        Err(e) => {
+            if let Then::Run { job, .. } = &then {
+                globals().registry.forget(&job.exec);
+            }
+            drop(ready);
+            client.reply(&Value::Error(format!("ERR {e}")));
+            return;
         }
-        drop(ready);
-        client.reply(&Value::Error(format!("ERR {e}")));
-        return;
-    }
+    };
     let ctx = lock::context();
-    ready.commit(&ctx);
+    ready.commit(&ctx, version);
     lock::release_slice();
     match then {
         Then::Reply(v) => client.reply(&v),

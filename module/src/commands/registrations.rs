@@ -120,7 +120,7 @@ fn set_paused(ctx: &Context, args: &[RedisString], paused: bool) -> Result<Answe
         // Statistics and consumption are the primary's; a replica keeps the flag for
         // when it is promoted.
         if let Ok(ready) = changes::check_here(change) {
-            ready.commit(ctx);
+            ready.commit(ctx, globals().registrations.version());
         }
         return ok();
     }

@@ -54,13 +54,15 @@ pub fn upload(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     let owner = run_as(ctx)?;
     let flags = ctx.get_flags();
     if flags.intersects(ContextFlags::LOADING | ContextFlags::REPLICATED) {
-        return install_here(ctx, &name, desc, bytes, replace, owner);
+        let version = globals().registrations.version();
+        return install_here(ctx, &name, desc, bytes, replace, owner, version);
     }
     if flags.intersects(ContextFlags::DENY_BLOCKING) {
         if !everywhere::peers().is_empty() {
             return Err(cannot_block("RG.WASMUPLOAD on a cluster"));
         }
-        return install_here(ctx, &name, desc, bytes, replace, owner);
+        let version = everywhere::next_version();
+        return install_here(ctx, &name, desc, bytes, replace, owner, version);
     }
     // Compiling and describing take up to WasmMaxCallMillis: off the main thread, with
     // the client blocked; then staged with the Redis lock, made on every master (or on
@@ -95,11 +97,12 @@ fn install_here(
     bytes: Vec<u8>,
     replace: bool,
     owner: RunAs,
+    version: u64,
 ) -> Result<Answer, String> {
     let program =
         guests::load(name, desc, bytes, replace, owner).map_err(|e| format!("ERR {e}"))?;
     let staged = guests::stage(program, replace, None).map_err(|e| format!("ERR {e}"))?;
-    Ready::guest(staged).commit(ctx);
+    Ready::guest(staged).commit(ctx, version);
     ok()
 }
 

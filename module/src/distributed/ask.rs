@@ -43,21 +43,37 @@ pub fn set_answerer(answerer: Answerer) {
 }
 
 fn answer_here(what: &str, arg: &str) -> Value {
+    if what == super::sync::STATE {
+        return super::sync::state();
+    }
     ANSWERER.get().map_or(Value::Nil, |f| f(what, arg))
 }
 
-/// Asks every master `what` about `arg`; `done` gets every answer (this shard's first).
-/// Without a cluster, `done` runs at once with this shard's answer alone.
+/// Asks every master that owns slots `what` about `arg`; `done` gets every answer (this
+/// shard's first). Without a cluster, `done` runs at once with this shard's answer alone.
 pub fn ask_all(what: &str, arg: &str, done: Done) {
+    ask(what, arg, false, done)
+}
+
+/// As `ask_all`, asking the masters that own no slot too.
+pub fn ask_every_master(what: &str, arg: &str, done: Done) {
+    ask(what, arg, true, done)
+}
+
+fn ask(what: &str, arg: &str, spare_too: bool, done: Done) {
     let mine = (globals().shard_id.clone(), answer_here(what, arg));
     let Some(c) = cluster() else {
         done(vec![mine]);
         return;
     };
-    let others: Vec<String> = globals()
-        .topology()
-        .shards
-        .iter()
+    let topology = globals().topology();
+    let masters: Vec<_> = if spare_too {
+        topology.members().collect()
+    } else {
+        topology.shards.iter().collect()
+    };
+    let others: Vec<String> = masters
+        .into_iter()
         .map(|s| s.id.clone())
         .filter(|id| *id != c.me)
         .collect();

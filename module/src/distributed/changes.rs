@@ -109,8 +109,10 @@ impl Ready {
         }
     }
 
-    /// Makes the change live here and replicates it (main thread, or the Redis lock held).
-    pub fn commit(self, ctx: &Context) {
+    /// Makes the change live here under number `version` (see `Registrations::version`)
+    /// and replicates it (main thread, or the Redis lock held).
+    pub fn commit(self, ctx: &Context, version: u64) {
+        globals().registrations.advance(version);
         match (self.staged, &self.change) {
             (Staged::Session(session), change) => {
                 for other in session.install() {

@@ -30,6 +30,8 @@ use crate::redis::lock as redis_lock;
 pub const PREPARE: &str = "prepare";
 pub const COMMIT: &str = "commit";
 pub const CANCEL: &str = "cancel";
+/// Not a step: a whole set of registrations for a master that is behind (`sync`).
+pub const SNAPSHOT: &str = "snapshot";
 
 /// How many deadlines a peer keeps a staged change the initiator never settled.
 const KEEP: u32 = 4;
@@ -57,40 +59,47 @@ pub fn peers() -> Vec<String> {
     };
     globals()
         .topology()
-        .shards
-        .iter()
+        .members()
         .map(|s| s.id.clone())
         .filter(|id| *id != c.me)
         .collect()
 }
 
+/// The number a new change made here gets.
+pub fn next_version() -> u64 {
+    globals().registrations.version() + 1
+}
+
 /// Initiator, on a thread that may wait: makes `change` (already staged here) on every
-/// other master, or on none. `Ok` once every other master committed it; then this master
-/// commits it too. An error names each shard that refused or did not answer.
-pub fn on_every_master(change: &Change) -> Result<(), String> {
+/// other master, or on none. `Ok` with the change's number once every other master
+/// committed it; then this master commits it too. An error names each shard that
+/// refused or did not answer.
+pub fn on_every_master(change: &Change) -> Result<u64, String> {
+    let version = next_version();
     let Some(c) = cluster() else {
-        return Ok(());
+        return Ok(version);
     };
     let peers = peers();
     if peers.is_empty() {
-        return Ok(());
+        return Ok(version);
     }
     let req = format!("{}-change-{}", c.me, NEXT.fetch_add(1, Ordering::Relaxed));
     let (tx, rx) = channel();
     lock(&WAITING)
         .get_or_insert_with(HashMap::new)
         .insert(req.clone(), tx);
-    let outcome = two_phases(c, &req, change, &peers, &rx);
+    let outcome = two_phases(c, &req, change, version, &peers, &rx);
     if let Some(m) = lock(&WAITING).as_mut() {
         m.remove(&req);
     }
-    outcome
+    outcome.map(|()| version)
 }
 
 fn two_phases(
     c: &Cluster,
     req: &str,
     change: &Change,
+    version: u64,
     peers: &[String],
     rx: &Receiver<Outcome>,
 ) -> Result<(), String> {
@@ -104,7 +113,7 @@ fn two_phases(
         let _ = c.send_each(peers, step(CANCEL, Vec::new()));
         return Err(format!("nothing was changed: {}", errors.join("; ")));
     }
-    let errors = round(c, peers, step(COMMIT, Vec::new()), rx);
+    let errors = round(c, peers, step(COMMIT, version.to_string().into_bytes()), rx);
     if !errors.is_empty() {
         return Err(format!(
             "the change was made on this shard's peers except: {}",
@@ -157,6 +166,7 @@ pub fn on_changed(from: &str, req: &str, error: Option<String>) {
 /// Peer: a step of change `req` from the initiator `from`.
 pub fn on_change(c: &'static Cluster, from: String, req: String, step: &str, payload: Vec<u8>) {
     let key = req.clone();
+    let from_snapshot = from.clone();
     let answer = move |error: Option<String>| {
         let _ = c.send(
             &from,
@@ -185,8 +195,12 @@ pub fn on_change(c: &'static Cluster, from: String, req: String, step: &str, pay
             let staged = lock(&STAGED).as_mut().and_then(|m| m.remove(&key));
             match staged {
                 Some((ready, _)) => globals().pool.submit(move || {
+                    let version = std::str::from_utf8(&payload)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(next_version);
                     let ctx = redis_lock::context();
-                    ready.commit(&ctx);
+                    ready.commit(&ctx, version);
                     redis_lock::release_slice();
                     answer(None);
                 }),
@@ -195,6 +209,9 @@ pub fn on_change(c: &'static Cluster, from: String, req: String, step: &str, pay
                 )),
             }
         }
+        SNAPSHOT => globals()
+            .pool
+            .submit(move || super::sync::on_snapshot(&from_snapshot, &payload)),
         // Dropping the staged change undoes the staging.
         _ => drop(lock(&STAGED).as_mut().and_then(|m| m.remove(&key))),
     }

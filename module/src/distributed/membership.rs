@@ -39,19 +39,21 @@ pub fn refresh_topology(ctx: &Context) {
     };
     let masters = t.shards.len();
     let mine = t.mine().map_or(0, |s| s.ranges.len());
+    let spare = t.spare.len();
     let peers: Vec<(String, String, u16)> = t
-        .shards
-        .iter()
+        .members()
         .map(|s| (s.id.clone(), s.ip.clone(), s.port))
         .collect();
-    let was_cluster = g.topology().is_cluster();
+    let before = g.topology();
+    let slots_moved = before.is_cluster() && before.fingerprint() != t.fingerprint();
     if !g.set_topology(t) {
         return;
     }
     ctx.log_notice(&format!(
-        "gears: cluster topology: {masters} masters own slots; this shard owns {mine} ranges"
+        "gears: cluster topology: {masters} masters own slots ({spare} own none); this shard \
+         owns {mine} ranges"
     ));
-    if was_cluster {
+    if slots_moved {
         super::topology_changed();
     }
     if let Some(c) = cluster() {

@@ -21,6 +21,7 @@
 //! - `ask.rs`: questions to every master (the execution commands cluster-wide).
 //! - `changes.rs`: a registration command's change, staged, committed, replicated.
 //! - `everywhere.rs`: a change made on every master or on none (two phases).
+//! - `sync.rs`: a master behind (joined later, old RDB) brought up to date.
 //! - `info.rs`: the INFO section `rg_cluster`.
 //! - `guests.rs`: guests received from another shard to run its plan.
 //! - `plans.rs`: plans known by content hash, so a repeated run does not resend them.
@@ -36,6 +37,7 @@ mod membership;
 mod peers;
 mod plans;
 mod start;
+mod sync;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -256,6 +258,7 @@ fn dispatch() {
             watch_idle(c);
             ask::settle();
             everywhere::expire();
+            sync::tick();
         }
     }
 }

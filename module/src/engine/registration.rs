@@ -136,6 +136,10 @@ pub struct Registrations {
     map: Mutex<BTreeMap<String, Arc<Registration>>>,
     /// Bumped on every change (0: there never was a registration).
     generation: std::sync::atomic::AtomicU64,
+    /// The number of the last registration change made here: every master makes a change
+    /// under the same number, so the master with the higher one has the newer set (one
+    /// that joined, or came back from an old RDB, has a lower one). Persisted.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl Registrations {
@@ -160,6 +164,20 @@ impl Registrations {
 
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// A change numbered `version` was made here (versions only grow).
+    pub fn advance(&self, version: u64) {
+        self.version.fetch_max(version, Ordering::AcqRel);
+    }
+
+    /// The version an RDB file held (loading replaces what is in memory).
+    pub fn set_version(&self, version: u64) {
+        self.version.store(version, Ordering::Release);
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Registration>> {

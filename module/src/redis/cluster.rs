@@ -4,6 +4,7 @@ use redis_module::{raw, Context};
 
 use super::call::call;
 use crate::cluster::topology::Topology;
+use crate::engine::value::Value;
 
 /// The length of a node id (REDISMODULE_NODE_ID_LEN).
 const NODE_ID_LEN: usize = 40;
@@ -27,5 +28,10 @@ pub fn my_id() -> Option<String> {
 
 /// The masters and their slots, as this node sees them now (main thread or lock held).
 pub fn read_topology(ctx: &Context, me: &str) -> anyhow::Result<Topology> {
-    Topology::from_cluster_slots(me, &call(ctx, &[b"CLUSTER", b"SLOTS"]))
+    let topology = Topology::from_cluster_slots(me, &call(ctx, &[b"CLUSTER", b"SLOTS"]))?;
+    Ok(match call(ctx, &[b"CLUSTER", b"NODES"]) {
+        Value::Str(nodes) => topology.with_spare(&nodes),
+        Value::Bytes(nodes) => topology.with_spare(&String::from_utf8_lossy(&nodes)),
+        _ => topology,
+    })
 }
