@@ -25,6 +25,21 @@ pub fn execute(caller: Caller, command: &[Vec<u8>]) -> Value {
     })
 }
 
+/// A key of a slot this shard owns but is migrating away (the key already left): the
+/// cluster is changing under the execution, so it stops, aborted, rather than go on
+/// without this write. An event's execution that fails so is run again (a stream's
+/// batch is read again), which is how nothing is lost while slots move.
+fn slot_moving(key: &[u8], slot: u16) -> String {
+    if let Some(flag) = crate::launch::current_abort_flag() {
+        flag.store(true, std::sync::atomic::Ordering::Release);
+    }
+    format!(
+        "ERR execute(): key '{}' is in slot {slot}, which is moving to another shard: the \
+         execution is aborted",
+        String::from_utf8_lossy(key)
+    )
+}
+
 /// What Redis says when a module calls a command with a key of another cluster node.
 const NON_LOCAL: &str = "non local key";
 
@@ -45,7 +60,10 @@ fn non_local(args: &[&[u8]]) -> Option<String> {
             _ => return None,
         };
         let slot = crate::cluster::slots::key_slot(key);
-        let owner = topology.owner(slot).filter(|s| s.id != topology.me)?;
+        let owner = topology.owner(slot)?;
+        if owner.id == topology.me {
+            return Some(slot_moving(key, slot));
+        }
         Some(format!(
             "ERR execute(): key '{}' is in slot {slot}, which shard {} ({}:{}) owns, not this \
              one; repartition() moves a record to the shard of its key",

@@ -176,6 +176,12 @@ pub fn on_change(c: &'static Cluster, from: String, req: String, step: &str, pay
             },
         );
     };
+    if super::membership::is_replica() && step != SNAPSHOT {
+        // Taken for a master for a moment (just made a replica): its master replicates
+        // the change to it.
+        answer(None);
+        return;
+    }
     match step {
         PREPARE => globals().pool.submit(move || {
             let staged = Change::decode(&payload)

@@ -29,6 +29,10 @@ pub fn refresh(ctx: &Context) {
 /// Reads the topology now. A change is logged, ends the distributed runs in flight and
 /// moves the links to the new masters. (Main thread, or the Redis lock held.)
 pub fn refresh_topology(ctx: &Context) {
+    REPLICA.store(
+        ctx.get_flags().contains(redis_module::ContextFlags::SLAVE),
+        std::sync::atomic::Ordering::Release,
+    );
     let g = globals();
     let t = match read_topology(ctx, &g.shard_id) {
         Ok(t) => t,
@@ -59,6 +63,15 @@ pub fn refresh_topology(ctx: &Context) {
     if let Some(c) = cluster() {
         c.link.sync_peers(&peers);
     }
+}
+
+/// Whether this node is a replica, as of the last topology read: a replica takes no
+/// part in changes and snapshots (its master replicates them to it), though for a second
+/// after it is made one CLUSTER NODES may still list it as a master.
+static REPLICA: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn is_replica() -> bool {
+    REPLICA.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// The credentials of the links: ClusterUser / ClusterPassword when given at load, else

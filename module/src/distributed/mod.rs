@@ -72,6 +72,8 @@ struct Entry {
     /// Initiator: the plan as offered, encoded with its bytes (for a peer that asks for
     /// them), and its hash.
     plan: Option<Arc<SentPlan>>,
+    /// Initiator, its own part done: what runs once every shard sent DONE.
+    after_done: Option<crate::launch::Then>,
 }
 
 /// A plan the initiator offered.
@@ -163,6 +165,7 @@ fn end_runs_with(peer: &str, why: &str) {
     for run in runs {
         run.give_up(why.to_string());
     }
+    c.fail_waiting(|e| e.peers.has(peer), why);
 }
 
 /// Ends this shard's part of distributed run `id` with `why`, if it has one; whether it
@@ -182,9 +185,36 @@ pub fn topology_changed() {
     for run in runs {
         run.give_up("cluster topology changed".into());
     }
+    c.fail_waiting(|_| true, "cluster topology changed");
 }
 
 impl Cluster {
+    /// Initiator: runs whose own part ended but which wait for other shards' DONE, and
+    /// match `which`, end failed with `why` (aborted, so a stream batch is read again).
+    fn fail_waiting(&self, which: impl Fn(&Entry) -> bool, why: &str) {
+        let failed: Vec<(Arc<Run>, crate::launch::Then)> = {
+            let mut runs = lock(&self.runs);
+            let ids: Vec<String> = runs
+                .iter()
+                .filter(|(_, e)| e.after_done.is_some() && which(e))
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter()
+                .filter_map(|id| runs.remove(id))
+                .filter_map(|e| Some((e.run.clone(), e.after_done?)))
+                .collect()
+        };
+        for (run, then) in failed {
+            let exec = run.execution();
+            {
+                let mut st = exec.state();
+                st.status = crate::engine::execution::Status::Aborted;
+                st.errors.push(why.to_string());
+            }
+            run_then(then, exec.clone());
+        }
+    }
+
     fn insert(&self, id: &str, run: Arc<Run>, peers: Arc<ClusterPeers>) {
         lock(&self.runs).insert(
             id.to_string(),
@@ -195,8 +225,26 @@ impl Cluster {
                 started: false,
                 seen: Instant::now(),
                 plan: None,
+                after_done: None,
             },
         );
+    }
+
+    /// Initiator: runs `then` once every other shard sent DONE for `id` (or failed).
+    fn wait_for_done(&self, id: &str, then: crate::launch::Then) {
+        let mut runs = lock(&self.runs);
+        match runs.get_mut(id) {
+            Some(e) => {
+                e.seen = Instant::now();
+                e.after_done = Some(then);
+            }
+            None => {
+                drop(runs);
+                if let Some(exec) = crate::globals::globals().registry.get(id) {
+                    run_then(then, exec);
+                }
+            }
+        }
     }
 
     fn forget(&self, id: &str) {
@@ -237,6 +285,15 @@ impl Cluster {
     pub fn send_frame(&self, to: &str, (kind, body): &(u8, Vec<u8>)) -> anyhow::Result<()> {
         self.link.send(to, *kind, body)
     }
+}
+
+/// Runs an execution's `then` (a stream batch's acknowledgement: Redis calls) on the
+/// pool, whose workers give the Redis lock back; never on the dispatcher.
+fn run_then(then: crate::launch::Then, exec: Arc<crate::engine::execution::Execution>) {
+    crate::globals::globals().pool.submit(move || {
+        then(&exec);
+        crate::redis::lock::release_slice();
+    });
 }
 
 /// The dispatcher thread: takes frames in order, and watches for idle runs.
@@ -298,8 +355,10 @@ fn handle(c: &'static Cluster, m: receiver::Message) {
         }
         Message::Abort { exec, why } => {
             if let Some(run) = c.run_of(&exec) {
-                run.give_up(why);
+                run.give_up(why.clone());
             }
+            // Initiator, its own part done and waiting for the others': failed.
+            c.fail_waiting(|e| e.run.execution().id == exec, &why);
         }
         Message::NeedPlan { exec } => start::on_need_plan(c, &from, &exec),
         Message::NeedGuest { exec, name, hash } => start::on_need_guest(c, &from, exec, name, hash),
@@ -317,12 +376,31 @@ fn handle(c: &'static Cluster, m: receiver::Message) {
             payload,
         } => everywhere::on_change(c, from, exec, &step, payload),
         Message::Changed { exec, error } => everywhere::on_changed(&from, &exec, error),
-        Message::Done { exec } => {
-            if let Some(e) = lock(&c.runs).get_mut(&exec) {
+        Message::Done { exec: id } => {
+            if let Some(e) = lock(&c.runs).get_mut(&id) {
                 e.seen = Instant::now();
             }
-            if let Some(exec) = crate::globals::globals().registry.get(&exec) {
-                exec.state().shards_completed += 1;
+            let Some(exec) = crate::globals::globals().registry.get(&id) else {
+                return;
+            };
+            let complete = {
+                let mut st = exec.state();
+                st.shards_completed += 1;
+                st.shards_completed
+            };
+            let then = {
+                let mut runs = lock(&c.runs);
+                let ready = runs
+                    .get(&id)
+                    .is_some_and(|e| e.after_done.is_some() && complete >= e.peers.shards().len());
+                if ready {
+                    runs.remove(&id).and_then(|e| e.after_done)
+                } else {
+                    None
+                }
+            };
+            if let Some(then) = then {
+                run_then(then, exec);
             }
         }
     }
@@ -350,4 +428,8 @@ fn watch_idle(c: &Cluster) {
     for (run, why) in over {
         run.give_up(why);
     }
+    c.fail_waiting(
+        |e| now.duration_since(e.seen) > idle,
+        "Execution max idle reached (waiting for other shards to finish)",
+    );
 }

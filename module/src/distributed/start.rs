@@ -11,7 +11,7 @@ use crate::config::{self, Key};
 use crate::engine::execution::{Execution, RunAs};
 use crate::engine::plan::{Host, Plan};
 use crate::engine::reader::{Reader, VecReader};
-use crate::engine::run::{Peers, Run};
+use crate::engine::run::{Alone, Peers, Run};
 use crate::engine::value::Value;
 use crate::globals::globals;
 use crate::launch::{self, Launch};
@@ -32,6 +32,25 @@ pub fn start(job: Launch) -> Result<(), Launch> {
 /// master has the registration under the same id, so only its id travels. Gives the job
 /// back when the run stays on this shard.
 pub fn start_registration(job: Launch, registration: &str) -> Result<(), Launch> {
+    let Some(c) = cluster() else { return Err(job) };
+    if !globals().topology().shards.iter().any(|s| s.id == c.me) {
+        // An event here, yet this shard owns no slot as far as it knows: it was just
+        // promoted, or slots just moved to it. Read the topology now.
+        let _ctx = lock::context();
+        super::refresh_topology(&_ctx);
+        lock::release_slice();
+    }
+    if !globals().topology().shards.iter().any(|s| s.id == c.me) {
+        // Run here alone, its records could not reach their shards: it ends aborted
+        // instead (a stream's batch is read again).
+        let run = launch::run_with(job, Arc::new(Alone));
+        run.give_up(format!(
+            "shard {} owns no slot in the cluster's topology yet: the event's execution \
+             is aborted",
+            c.me
+        ));
+        return Ok(());
+    }
     spread(job, Some(registration.to_string()))
 }
 
@@ -118,25 +137,40 @@ pub fn on_need_plan(c: &Cluster, from: &str, exec: &str) {
     }
 }
 
-/// When the initiator's run ends: it leaves the table, then `then` runs.
+/// When the initiator's run ends: it leaves the table, then `then` runs; but `then`
+/// (a stream batch's acknowledgement) waits until every shard finished its part, so a
+/// last stage still running elsewhere is not taken for done.
 fn finish_here(then: Option<launch::Then>, peers_of: Weak<ClusterPeers>) -> launch::Then {
     Box::new(move |exec: &Execution| {
-        if let Some(c) = cluster() {
-            c.forget(&exec.id);
-        }
-        let aborted = {
+        let (aborted, complete) = {
             let mut st = exec.state();
             st.shards_completed += 1;
-            st.status == crate::engine::execution::Status::Aborted
+            let all = peers_of.upgrade().map_or(0, |p| p.shards().len());
+            (
+                st.status == crate::engine::execution::Status::Aborted,
+                st.shards_completed >= all,
+            )
+        };
+        let Some(c) = cluster() else {
+            if let Some(then) = then {
+                then(exec);
+            }
+            return;
         };
         if aborted {
             // Given up here (a silent or restarted shard): the others stop too.
-            if let Some((c, peers)) = cluster().zip(peers_of.upgrade()) {
+            if let Some(peers) = peers_of.upgrade() {
                 abort_everywhere(c, &peers, &exec.id);
             }
         }
-        if let Some(then) = then {
-            then(exec);
+        match then {
+            Some(then) if !aborted && !complete => c.wait_for_done(&exec.id, then),
+            then => {
+                c.forget(&exec.id);
+                if let Some(then) = then {
+                    then(exec);
+                }
+            }
         }
     })
 }
@@ -360,12 +394,23 @@ fn prepare(c: &Cluster, offer: Offer) -> Result<()> {
     run.then(Box::new(move |exec: &Execution| {
         if let Some(c) = cluster() {
             c.forget(&exec.id);
-            let _ = c.send(
-                &initiator_id,
-                Message::Done {
+            let aborted = {
+                let st = exec.state();
+                (st.status == crate::engine::execution::Status::Aborted)
+                    .then(|| st.errors.last().cloned().unwrap_or_default())
+            };
+            // A part that ended aborted (its shard's slots moving, say) aborts the whole
+            // execution: the initiator must not take it for done.
+            let message = match aborted {
+                Some(why) => Message::Abort {
+                    exec: exec.id.clone(),
+                    why: format!("the execution was aborted on shard {}: {why}", c.me),
+                },
+                None => Message::Done {
                     exec: exec.id.clone(),
                 },
-            );
+            };
+            let _ = c.send(&initiator_id, message);
         }
     }));
     c.insert(id, run, peers);

@@ -90,8 +90,12 @@ fn digest(items: &[Change]) -> String {
         .collect()
 }
 
-/// This master's answer to [`STATE`]: `[version, digest]`.
+/// This master's answer to [`STATE`]: `[version, digest]`; a replica's is nil (it
+/// gets its set from its master).
 pub fn state() -> Value {
+    if super::membership::is_replica() {
+        return Value::Nil;
+    }
     Value::List(vec![
         Value::Int(globals().registrations.version() as i64),
         Value::Str(digest(&items())),
@@ -116,7 +120,7 @@ fn newer(version: u64, a: &str, other: u64, b: &str) -> bool {
 /// The dispatcher's tick: every [`EVERY`], compares this master's set with the others'.
 pub fn tick() {
     let Some(c) = cluster() else { return };
-    if !globals().topology().members().any(|m| m.id == c.me) {
+    if super::membership::is_replica() || !globals().topology().members().any(|m| m.id == c.me) {
         // A replica: its set is its master's.
         return;
     }
@@ -206,6 +210,9 @@ fn decode(bytes: &[u8]) -> Result<(u64, Vec<Change>)> {
 /// Peer: a snapshot from `from` (on the pool). Applied when it is newer than this
 /// master's set.
 pub fn on_snapshot(from: &str, payload: &[u8]) {
+    if super::membership::is_replica() {
+        return;
+    }
     let me = globals().shard_id.clone();
     let (version, theirs) = match decode(payload) {
         Ok(s) => s,
