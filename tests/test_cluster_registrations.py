@@ -138,6 +138,18 @@ def test_pause_and_clear_stats_everywhere(cluster3):
         client.xadd(f"s:{i}", {"f": "v"})
     wait_until(lambda: sum(dump_regs(admin(m))[rid]["data"]["numTriggered"]
                            for m in c.masters) == 60, what="the messages to be read")
+    # Each shard's statistics are its own (as 1.2); CLUSTER sums every master's.
+    per_shard = [dump_regs(admin(m))[rid]["data"] for m in c.masters]
+    assert all(d["numTriggered"] < 60 for d in per_shard)
+    summed = {}
+    for entry in a.execute_command("RG.DUMPREGISTRATIONS", "CLUSTER"):
+        d = pairs(entry)
+        summed[d["id"]] = pairs(d["RegistrationData"])
+    assert set(summed) == ids_on(c.masters[0])
+    assert summed[rid]["numTriggered"] == 60
+    assert summed[rid]["numSuccess"] == sum(d["numSuccess"] for d in per_shard)
+    with pytest.raises(Exception, match="Unknown arguments"):
+        a.execute_command("RG.DUMPREGISTRATIONS", "EVERYWHERE")
     assert a.execute_command("RG.CLEARREGISTRATIONSSTATS") == "OK"
     for m in c.masters:
         assert dump_regs(admin(m))[rid]["data"]["numTriggered"] == 0

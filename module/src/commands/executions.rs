@@ -129,6 +129,9 @@ const DROP: &str = "drop";
 
 /// This shard's answer to another shard's question about execution `id`.
 pub fn answer(what: &str, id: &str) -> Value {
+    if what == super::registrations::STATS {
+        return super::registrations::stats_here();
+    }
     let Some(exec) = globals().registry.get(id) else {
         return Value::Nil;
     };

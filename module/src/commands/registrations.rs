@@ -5,12 +5,14 @@ use redis_module::{Context, ContextFlags, RedisString};
 
 use super::{apply, arity, ok, text, Answer, Then};
 use crate::distributed::changes::{self, Change};
-use crate::engine::registration::Registration;
+use std::collections::HashMap;
+
+use crate::engine::registration::{Registration, Stats};
 use crate::engine::value::Value;
 use crate::globals::globals;
+use crate::redis::blocked::BlockedClient;
 
-fn data(r: &Registration) -> Value {
-    let st = r.stats().clone();
+fn data(r: &Registration, st: Stats) -> Value {
     let s = |x: &str| Value::str(x);
     let avg = if st.triggered > 0 {
         st.total_run_ms as f64 / st.triggered as f64
@@ -56,8 +58,103 @@ fn data(r: &Registration) -> Value {
     Value::List(fields)
 }
 
-pub fn dump_registrations(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
-    arity(args, 1, Some(1))?;
+/// The question RG.DUMPREGISTRATIONS CLUSTER asks every master.
+pub const STATS: &str = "registration-stats";
+
+/// This shard's answer to [`STATS`]: `[id, triggered, success, failures, aborted,
+/// last run ms, total run ms, last error, overflows]` per registration.
+pub fn stats_here() -> Value {
+    let int = |n: u64| Value::Int(n as i64);
+    Value::List(
+        globals()
+            .registrations
+            .list()
+            .iter()
+            .map(|r| {
+                let st = r.stats().clone();
+                Value::List(vec![
+                    Value::str(r.id.as_str()),
+                    int(st.triggered),
+                    int(st.success),
+                    int(st.failures),
+                    int(st.aborted),
+                    int(st.last_run_ms),
+                    int(st.total_run_ms),
+                    st.last_error.map_or(Value::Nil, Value::Str),
+                    int(st.overflows),
+                ])
+            })
+            .collect(),
+    )
+}
+
+/// One shard's answer to [`STATS`], by registration id.
+fn read_stats(answer: &Value) -> HashMap<String, Stats> {
+    let Value::List(entries) = answer else {
+        return HashMap::new();
+    };
+    let n = |v: &Value| match v {
+        Value::Int(i) => *i as u64,
+        _ => 0,
+    };
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Value::List(f) if f.len() == 9 => {
+                let Value::Str(id) = &f[0] else { return None };
+                let st = Stats {
+                    triggered: n(&f[1]),
+                    success: n(&f[2]),
+                    failures: n(&f[3]),
+                    aborted: n(&f[4]),
+                    last_run_ms: n(&f[5]),
+                    total_run_ms: n(&f[6]),
+                    last_error: match &f[7] {
+                        Value::Str(s) => Some(s.clone()),
+                        _ => None,
+                    },
+                    overflows: n(&f[8]),
+                };
+                Some((id.clone(), st))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// RG.DUMPREGISTRATIONS [CLUSTER]: this shard's registrations with this shard's
+/// statistics (as 1.2); with CLUSTER, the statistics are every master's summed.
+pub fn dump_registrations(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 1, Some(2))?;
+    let Some(option) = args.get(1) else {
+        return Ok(Answer::Reply(dump(|r| r.stats().clone())));
+    };
+    let option = text(option)?;
+    if !option.eq_ignore_ascii_case("CLUSTER") {
+        return Err(format!("ERR Unknown arguments were given: {option}"));
+    }
+    let client = BlockedClient::block(ctx, "RG.DUMPREGISTRATIONS")?;
+    crate::distributed::ask::ask_all(
+        STATS,
+        "",
+        Box::new(move |answers| {
+            let shards: Vec<HashMap<String, Stats>> =
+                answers.iter().map(|(_, a)| read_stats(a)).collect();
+            client.reply(&dump(|r| {
+                let mut sum = Stats::default();
+                for shard in &shards {
+                    if let Some(st) = shard.get(&r.id) {
+                        sum.add(st);
+                    }
+                }
+                sum
+            }));
+        }),
+    );
+    Ok(Answer::Blocked)
+}
+
+fn dump(stats: impl Fn(&Registration) -> Stats) -> Value {
     let list = globals()
         .registrations
         .list()
@@ -71,7 +168,7 @@ pub fn dump_registrations(_ctx: &Context, args: &[RedisString]) -> Result<Answer
                 Value::str("desc"),
                 r.plan.desc.clone().map_or(Value::Nil, Value::Str),
                 Value::str("RegistrationData"),
-                data(r),
+                data(r, stats(r)),
                 Value::str("PD"),
                 Value::Str(r.plan.text()),
                 Value::str("ExecutionThreadPool"),
@@ -79,7 +176,7 @@ pub fn dump_registrations(_ctx: &Context, args: &[RedisString]) -> Result<Answer
             ])
         })
         .collect();
-    Ok(Answer::Reply(Value::List(list)))
+    Value::List(list)
 }
 
 /// Whether this command came from the primary's stream or the AOF: then it acts here

@@ -23,6 +23,24 @@ pub struct Stats {
     pub overflows: u64,
 }
 
+impl Stats {
+    /// Another shard's statistics of the same registration added in (RG.DUMPREGISTRATIONS
+    /// CLUSTER): counts and durations sum, the last run is the longest of the last runs,
+    /// the last error is the first shard's that has one.
+    pub fn add(&mut self, other: &Stats) {
+        self.triggered += other.triggered;
+        self.success += other.success;
+        self.failures += other.failures;
+        self.aborted += other.aborted;
+        self.last_run_ms = self.last_run_ms.max(other.last_run_ms);
+        self.total_run_ms += other.total_run_ms;
+        if self.last_error.is_none() {
+            self.last_error.clone_from(&other.last_error);
+        }
+        self.overflows += other.overflows;
+    }
+}
+
 /// What a registration reacts to, with its reader arguments.
 pub trait Trigger: Send + Sync {
     /// The reader's name ("KeysReader").
