@@ -112,3 +112,17 @@ def test_recipe1_for_a_cluster_keeps_every_key_in_its_shards_set(cluster3r):
     for m in c.masters:
         for k in list(m.client().smembers("all_keys{%s}" % tags[m.port]))[:50]:
             assert c.node_of(k) is m
+
+
+def test_trigger_runs_where_sent_and_triggeronkey_where_its_key_lives(cluster3):
+    c = cluster3
+    code = "GB('CommandReader').map(lambda x: hashtag()).register(trigger='where')"
+    assert pyexecute(c.masters[0].client(), code) == "OK"
+    tags = shard_tags(c)
+    for m in c.masters:
+        assert m.client().execute_command("RG.TRIGGER", "where") == [tags[m.port]]
+    client = c.client()
+    for key in ("alpha", "beta", "gamma", "delta", "epsilon"):
+        owner = c.node_of(key)
+        # The cluster client sends it to the key's master: its first key is the key.
+        assert client.execute_command("RG.TRIGGERONKEY", "where", key) == [tags[owner.port]]

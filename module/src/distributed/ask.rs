@@ -42,9 +42,24 @@ pub fn set_answerer(answerer: Answerer) {
     let _ = ANSWERER.set(answerer);
 }
 
+/// How this layer answers one of its own questions.
+type Own = fn() -> Value;
+
+/// Questions this layer answers itself (`what`, how), set at load.
+static OWN: Mutex<Vec<(&'static str, Own)>> = Mutex::new(Vec::new());
+
+/// Answers question `what` with `how` here (a question of the cluster layer itself).
+pub fn answer_with(what: &'static str, how: Own) {
+    lock(&OWN).push((what, how));
+}
+
 fn answer_here(what: &str, arg: &str) -> Value {
-    if what == super::sync::STATE {
-        return super::sync::state();
+    let own = lock(&OWN)
+        .iter()
+        .find(|(w, _)| *w == what)
+        .map(|(_, how)| *how);
+    if let Some(how) = own {
+        return how();
     }
     ANSWERER.get().map_or(Value::Nil, |f| f(what, arg))
 }

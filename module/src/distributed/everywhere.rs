@@ -19,6 +19,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use redis_module::logging::{log, RedisLogLevel};
+
 use super::changes::{self, Change, Ready};
 use super::{cluster, lock, Cluster};
 use crate::cluster::messages::Message;
@@ -30,8 +32,6 @@ use crate::redis::lock as redis_lock;
 pub const PREPARE: &str = "prepare";
 pub const COMMIT: &str = "commit";
 pub const CANCEL: &str = "cancel";
-/// Not a step: a whole set of registrations for a master that is behind (`sync`).
-pub const SNAPSHOT: &str = "snapshot";
 
 /// How many deadlines a peer keeps a staged change the initiator never settled.
 const KEEP: u32 = 4;
@@ -166,17 +166,26 @@ pub fn on_changed(from: &str, req: &str, error: Option<String>) {
 /// Peer: a step of change `req` from the initiator `from`.
 pub fn on_change(c: &'static Cluster, from: String, req: String, step: &str, payload: Vec<u8>) {
     let key = req.clone();
-    let from_snapshot = from.clone();
     let answer = move |error: Option<String>| {
-        let _ = c.send(
-            &from,
-            Message::Changed {
-                exec: req.clone(),
-                error,
-            },
-        );
+        let changed = Message::Changed {
+            exec: req.clone(),
+            error,
+        };
+        if !globals().topology().members().any(|s| s.id == from) {
+            // A master this one has not seen yet (the cluster just formed, or it just
+            // joined): read the topology now, so there is a link to answer it on.
+            let ctx = redis_lock::context();
+            super::refresh_topology(&ctx);
+            redis_lock::release_slice();
+        }
+        if let Err(e) = c.send(&from, changed) {
+            log(
+                RedisLogLevel::Warning,
+                format!("gears: answering shard {from}'s change: {e:#}"),
+            );
+        }
     };
-    if super::membership::is_replica() && step != SNAPSHOT {
+    if super::membership::is_replica() {
         // Taken for a master for a moment (just made a replica): its master replicates
         // the change to it.
         answer(None);
@@ -215,9 +224,6 @@ pub fn on_change(c: &'static Cluster, from: String, req: String, step: &str, pay
                 )),
             }
         }
-        SNAPSHOT => globals()
-            .pool
-            .submit(move || super::sync::on_snapshot(&from_snapshot, &payload)),
         // Dropping the staged change undoes the staging.
         _ => drop(lock(&STAGED).as_mut().and_then(|m| m.remove(&key))),
     }

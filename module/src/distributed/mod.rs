@@ -125,6 +125,7 @@ pub fn init(me: &str, incarnation: &str, secret: Option<Vec<u8>>) -> std::io::Re
         waiting: Mutex::new(HashMap::new()),
     });
     crate::launch::set_spread(start::start_registration);
+    ask::answer_with(sync::STATE, sync::state);
     thread::Builder::new()
         .name("gears-dispatch".into())
         .spawn(dispatch)
@@ -370,6 +371,11 @@ fn handle(c: &'static Cluster, m: receiver::Message) {
         } => start::on_guest(c, from, exec, name, hash, bytes),
         Message::Ask { exec, what, arg } => ask::on_ask(c, &from, exec, &what, &arg),
         Message::Answer { exec, reply } => ask::on_answer(&from, &exec, reply),
+        Message::Change { step, payload, .. } if step == sync::SNAPSHOT => {
+            crate::globals::globals()
+                .pool
+                .submit(move || sync::on_snapshot(&from, &payload))
+        }
         Message::Change {
             exec,
             step,

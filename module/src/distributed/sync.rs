@@ -31,6 +31,9 @@ use crate::wasm::guests;
 /// The question every master answers with its (version, digest).
 pub const STATE: &str = "registrations-state";
 
+/// The CHANGE step that carries a whole set of registrations to a master behind.
+pub const SNAPSHOT: &str = "snapshot";
+
 /// How often masters compare their sets.
 const EVERY: Duration = Duration::from_secs(2);
 
@@ -172,7 +175,7 @@ fn compare(c: &'static Cluster, answers: Vec<(String, Value)>) {
                 &peer,
                 Message::Change {
                     exec: format!("{}-sync-{version}", c.me),
-                    step: super::everywhere::SNAPSHOT.into(),
+                    step: SNAPSHOT.into(),
                     payload: snapshot.clone(),
                 },
             );
@@ -213,6 +216,10 @@ pub fn on_snapshot(from: &str, payload: &[u8]) {
     if super::membership::is_replica() {
         return;
     }
+    // One snapshot at a time: two masters may send one at once, and both would stage
+    // the same sessions.
+    static APPLYING: Mutex<()> = Mutex::new(());
+    let _one = lock(&APPLYING);
     let me = globals().shard_id.clone();
     let (version, theirs) = match decode(payload) {
         Ok(s) => s,
