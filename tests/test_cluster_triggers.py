@@ -1,17 +1,19 @@
 """Events on a Redis Cluster run as RedisGears 1.2 runs them: recipe 3 consumes a stream on
 the shard that owns it and repartitions each field to the shard owning the field's key
 (in Python and as a guest); recipe 1, written for a cluster, keeps one set per shard."""
+from redis.crc import key_slot
+
 from conftest import pyexecute, recipe, shard_tags, upload, wait_until
 
 MESSAGES = 10_000
 
 # Recipe 3 with INCR instead of SET: each field's counter says how often its message was
-# applied. '{field}:n' hashes like the field itself, so it lives on the field's shard.
+# applied. A field is named with a hashtag, so 'field:n' lives on the field's shard.
 COUNTING = """
 builder = GearsBuilder('StreamReader')
 builder.flatmap(lambda x: [(a[0], a[1]) for a in x['value'].items()])
 builder.repartition(lambda x: x[0])
-builder.foreach(lambda x: execute('incr', '{%s}:n' % x[0]))
+builder.foreach(lambda x: execute('incr', x[0] + ':n'))
 builder.register('inputStream')
 """
 
@@ -24,9 +26,23 @@ builder.register()
 """
 
 
+def slot_tags():
+    """A hashtag for each of the 16384 slots, by slot."""
+    tags, n = {}, 0
+    while len(tags) < SLOTS:
+        tags.setdefault(key_slot(f"t{n}".encode()), f"t{n}")
+        n += 1
+    return [tags[slot] for slot in range(SLOTS)]
+
+
+SLOTS = 16384
+TAGS = slot_tags()
+
+
 def message(i):
-    # Two fields a message, hashing all over the slots.
-    return {f"a{i}": f"va{i}", f"b{i}": f"vb{i}"}
+    # Two fields a message; the 20,000 fields of the 10,000 messages hash to every slot.
+    return {f"{{{TAGS[2 * i % SLOTS]}}}a{i}": f"va{i}",
+            f"{{{TAGS[(2 * i + 1) % SLOTS]}}}b{i}": f"vb{i}"}
 
 
 def xadd_all(c, count=MESSAGES, start=0):
@@ -60,7 +76,7 @@ def check_applied(c, count=MESSAGES, counted=True):
     assert not missing, f"{len(missing)} fields not set, e.g. {missing[:5]}"
     # Every field's key is on the master owning its slot (the cluster client asked it).
     if counted:
-        counts = values(c, ["{%s}:n" % f for f in fields])
+        counts = values(c, [f + ":n" for f in fields])
         wrong = {k: v for k, v in counts.items() if v != "1"}
         assert not wrong, f"{len(wrong)} messages not applied exactly once: {list(wrong.items())[:5]}"
 
@@ -75,7 +91,8 @@ def test_recipe3_python_repartitions_every_field_to_its_shard(cluster3r):
     wait_until(lambda: dbsize(c) == 1 + 4 * MESSAGES, timeout=120, interval=0.5,
                what="every message's fields to be set")
     check_applied(c)
-    # Each master holds exactly the fields its slots own.
+    # Every slot got a field; each master holds the fields of its slots.
+    assert {key_slot(f.encode()) for i in range(MESSAGES) for f in message(i)} == set(range(SLOTS))
     for m in c.masters:
         assert m.client().dbsize() > MESSAGES // 2
 
