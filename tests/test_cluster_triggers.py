@@ -3,7 +3,7 @@ the shard that owns it and repartitions each field to the shard owning the field
 (in Python and as a guest); recipe 1, written for a cluster, keeps one set per shard."""
 from redis.crc import key_slot
 
-from conftest import pyexecute, recipe, shard_tags, upload, wait_until
+from conftest import pairs, pyexecute, recipe, shard_tags, upload, wait_until
 
 MESSAGES = 10_000
 
@@ -104,6 +104,15 @@ def test_recipe3_guest_repartitions_every_field_to_its_shard(cluster3r):
     wait_until(lambda: dbsize(c) == 1 + 2 * MESSAGES, timeout=120, interval=0.5,
                what="every message's fields to be set")
     check_applied(c, counted=False)
+    # Each message applied once: every batch ran once, none failed or was retried, and
+    # the consumer group has nothing pending.
+    owner = c.node_of("inputStream").client()
+    (entry,) = owner.execute_command("RG.DUMPREGISTRATIONS", "CLUSTER")
+    stats = pairs(pairs(entry)["RegistrationData"])
+    assert stats["numFailures"] == stats["numAborted"] == 0, stats
+    assert stats["numSuccess"] == stats["numTriggered"] > 0, stats
+    wait_until(lambda: owner.xinfo_groups("inputStream")[0]["pending"] == 0,
+               what="every batch to be acknowledged")
 
 
 def test_recipe1_for_a_cluster_keeps_every_key_in_its_shards_set(cluster3r):
