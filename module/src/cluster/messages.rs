@@ -242,10 +242,7 @@ impl Message {
                     Value::List(e) => e.into_iter().map(text).collect::<Result<_>>()?,
                     _ => bail!("errors that are not a list"),
                 };
-                let gave_up = match next()? {
-                    Value::Nil => None,
-                    v => Some(text(v)?),
-                };
+                let gave_up = opt_text(next()?)?;
                 Message::Batch {
                     exec,
                     batch: Inbound {
@@ -297,20 +294,26 @@ impl Message {
             },
             CHANGED => Message::Changed {
                 exec,
-                error: match next()? {
-                    Value::Nil => None,
-                    v => Some(text(v)?),
-                },
+                error: opt_text(next()?)?,
             },
             other => bail!("an unknown message kind {other}"),
         })
     }
 }
 
-fn text(v: Value) -> Result<String> {
+/// A field that is a string (of a message, or of a value a message carries).
+pub fn text(v: Value) -> Result<String> {
     match v {
         Value::Str(s) => Ok(s),
         _ => bail!("a message field that is not a string"),
+    }
+}
+
+/// A field that is a string or nil.
+pub fn opt_text(v: Value) -> Result<Option<String>> {
+    match v {
+        Value::Nil => Ok(None),
+        v => text(v).map(Some),
     }
 }
 

@@ -81,17 +81,7 @@ fn ask(what: &str, arg: &str, spare_too: bool, done: Done) {
         done(vec![mine]);
         return;
     };
-    let topology = globals().topology();
-    let masters: Vec<_> = if spare_too {
-        topology.members().collect()
-    } else {
-        topology.shards.iter().collect()
-    };
-    let others: Vec<String> = masters
-        .into_iter()
-        .map(|s| s.id.clone())
-        .filter(|id| *id != c.me)
-        .collect();
+    let others = c.other_masters(spare_too);
     if others.is_empty() {
         done(vec![mine]);
         return;

@@ -12,6 +12,7 @@
 use anyhow::{anyhow, bail, Result};
 use redis_module::Context;
 
+use crate::cluster::messages::{opt_text, text};
 use crate::engine::codec;
 use crate::engine::execution::{Abort, RunAs};
 use crate::engine::registration::Stats;
@@ -113,22 +114,18 @@ impl Ready {
     /// and replicates it (main thread, or the Redis lock held).
     pub fn commit(self, ctx: &Context, version: u64) {
         globals().registrations.advance(version);
-        match (self.staged, &self.change) {
-            (Staged::Session(session), change) => {
+        match self.staged {
+            Staged::Session(session) => {
                 for other in session.install() {
                     ctx.replicate("RG.UNREGISTER", &[other.as_bytes()]);
                 }
-                replicate(ctx, change);
             }
-            (Staged::Guest(guest), change) => {
+            Staged::Guest(guest) => {
                 guest.install();
-                replicate(ctx, change);
             }
-            (Staged::Checked, change) => {
-                apply_checked(change);
-                replicate(ctx, change);
-            }
+            Staged::Checked => apply_checked(&self.change),
         }
+        replicate(ctx, &self.change);
     }
 }
 
@@ -460,20 +457,6 @@ impl Change {
             "clear-stats" => Change::ClearStats,
             other => bail!("an unknown change '{other}'"),
         })
-    }
-}
-
-fn text(v: Value) -> Result<String> {
-    match v {
-        Value::Str(s) => Ok(s),
-        _ => bail!("a change field that is not a string"),
-    }
-}
-
-fn opt_text(v: Value) -> Result<Option<String>> {
-    match v {
-        Value::Nil => Ok(None),
-        v => text(v).map(Some),
     }
 }
 

@@ -54,15 +54,7 @@ fn deadline() -> Duration {
 
 /// The other masters a change must reach (none without a cluster).
 pub fn peers() -> Vec<String> {
-    let Some(c) = cluster() else {
-        return Vec::new();
-    };
-    globals()
-        .topology()
-        .members()
-        .map(|s| s.id.clone())
-        .filter(|id| *id != c.me)
-        .collect()
+    cluster().map_or_else(Vec::new, |c| c.other_masters(true))
 }
 
 /// The number a new change made here gets.

@@ -190,6 +190,22 @@ pub fn topology_changed() {
 }
 
 impl Cluster {
+    /// The other masters by node id: those that own slots, and with `spare_too` those
+    /// that own none.
+    pub fn other_masters(&self, spare_too: bool) -> Vec<String> {
+        let topology = crate::globals::globals().topology();
+        let masters: Vec<_> = if spare_too {
+            topology.members().collect()
+        } else {
+            topology.shards.iter().collect()
+        };
+        masters
+            .into_iter()
+            .map(|s| s.id.clone())
+            .filter(|id| *id != self.me)
+            .collect()
+    }
+
     /// Initiator: runs whose own part ended but which wait for other shards' DONE, and
     /// match `which`, end failed with `why` (aborted, so a stream batch is read again).
     fn fail_waiting(&self, which: impl Fn(&Entry) -> bool, why: &str) {
