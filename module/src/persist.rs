@@ -90,7 +90,7 @@ pub fn sessions_to_save() -> Vec<SavedSession> {
 
 /// A guest to persist: (name, description, component bytes, registration ids by index,
 /// "" where one was unregistered, owner).
-pub type SavedGuest = (
+type SavedGuest = (
     String,
     Option<String>,
     std::sync::Arc<Vec<u8>>,
@@ -98,7 +98,7 @@ pub type SavedGuest = (
     RunAs,
 );
 
-pub fn guests_to_save() -> Vec<SavedGuest> {
+fn guests_to_save() -> Vec<SavedGuest> {
     guests::list()
         .into_iter()
         .map(|p| {

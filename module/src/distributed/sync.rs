@@ -41,8 +41,9 @@ static LAST: Mutex<Option<Instant>> = Mutex::new(None);
 static ASKING: AtomicBool = AtomicBool::new(false);
 
 /// This master's registrations as changes that re-create them (sessions by id, guests
-/// by name).
-fn items() -> Vec<Change> {
+/// by name). `light`: a guest's bytes are given as their content hash (what the digest
+/// needs, without copying or hashing the bytes every few seconds).
+fn items(light: bool) -> Vec<Change> {
     let mut out: Vec<Change> = persist::sessions_to_save()
         .into_iter()
         .map(|(sid, desc, code, ids, owner)| Change::Session {
@@ -55,19 +56,38 @@ fn items() -> Vec<Change> {
             replace_with: None,
         })
         .collect();
-    out.extend(
-        persist::guests_to_save()
-            .into_iter()
-            .map(|(name, desc, bytes, ids, owner)| Change::Guest {
-                name,
-                desc,
-                bytes: bytes.as_ref().clone(),
-                ids,
-                user: owner.user.to_string(),
-                db: owner.db,
-            }),
-    );
+    out.extend(guests::list().into_iter().map(|p| Change::Guest {
+        name: p.name.clone(),
+        desc: p.desc.clone(),
+        bytes: if light {
+            p.hash.as_bytes().to_vec()
+        } else {
+            p.bytes.as_ref().clone()
+        },
+        ids: guests::ids_of(&p),
+        user: p.owner.user.to_string(),
+        db: p.owner.db,
+    }));
     out
+}
+
+/// An item as `items(true)` gives it: a guest's bytes replaced by their content hash
+/// (sha256 in hex, as a guest's `hash`).
+fn light(item: &Change) -> Change {
+    match item {
+        Change::Guest { bytes, .. } => {
+            let hash: String = Sha256::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let mut light = item.clone();
+            if let Change::Guest { bytes, .. } = &mut light {
+                *bytes = hash.into_bytes();
+            }
+            light
+        }
+        other => other.clone(),
+    }
 }
 
 /// What identifies an item: a session's id or a guest's name.
@@ -101,7 +121,7 @@ pub fn state() -> Value {
     }
     Value::List(vec![
         Value::Int(globals().registrations.version() as i64),
-        Value::Str(digest(&items())),
+        Value::Str(digest(&items(true))),
     ])
 }
 
@@ -164,7 +184,7 @@ fn compare(c: &'static Cluster, answers: Vec<(String, Value)>) {
     }
     // Encoding reads every guest's bytes: on the pool, not on the dispatcher.
     globals().pool.submit(move || {
-        let items = items();
+        let items = items(false);
         let snapshot = encode(version, &items);
         for peer in behind {
             log(
@@ -231,8 +251,9 @@ pub fn on_snapshot(from: &str, payload: &[u8]) {
             return;
         }
     };
-    let ours = items();
-    if digest(&ours) == digest(&theirs)
+    let ours = items(false);
+    let theirs_light: Vec<Change> = theirs.iter().map(light).collect();
+    if digest(&items(true)) == digest(&theirs_light)
         || !newer(version, from, globals().registrations.version(), &me)
     {
         globals().registrations.advance(version);
@@ -319,6 +340,15 @@ mod tests {
             digest(&[g.clone(), s.clone()])
         );
         assert_ne!(digest(&[s.clone()]), digest(&[s.clone(), g.clone()]));
+        // A guest is digested by its content hash, as RG.WASMLIST shows it.
+        let Change::Guest { bytes, .. } = light(&g) else {
+            panic!("not a guest");
+        };
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "a12871fee210fb8619291eaea194581cbd2531e4b23759d225f6806923f63222"
+        );
+        assert_eq!(light(&s), s);
         // Only sessions and guests make a snapshot.
         assert!(decode(&encode(1, &[a])).is_err());
         assert!(decode(b"\x01").is_err());
