@@ -491,13 +491,22 @@ def test_dumpexecutions_extra_argument_refused(c):
         c.execute_command("RG.DUMPEXECUTIONS", "extra")
 
 
-def test_dumpexecutions_blocking_run_is_listed(c):
+def test_answered_runs_are_dropped_unblocking_ones_kept(c):
+    """As in RedisGears 1.2: a run whose client waited for its results (RG.PYEXECUTE
+    without UNBLOCKING, sync or async, and RG.TRIGGER) is dropped once answered; a run
+    started with UNBLOCKING stays until dropped."""
     before = set(dump_executions(c))
     pyexecute(c, THREE)
-    after = dump_executions(c)
-    new = set(after) - before
-    assert len(new) == 1, new
-    assert after[new.pop()]["status"] == "done"
+    assert pyexecute(c, "GB('ShardsIDReader').run()")[1] == []
+    assert pyexecute(c, "GB('ShardsIDReader').map(lambda x: 1).run(mode='sync')")[0] == ["1"]
+    pyexecute(c, "GB('CommandReader').map(lambda x: len(x)).register(trigger='t_dropped')")
+    assert c.execute_command("RG.TRIGGER", "t_dropped", "a") == ["2"]
+    assert set(dump_executions(c)) == before
+    eid = pyexecute(c, THREE, "UNBLOCKING")
+    c.execute_command("RG.GETRESULTSBLOCKING", eid)
+    assert dump_executions(c)[eid]["status"] == "done"
+    for rid in [r[1] for r in c.execute_command("RG.DUMPREGISTRATIONS")]:
+        c.execute_command("RG.UNREGISTER", rid)
 
 
 def test_max_executions_drops_oldest(fresh_server):
@@ -518,10 +527,9 @@ def test_max_executions_drops_oldest(fresh_server):
     assert c.execute_command("RG.CONFIGSET", "MaxExecutions", 2) == ["OK"]
     newest = finished_id(c)
     assert set(dump_executions(c)) == {ids[-1], newest}
-    # blocking runs count too
+    # a run whose client waits is dropped once answered: it pushes out none of those kept
     pyexecute(c, THREE)
-    d = dump_executions(c)
-    assert len(d) == 2 and newest in d
+    assert set(dump_executions(c)) == {ids[-1], newest}
 
 
 # ---------------------------------------------------------------- RG.CONFIGGET / RG.CONFIGSET

@@ -42,16 +42,19 @@ def ping_ms(server):
     return (time.monotonic() - t) * 1000
 
 
-def execution_plan(c):
-    """RG.GETEXECUTION's plan of the newest execution no registration started."""
-    ids = [
-        pairs(e)["executionId"]
-        for e in c.execute_command("RG.DUMPEXECUTIONS")
-        if pairs(e)["registered"] == 0
-    ]
-    newest = max(ids, key=lambda i: int(i.split("-")[-1]))
-    shard = c.execute_command("RG.GETEXECUTION", newest)[0]
+def execution_plan(c, eid):
+    """RG.GETEXECUTION's plan of execution `eid`."""
+    shard = c.execute_command("RG.GETEXECUTION", eid)[0]
     return pairs(pairs(shard)["execution_plan"])
+
+
+def failed_run(c, *command):
+    """Runs `command` with UNBLOCKING (so that its execution is kept), expects the
+    injected fault's error from its results; returns its id."""
+    eid = c.execute_command(*command)
+    with pytest.raises(redis.ResponseError, match="internal error"):
+        c.execute_command("RG.GETRESULTSBLOCKING", eid)
+    return eid
 
 
 @pytest.mark.parametrize("point", POINTS)
@@ -61,10 +64,9 @@ def test_python_run_fails_alone(faulty, point, mode):
     c = s.client()
     c.mset({f"k{i}": f"v{i}" for i in range(50)})
     code = PY_RUN if mode == "async" else PY_RUN.replace(".run()", ".run(mode='sync')")
-    with pytest.raises(redis.ResponseError, match="internal error"):
-        c.execute_command("RG.PYEXECUTE", code)
+    eid = failed_run(c, "RG.PYEXECUTE", code, "UNBLOCKING")
     assert ping_ms(s) < 100
-    plan = execution_plan(c)
+    plan = execution_plan(c, eid)
     assert plan["status"] == "done"
     assert any("internal error" in e and "injected fault" in e for e in plan["errors"]), plan
     # The next execution runs normally (the switch fires once).
@@ -80,10 +82,9 @@ def test_guest_run_fails_alone(faulty, point):
     c = s.client()
     c.set("k", "v")
     upload(c, "kitchen")
-    with pytest.raises(redis.ResponseError, match="internal error"):
-        c.execute_command("RG.WASMRUN", "kitchen", "exec", "GET", "k")
+    eid = failed_run(c, "RG.WASMRUN", "kitchen", "exec", "UNBLOCKING", "GET", "k")
     assert ping_ms(s) < 100
-    plan = execution_plan(c)
+    plan = execution_plan(c, eid)
     assert plan["status"] == "done"
     assert any("internal error" in e for e in plan["errors"]), plan
     results, errors = c.execute_command("RG.WASMRUN", "kitchen", "exec", "GET", "k")

@@ -198,14 +198,34 @@ pub fn drop_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, St
     }
 }
 
-pub fn abort_execution(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+/// RG.ABORTEXECUTION answers once the execution has stopped (as 1.2 does), so that a
+/// client may drop it right after.
+pub fn abort_execution(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 2, Some(2))?;
     let exec = find(args)?;
     if abort_here(&exec) {
         // Every other shard's part stops too.
         distributed::ask::ask_all(ABORT, &exec.id, Box::new(|_| {}));
     }
-    ok()
+    if exec.status().is_finished() {
+        return ok();
+    }
+    // A client that cannot wait (MULTI, a script) learns the abort was asked for.
+    let Ok(client) = BlockedClient::block(ctx, "RG.ABORTEXECUTION") else {
+        return ok();
+    };
+    exec.on_finish(Box::new(move |_| client.reply(&Value::Status("OK".into()))));
+    Ok(Answer::Blocked)
+}
+
+/// Forgets a run once its waiting client has the results, as RedisGears 1.2 does: only
+/// UNBLOCKING runs and registrations' event runs stay in RG.DUMPEXECUTIONS. A run spread
+/// over the cluster is forgotten on every shard. May run with the execution's state locked.
+pub fn forget_answered(exec: &Execution, spread: bool) {
+    globals().registry.forget(exec);
+    if spread && distributed::cluster().is_some() {
+        distributed::ask::ask_all(DROP, &exec.id, Box::new(|_| {}));
+    }
 }
 
 pub fn dump_executions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {

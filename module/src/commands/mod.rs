@@ -12,12 +12,13 @@ pub mod trigger;
 pub mod wasm;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use redis_module::{Context, ContextFlags, RedisResult, RedisString, RedisValue};
 
 use crate::distributed::changes::Ready;
 use crate::distributed::everywhere;
-use crate::engine::execution::RunAs;
+use crate::engine::execution::{Execution, RunAs};
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
 use crate::globals::globals;
@@ -61,13 +62,19 @@ pub fn start(
     command: &str,
 ) -> Result<Answer, String> {
     let exec = job.exec.clone();
+    if !unblocking {
+        exec.mark_transient();
+    }
     if job.plan.mode == Mode::Sync {
         run_here(job);
         if unblocking {
             return Ok(Answer::Reply(Value::str(exec.id.as_str())));
         }
-        return Ok(Answer::Reply(results_reply(&exec.state())));
+        let results = results_reply(&exec.state());
+        executions::forget_answered(&exec, false);
+        return Ok(Answer::Reply(results));
     }
+    let spread = spreads(&job);
     let answer = if unblocking {
         Answer::Reply(Value::str(exec.id.as_str()))
     } else {
@@ -78,15 +85,29 @@ pub fn start(
                 return Err(e);
             }
         };
-        exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
+        answer_when_done(&exec, client, spread);
         Answer::Blocked
     };
-    if job.plan.mode == Mode::Async && !job.inline {
+    if spread {
         // The run routes keys by the topology: read it now, not a second late.
         topology_now(ctx);
     }
     launch_async(job);
     Ok(answer)
+}
+
+/// Whether a job's run may reach other shards.
+fn spreads(job: &Launch) -> bool {
+    job.plan.mode == Mode::Async && !job.inline
+}
+
+/// Answers `client` with the run's results once it has finished, then forgets the run.
+fn answer_when_done(exec: &Arc<Execution>, client: BlockedClient, spread: bool) {
+    let done = exec.clone();
+    exec.on_finish(Box::new(move |st| {
+        client.reply(&results_reply(st));
+        executions::forget_answered(&done, spread);
+    }));
 }
 
 /// Reads the cluster's topology now (the timer reads it every second), on a cluster node.
@@ -174,7 +195,8 @@ pub fn apply_everywhere(ready: Ready, then: Then, client: BlockedClient) {
             if unblocking {
                 client.reply(&Value::str(exec.id.as_str()));
             } else {
-                exec.on_finish(Box::new(move |st| client.reply(&results_reply(st))));
+                exec.mark_transient();
+                answer_when_done(&exec, client, spreads(&job));
             }
             launch_async(job);
         }

@@ -191,8 +191,17 @@ fn ok_everywhere(ctx: &Context, change: Change, command: &str) -> Result<Answer,
     apply(ctx, ready, Then::Reply(Value::Status("OK".into())), command)
 }
 
+/// RG.UNREGISTER id [abortpending]: the registration's queued and running executions
+/// are aborted either way (1.2 aborts the queued ones only when asked; a queued run of a
+/// registration that is gone has nothing left to run for).
 pub fn unregister(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
-    arity(args, 2, Some(2))?;
+    arity(args, 2, Some(3))?;
+    if let Some(option) = args.get(2) {
+        let option = text(option)?;
+        if !option.eq_ignore_ascii_case("abortpending") {
+            return Err(format!("ERR Unknown arguments were given: {option}"));
+        }
+    }
     let id = text(&args[1])?;
     if replayed(ctx) {
         // A replica that never had it (or already lost it) has nothing to do.

@@ -2,6 +2,7 @@
 
 use redis_module::{Context, RedisString};
 
+use super::executions::forget_answered;
 use super::{arity, text, Answer};
 use crate::engine::execution::ExecState;
 use crate::engine::plan::Mode;
@@ -38,11 +39,19 @@ fn run_trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     let invoker = door::command_user(ctx);
     let _origin = event_from(selected_db(ctx), invoker.as_deref());
     let exec = fire(&reg, Box::new(VecReader::new(vec![record])));
+    // Once its client has the reply, the run is forgotten (as 1.2 does); the
+    // registration's statistics keep it counted.
     if exec.status().is_finished() {
-        return Ok(Answer::Reply(trigger_reply(&exec.state())));
+        let reply = trigger_reply(&exec.state());
+        forget_answered(&exec, false);
+        return Ok(Answer::Reply(reply));
     }
     let client = BlockedClient::block(ctx, "RG.TRIGGER")?;
-    exec.on_finish(Box::new(move |st| client.reply(&trigger_reply(st))));
+    let done = exec.clone();
+    exec.on_finish(Box::new(move |st| {
+        client.reply(&trigger_reply(st));
+        forget_answered(&done, true);
+    }));
     Ok(Answer::Blocked)
 }
 

@@ -113,6 +113,9 @@ pub struct Execution {
     interrupt: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
     /// Host resources that live as long as the execution runs (e.g. a Python session).
     keep_alive: Mutex<Vec<Box<dyn Any + Send>>>,
+    /// Forgotten once its waiting client is answered: it never counts against the
+    /// registry's bounds, so it never pushes out an execution that is kept.
+    transient: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -149,7 +152,18 @@ impl Execution {
             abort_requested: Arc::new(AtomicBool::new(false)),
             interrupt: Mutex::new(None),
             keep_alive: Mutex::new(Vec::new()),
+            transient: AtomicBool::new(false),
         }
+    }
+
+    /// Marks an execution whose client waits for its results: it is forgotten once they
+    /// are sent.
+    pub fn mark_transient(&self) {
+        self.transient.store(true, Ordering::Release);
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.transient.load(Ordering::Acquire)
     }
 
     pub fn state(&self) -> MutexGuard<'_, ExecState> {

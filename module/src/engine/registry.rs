@@ -153,12 +153,14 @@ impl Registry {
     /// RG.DROPEXECUTION: only finished executions can be dropped.
     pub fn drop_execution(&self, id: &str) -> Result<(), DropError> {
         let seq = self.seq_of(id).ok_or(DropError::NotFound)?;
-        let mut inner = self.inner();
-        let exec = inner.executions.get(&seq).ok_or(DropError::NotFound)?;
+        // The status is read without the registry's lock: a waiter answered with the
+        // execution's state locked may forget it (state, then registry), never the reverse.
+        let exec = self.inner().executions.get(&seq).cloned();
+        let exec = exec.ok_or(DropError::NotFound)?;
         if !exec.status().is_finished() {
             return Err(DropError::Running);
         }
-        inner.remove(seq);
+        self.inner().remove(seq);
         Ok(())
     }
 
@@ -182,6 +184,10 @@ impl Registry {
     /// limits: in all, of its registration, and in bytes of results (an execution that
     /// alone holds more than `max_bytes` is dropped too: the bound is a bound).
     pub fn finished(&self, exec: &Execution, limits: &Limits) {
+        if exec.is_transient() {
+            // Its client is about to get the results; it is forgotten then.
+            return;
+        }
         let bytes = outcome_bytes(exec);
         let mut inner = self.inner();
         let inner = &mut *inner;
