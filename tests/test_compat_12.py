@@ -59,3 +59,103 @@ def test_unregister_abortpending(c):
     rid = pairs(c.execute_command("RG.DUMPREGISTRATIONS")[0])["id"]
     with pytest.raises(ResponseError, match="Unknown arguments were given: later"):
         c.execute_command("RG.UNREGISTER", rid, "later")
+
+
+# ------------------------------------------------------------------ runtime names and arguments
+
+def run_ok(c, code):
+    results, errors = pyexecute(c, code)
+    assert errors == [], errors
+    return results
+
+
+def test_execute_sends_str_of_any_argument(c):
+    """1.2 converts every execute() argument with str()."""
+    run_ok(c, "GB('ShardsIDReader').foreach(lambda x: execute('SET', 'd', {'a': 1}))"
+              ".foreach(lambda x: execute('SET', 'b', True)).foreach(lambda x: execute('SET', 'n', None)).run()")
+    assert c.get("d") == "{'a': 1}" and c.get("b") == "True" and c.get("n") == "None"
+
+
+def test_redisgears_module_has_12s_names(c):
+    code = """
+import redisgears
+from redisgears import executeCommand as execute2, getMyHashTag, atomicCtx, log as log2
+def f(x):
+    a = atomicCtx()
+    a.__enter__()
+    inside = redisgears.isInAtomicBlock()
+    execute2('SET', 'k{%s}' % getMyHashTag(), 'v')
+    a.__exit__()
+    log2('from redisgears', level='notice')
+    return [inside, redisgears.isInAtomicBlock(), redisgears.config_get('MaxExecutions')]
+GB('ShardsIDReader').map(f).run()
+"""
+    assert run_ok(c, code) == ["[True, False, '1000']"]
+    assert [k for k in c.keys("k{*}")]
+
+
+def test_register_regex_is_prefix(server, c):
+    assert pyexecute(c, "GB().foreach(lambda x: execute('INCR', 'seen')).register(regex='rx:*', mode='sync')") == "OK"
+    c.set("rx:1", "a")
+    c.set("other", "b")
+    assert c.get("seen") == "1"
+    assert "Using regex argument with register is deprecated" in server.log()
+
+
+def test_run_ignores_unknown_keywords(c):
+    c.set("a", "1")
+    assert run_ok(c, "GB().map(lambda x: x['key']).run(prefix='nothing:*')") == ["a"]
+
+
+def test_same_trigger_twice_in_one_script_is_refused(c):
+    with pytest.raises(ResponseError, match="trigger already registered"):
+        pyexecute(c, "GB('CommandReader').register(trigger='twice')\n"
+                     "GB('CommandReader').register(trigger='twice')")
+    assert c.execute_command("RG.DUMPREGISTRATIONS") == []
+
+
+def test_register_te_calls_back_every_period(c):
+    assert pyexecute(c, "registerTE(0.05, lambda: execute('INCR', 'ticks'))") == "OK"
+    wait_until(lambda: int(c.get("ticks") or 0) >= 3, what="three ticks")
+    [reg] = c.execute_command("RG.DUMPREGISTRATIONS")
+    assert pairs(reg)["reader"] == "TimeReader"
+
+
+def test_flat_error_is_reported_as_is(c):
+    pyexecute(c, "def f(x):\n    raise flat_error('ERR no such user')\n"
+                 "GB('CommandReader').map(f).register(trigger='flat')")
+    with pytest.raises(ResponseError) as e:
+        c.execute_command("RG.TRIGGER", "flat")
+    assert str(e.value) == "no such user"   # redis-py drops the ERR code
+
+
+def test_run_coroutine_continues_a_gears_future(c):
+    """runCoroutine(cr, f): a plain step returns a gearsFuture, a coroutine run in the
+    background continues it."""
+    code = """
+import asyncio
+async def later(x):
+    await asyncio.sleep(0.05)
+    return 'late ' + x
+def f(x):
+    fut = gearsFuture()
+    runCoroutine(later(x), fut)
+    return fut
+GB('ShardsIDReader').map(lambda x: 'me').map(f).run()
+"""
+    assert run_ok(c, code) == ["late me"]
+
+
+def test_await_a_run_started_by_a_step(c):
+    for i in range(4):
+        c.set(f"n:{i}", i)
+    code = """
+async def count(x):
+    res = await GB().count().run('n:*')
+    return res
+GB('ShardsIDReader').map(count).run()
+"""
+    before = executions(c)
+    assert run_ok(c, code) == ["[['4'], []]"]
+    # the inner run is forgotten once read, the outer once answered
+    assert executions(c) == before

@@ -303,8 +303,6 @@ GearsBuilder() \
 """)
 
 
-@pytest.mark.xfail(strict=True, reason="execute() refuses a dict argument (TypeError); 1.2 "
-                   "passes str() of every argument")
 def test_examples_reliable_keyspace_notification(r):
     assert pyexecute(r, RELIABLE_NOTIFICATION) == "OK"
     r.hset("person:1", mapping={"name": "Rick Sanchez", "age": "70"})
@@ -1589,8 +1587,6 @@ def _trigger_count(r, name):
     return 0
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="createFuture / setFutureResults (1.2 async runtime) are not defined")
 def test_async_await_futures_pubsub(r, c):
     assert pyexecute(r, ASYNC_AWAIT_001) == "OK"
     # a waiting consumer first, so the publisher gets the page's '0K'
@@ -1656,8 +1652,6 @@ GB('CommandReader').map(publish).register(trigger='MSG_PUBLISH')
 GB('CommandReader').map(consume).register(trigger='MSG_CONSUME', onRegistered=initializeMutex)""")
 
 
-@pytest.mark.xfail(strict=True, reason="createFuture / setFutureException / runCoroutine "
-                   "(1.2 async runtime) are not defined")
 def test_async_await_publisher_timeout(r, c):
     """The page shows `(error) timeout`; the recipe raises 'timedout' (the page's text is
     off), so the check is on the recipe's word."""
@@ -1722,13 +1716,10 @@ def set_students(r):
 
 
 @pytest.mark.parametrize("code", [
-    pytest.param(ASYNC_AWAIT_003, id="003", marks=pytest.mark.xfail(
-        strict=True, reason="run(prefix='student:*') raises 'TypeError: Unknown arguments "
-        "were given: prefix'; 1.2 runs it (the page says the example works)")),
+    pytest.param(ASYNC_AWAIT_003, id="003"),
     pytest.param(ASYNC_AWAIT_004, id="004", marks=pytest.mark.xfail(
         strict=True, reason="a sync registration returning a coroutine raises 'GearsError: "
-        "Coroutine is not allowed on sync execution' (1.2 moves it to the background); "
-        "then run(prefix=...) as in 003")),
+        "Coroutine is not allowed on sync execution' (1.2 moves it to the background)")),
 ])
 def test_async_await_waiting_for_another_execution(r, code):
     set_students(r)

@@ -107,7 +107,7 @@ BAD_RUN = [
     ("GB().run(mode='fast')", "unknown execution mode 'fast'"),
     ("GB().run(noScan='yes')", "noScan must be a bool"),
     ("GB().run(3)", "pattern must be a str"),
-    ("GB().run(nope=1)", "Unknown arguments were given: nope"),
+    ("GB('KeysOnlyReader').run(nope=1)", "Unknown arguments were given: nope"),
     ("GB('StreamReader').run('s', fromId=0)", "fromId must be a str"),
     ("GB('PythonReader').run('not a function')", "generator function"),
     ("GB('CommandReader').run()", "reader do not support run"),

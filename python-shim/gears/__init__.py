@@ -5,9 +5,17 @@ recipe uses them without importing anything. ``gears._fused`` is the host's side
 runs of steps, the PythonReader); it is not part of ``__all__``.
 """
 
+import sys as _sys
+
 from .builder import GearsBuilder, GB
 from .runtime import (execute, atomic, log, configGet, gearsConfigGet, hashtag,
-                      gearsFuture, isAsyncAllow, call_next, override_reply)
+                      gearsFuture, isAsyncAllow, call_next, override_reply, createFuture,
+                      setFutureResults, setFutureException, runCoroutine, flat_error,
+                      registerTE)
+from . import redisgears as _redisgears
+
+# Libraries written for RedisGears 1.2 (rgsync, gearsclient...) import `redisgears`.
+_sys.modules.setdefault('redisgears', _redisgears)
 
 
 def _deprecated(old, new, target):
@@ -28,5 +36,6 @@ GearsConfigGet = _deprecated('GearsConfigGet', 'gearsConfigGet', gearsConfigGet)
 __all__ = [
     'GearsBuilder', 'GB', 'execute', 'atomic', 'log', 'configGet', 'gearsConfigGet',
     'hashtag', 'gearsFuture', 'isAsyncAllow', 'call_next', 'override_reply',
-    'Log', 'ConfigGet', 'GearsConfigGet',
+    'createFuture', 'setFutureResults', 'setFutureException', 'runCoroutine', 'flat_error',
+    'registerTE', 'Log', 'ConfigGet', 'GearsConfigGet',
 ]

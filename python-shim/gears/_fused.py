@@ -38,7 +38,7 @@ from time import perf_counter_ns
 import _gears
 
 from . import runtime as _runtime
-from .runtime import GearsFuture
+from .runtime import GearsFlatError, GearsFuture
 
 __all__ = ['FusedRun', 'GeneratorReader', 'KEYS_AS_STR']
 
@@ -87,6 +87,8 @@ def _format_error(e, with_tb):
     when with_tb and the exception has user frames."""
     if type(e) is _PlainError:
         return e.text
+    if type(e) is GearsFlatError:
+        return str(e)
     try:
         msg = str(e)
     except Exception:

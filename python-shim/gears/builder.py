@@ -201,8 +201,10 @@ class GearsBuilder(object):
             raise ValueError('reader do not support run')
         allowed = _RUN_KWARGS[reader]
         unknown = [k for k in kwargs if k not in allowed]
-        if unknown:
+        if unknown and reader == 'KeysOnlyReader':
             raise TypeError('Unknown arguments were given: %s' % ', '.join(unknown))
+        # Other readers ignore unknown keywords, as RedisGears 1.2's run() did (recipes
+        # written for it pass e.g. prefix=...); the arg is what selects the keys.
 
         mode = _check_mode('run', kwargs.get('mode', 'async'))
 
@@ -245,12 +247,21 @@ class GearsBuilder(object):
         if collect:
             steps.append(('collect', ()))
         options = {'mode': mode, 'desc': self.desc, 'convertToStr': bool(convertToStr)}
-        return _gears.run(reader, reader_args, steps, options)
+        eid = _gears.run(reader, reader_args, steps, options)
+        if eid is None:
+            return None
+        # Called by a step: the run goes on in the background; await it for its results.
+        return _StepRun(eid)
 
     def register(self, prefix='*', convertToStr=True, collect=True, **kwargs):
         """Bind the plan to events; returns the registration id. ``prefix`` (KeysReader)
         is a key prefix ending in '*', or one exact key name."""
         reader = self.reader
+        if 'regex' in kwargs:
+            from .runtime import log
+            log('Using regex argument with register is deprecated and missleading, use '
+                'prefix instead.', level='warning')
+            prefix = kwargs.pop('regex')
         allowed = _REGISTER_KWARGS.get(reader)
         if allowed is None:
             raise NotImplementedError('register() of %s is not available yet' % reader)
@@ -318,3 +329,26 @@ class GearsBuilder(object):
 
 
 GB = GearsBuilder
+
+
+class _StepRun(object):
+    """What ``GB().run()`` returns inside a step: an awaitable of ``[results, errors]``
+    (an ``async def`` step awaits it, as in RedisGears 1.2)."""
+
+    __slots__ = ('id',)
+
+    def __init__(self, eid):
+        self.id = eid
+
+    def __await__(self):
+        import asyncio
+        pause = 0.001
+        while True:
+            outcome = _gears.take_results(self.id)
+            if outcome is not None:
+                return outcome
+            yield from asyncio.sleep(pause).__await__()
+            pause = min(pause * 2, 0.05)
+
+    def __repr__(self):
+        return '<run %s>' % self.id

@@ -3,13 +3,15 @@
 Everything here is a thin layer over the native module ``_gears`` (see CONTRACT.md).
 """
 
+import asyncio
 import threading
 
 import _gears
 
 __all__ = [
     'execute', 'atomic', 'log', 'configGet', 'gearsConfigGet', 'hashtag',
-    'gearsFuture', 'isAsyncAllow', 'GearsFuture',
+    'gearsFuture', 'isAsyncAllow', 'GearsFuture', 'createFuture', 'setFutureResults',
+    'setFutureException', 'runCoroutine', 'flat_error', 'GearsFlatError', 'registerTE',
 ]
 
 # `execute` is the hottest call of most recipes: bind the native function directly so a
@@ -188,3 +190,108 @@ def _install_recursion_cap(cap):
     _sys.setrecursionlimit = setrecursionlimit
     if _sys.getrecursionlimit() > cap:
         real(cap)
+
+
+# -- RedisGears 1.2's asyncio helpers ------------------------------------------------------
+#
+# 1.2 ran every coroutine on one event loop thread. Here an ``async def`` step runs on an
+# event loop owned by its run, on the run's worker (gears._fused): a future belongs to the
+# loop of the run that created it, and is resolved through that loop from any thread.
+
+
+def _running_loop(what):
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise _gears.GearsError('%s can only be called by a coroutine (an async def step)'
+                                % what) from None
+
+
+def createFuture():
+    """A future for the calling ``async def`` step to await; any thread resolves it with
+    setFutureResults / setFutureException (another execution's step, for instance)."""
+    return _running_loop('createFuture()').create_future()
+
+
+def _resolve_soon(f, resolve):
+    def once():
+        if not f.done():
+            resolve()
+    try:
+        f.get_loop().call_soon_threadsafe(once)
+    except RuntimeError:
+        # The run that awaited it has ended (its loop is closed): nobody waits any more.
+        pass
+
+
+def setFutureResults(f, res):
+    """Resolves future ``f`` (from createFuture) with ``res``."""
+    _resolve_soon(f, lambda: f.set_result(res))
+
+
+def setFutureException(f, exception):
+    """Fails future ``f`` (from createFuture): its awaiter raises ``exception`` (an
+    exception, or anything else, raised as ``Exception(str(exception))``)."""
+    if not isinstance(exception, BaseException):
+        exception = Exception(str(exception))
+    _resolve_soon(f, lambda: f.set_exception(exception))
+
+
+def runCoroutine(cr, f=None, delay=0, s=None):
+    """Runs coroutine ``cr`` in the background, after ``delay`` seconds; its result
+    continues gearsFuture ``f`` (continueRun), an exception fails it (continueFailed).
+    Called by an ``async def`` step, it runs on that step's loop (until the run ends);
+    elsewhere, on a thread of its own. ``s`` (1.2's session object) is accepted and
+    ignored: the code runs in the session that called runCoroutine."""
+    async def run_internal():
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            res = await cr
+        except Exception as e:
+            if f is not None:
+                f.continueFailed(e)
+            return
+        if f is not None:
+            f.continueRun(res)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        loop.create_task(run_internal())
+    else:
+        threading.Thread(target=asyncio.run, args=(run_internal(),), daemon=True).start()
+
+
+class GearsFlatError(Exception):
+    """An error whose text becomes the error entry (or the reply of a trigger or hook)
+    as it is: no exception type, no traceback."""
+
+
+def flat_error(msg):
+    """The exception to raise for an error reported exactly as ``msg``::
+
+        raise flat_error('ERR no such user')
+    """
+    return GearsFlatError(str(msg))
+
+
+def registerTE(period, callback, key=None):
+    """RedisGears 1.2's time event: ``callback()`` every ``period`` seconds, as a
+    registration of this script (a TimeReader one: RG.DUMPREGISTRATIONS lists it,
+    RG.UNREGISTER removes it, it persists and replicates with its session). Returns its
+    id. ``key`` (1.2 kept the event in a key) is accepted and ignored."""
+    from .builder import GB
+    if not callable(callback):
+        raise TypeError('registerTE(): callback must be callable, got %s'
+                        % type(callback).__name__)
+    try:
+        millis = int(float(period) * 1000)
+    except (TypeError, ValueError):
+        raise TypeError('registerTE(): period must be a number of seconds, got %r'
+                        % (period,)) from None
+    if millis < 1:
+        raise ValueError('registerTE(): period must be positive')
+    return GB('TimeReader').foreach(lambda _: callback()).register(interval=millis,
+                                                                   mode='async_local')

@@ -134,6 +134,11 @@ impl Registry {
         self.inner().executions.get(&seq).cloned()
     }
 
+    /// The execution numbered `seq` on this shard, if it is still kept.
+    pub fn by_seq(&self, seq: u64) -> Option<Arc<Execution>> {
+        self.inner().executions.get(&seq).cloned()
+    }
+
     /// Forgets an execution that never ran (e.g. its script failed after run()).
     pub fn forget(&self, exec: &Execution) {
         self.inner().remove(exec.seq);

@@ -1,7 +1,7 @@
 //! `_gears`: the native module the python-shim calls into.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::wrap_pyfunction;
 
 use super::convert::to_py;
@@ -26,17 +26,10 @@ fn arg_bytes(arg: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         Ok(s.to_str()?.as_bytes().to_vec())
     } else if let Ok(b) = arg.cast::<PyBytes>() {
         Ok(b.as_bytes().to_vec())
-    } else if arg.cast::<PyBool>().is_ok() {
-        Err(pyo3::exceptions::PyTypeError::new_err(
-            "execute(): a bool is not a Redis argument",
-        ))
-    } else if arg.cast::<PyInt>().is_ok() || arg.cast::<PyFloat>().is_ok() {
-        Ok(arg.str()?.to_str()?.as_bytes().to_vec())
     } else {
-        Err(pyo3::exceptions::PyTypeError::new_err(format!(
-            "execute(): arguments must be str, bytes, int or float, not {}",
-            arg.get_type().name()?
-        )))
+        // As RedisGears 1.2: any other object is sent as its str() (numbers, bools,
+        // dicts, None...).
+        Ok(arg.str()?.to_str()?.as_bytes().to_vec())
     }
 }
 
@@ -91,6 +84,11 @@ fn unlock(py: Python<'_>) {
 }
 
 #[pyfunction]
+fn in_atomic() -> bool {
+    redis_lock::in_atomic()
+}
+
+#[pyfunction]
 fn release_lock_slice() {
     redis_lock::release_slice();
 }
@@ -123,8 +121,14 @@ fn run(
     reader_args: &Bound<'_, PyDict>,
     steps: &Bound<'_, PyList>,
     options: &Bound<'_, PyDict>,
-) -> PyResult<()> {
+) -> PyResult<Option<String>> {
     super::script::on_run(py, reader, reader_args, steps, options)
+}
+
+/// The outcome of a run a step started: None while it goes on.
+#[pyfunction]
+fn take_results<'py>(py: Python<'py>, id: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    super::nested::take(py, id)
 }
 
 #[pyfunction(name = "register")]
@@ -164,11 +168,13 @@ pub fn register(py: Python<'_>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lock, &m)?)?;
     m.add_function(wrap_pyfunction!(unlock, &m)?)?;
     m.add_function(wrap_pyfunction!(release_lock_slice, &m)?)?;
+    m.add_function(wrap_pyfunction!(in_atomic, &m)?)?;
     m.add_function(wrap_pyfunction!(log, &m)?)?;
     m.add_function(wrap_pyfunction!(config_get, &m)?)?;
     m.add_function(wrap_pyfunction!(hashtag, &m)?)?;
     m.add_function(wrap_pyfunction!(is_async_allowed, &m)?)?;
     m.add_function(wrap_pyfunction!(run, &m)?)?;
+    m.add_function(wrap_pyfunction!(take_results, &m)?)?;
     m.add_function(wrap_pyfunction!(register_plan, &m)?)?;
     m.add_function(wrap_pyfunction!(call_next, &m)?)?;
     m.add_function(wrap_pyfunction!(override_reply, &m)?)?;

@@ -12,6 +12,7 @@ pub mod info;
 pub mod interrupt;
 pub mod janitor;
 pub mod memory;
+pub mod nested;
 pub mod runtime;
 pub mod script;
 pub mod session;

@@ -39,6 +39,8 @@ struct ScriptState {
     run: Option<ScriptRun>,
     /// Registrations made so far, in order (their index in the script is their position).
     registered: Vec<Option<String>>,
+    /// The CommandReader trigger names registered so far (one name, one registration).
+    trigger_names: Vec<String>,
     /// The registrations themselves, with their onRegistered callbacks: installed only
     /// once the script succeeded (and, on a cluster, every master staged them too).
     staged: Vec<(Arc<Registration>, Option<Py<PyAny>>)>,
@@ -166,6 +168,7 @@ pub fn execute(
                 session,
                 run: None,
                 registered: Vec::new(),
+                trigger_names: Vec::new(),
                 staged: Vec::new(),
                 restoring,
                 run_as: run_as.clone(),
@@ -221,16 +224,15 @@ pub fn on_run(
     reader_args: &Bound<'_, PyDict>,
     steps: &Bound<'_, PyList>,
     options: &Bound<'_, PyDict>,
-) -> PyResult<()> {
+) -> PyResult<Option<String>> {
     if restoring() {
-        return Ok(());
+        return Ok(None);
     }
     let in_script = SCRIPT.with(|s| s.borrow().as_ref().map(|st| st.run.is_some()));
     match in_script {
         None => {
-            return Err(PyRuntimeError::new_err(
-                "run() can only be called by a script sent with RG.PYEXECUTE",
-            ))
+            // A step's run: its id, which the shim awaits.
+            return super::nested::start(py, reader, reader_args, steps, options).map(Some);
         }
         Some(true) => {
             return Err(PyRuntimeError::new_err(
@@ -264,7 +266,7 @@ pub fn on_run(
             });
         }
     });
-    Ok(())
+    Ok(None)
 }
 
 /// `_gears.register()`: binds the plan to events; returns the registration id.
@@ -300,6 +302,21 @@ pub fn on_register(
         }
         None => globals().registry.next_id(),
     };
+    if reader == "CommandReader" {
+        if let Some(name) = reader_args.get_item("trigger")? {
+            let name: String = name.str()?.extract()?;
+            let again = SCRIPT.with(|s| {
+                s.borrow_mut().as_mut().is_some_and(|st| {
+                    let again = st.trigger_names.contains(&name);
+                    st.trigger_names.push(name);
+                    again
+                })
+            });
+            if again {
+                return Err(PyValueError::new_err("trigger already registered"));
+            }
+        }
+    }
     let plan = builder::plan(py, reader, reader_args, steps, options)?;
     if let Some(d) = &plan.desc {
         validate::name("desc", d, false).map_err(PyValueError::new_err)?;

@@ -264,6 +264,11 @@ pub fn selected_db(ctx: &Context) -> i32 {
     unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }
 }
 
+/// Whether this worker is inside an atomic block.
+pub fn in_atomic() -> bool {
+    !on_main_thread() && with_worker(|w| w.atomic_depth > 0)
+}
+
 /// Enters an atomic block: the lock is held until the matching `atomic_exit`.
 pub fn atomic_enter() {
     if on_main_thread() {

@@ -1,0 +1,63 @@
+"""`redisgears`: the module RedisGears 1.2 libraries import (rgsync, gearsclient, ...).
+
+``import redisgears`` works in every session: the ``gears`` package registers this module
+under that name. Each name is 1.2's, bound to this runtime's function of the same meaning.
+"""
+
+import _gears
+
+from . import runtime as _rt
+from .builder import GearsBuilder as _GB
+
+executeCommand = _rt.execute
+callNext = _rt.call_next
+overrideReply = _rt.override_reply
+getMyHashTag = _rt.hashtag
+registerTimeEvent = _rt.registerTE
+gearsFutureCtx = _rt.gearsFuture
+log = _rt.log
+config_get = _rt.configGet
+isAsyncAllow = _rt.isAsyncAllow
+createFuture = _rt.createFuture
+setFutureResults = _rt.setFutureResults
+setFutureException = _rt.setFutureException
+runCoroutine = _rt.runCoroutine
+flat_error = _rt.flat_error
+GearsError = _gears.GearsError
+GearsBuilder = _GB
+GB = _GB
+
+
+class atomicCtx(object):
+    """1.2's atomic block: ``with atomicCtx(): ...`` (its ``__exit__`` may be called with
+    no arguments, as gearsclient does)."""
+
+    __slots__ = ('_block',)
+
+    def __init__(self):
+        self._block = _rt.atomic()
+
+    def __enter__(self):
+        self._block.__enter__()
+        return self
+
+    def __exit__(self, exc_type=None, exc=None, tb=None):
+        return self._block.__exit__(exc_type, exc, tb)
+
+
+def isInAtomicBlock():
+    """True inside an atomic block of this thread."""
+    return bool(_gears.in_atomic())
+
+
+def registerGearsThread():
+    """1.2 asked threads a recipe starts to register before calling executeCommand; any
+    thread may call it here, so this does nothing."""
+
+
+__all__ = [
+    'executeCommand', 'callNext', 'overrideReply', 'getMyHashTag', 'registerTimeEvent',
+    'gearsFutureCtx', 'log', 'config_get', 'isAsyncAllow', 'createFuture',
+    'setFutureResults', 'setFutureException', 'runCoroutine', 'flat_error', 'GearsError',
+    'GearsBuilder', 'GB', 'atomicCtx', 'isInAtomicBlock', 'registerGearsThread',
+]
