@@ -159,3 +159,63 @@ GB('ShardsIDReader').map(count).run()
     assert run_ok(c, code) == ["[['4'], []]"]
     # the inner run is forgotten once read, the outer once answered
     assert executions(c) == before
+
+
+# ------------------------------------------------------------------ error texts tools match on
+
+@pytest.mark.parametrize("command, text", [
+    (["RG.PYEXECUTE", "call_next('x')"], "Can not get CommandHook ctx"),
+    (["RG.PYEXECUTE", "GB('CommandReader').register(hook='multi')"],
+     "Can not override a command which are not allowed inside a script"),
+    (["RG.PYEXECUTE", "GB('CommandReader').register(hook='zunionstore', keyprefix='x')"],
+     "Can not hook a command with moveable keys by key prefix"),
+    (["RG.PYEXECUTE", "GB('CommandReader').register(hook='nosuchcommand')"],
+     "Can not override an unexisting command"),
+    (["RG.PYEXECUTE", "GB().run()", "ID"], "ID is missing"),
+    (["RG.PYEXECUTE", "GB().register()", "REPLACE_WITH", "foo"],
+     "Can not replace with foo, session does not exists"),
+    (["RG.PYEXECUTE", "GB('Nope').run()"], "reader does not exists"),
+    (["RG.PYEXECUTE", "GB().map().run()"], "wrong number of args"),
+    (["RG.PYEXECUTE", "GB().map(lambda a, b: a, 2).run()"], "wrong number of args"),
+    (["RG.PYEXECUTE", "GB().map(1).run()"], "argument must be a function"),
+    (["RG.PYEXECUTE", "GB('CommandReader').register()"], "no trigger or hook argument was given"),
+])
+def test_error_texts(c, command, text):
+    with pytest.raises(ResponseError) as e:
+        c.execute_command(*command)
+    assert text in str(e.value), str(e.value)
+
+
+def test_hooking_a_command_with_moveable_keys_without_keyprefix(c):
+    """1.2 refuses moveable keys only together with a key prefix."""
+    assert pyexecute(c, "GB('CommandReader').map(lambda x: call_next(*x[1:]))"
+                        ".register(hook='zunionstore')") == "OK"
+    c.zadd("z", {"m": 1})
+    assert c.zunionstore("dst", ["z"]) == "1"   # the hook's reply: str() of call_next's
+    assert c.zrange("dst", 0, -1) == ["m"]
+
+
+def test_configget_unknown_is_an_error_element(c):
+    [answer] = c.execute_command("RG.CONFIGGET", "NoSuchConfig")
+    assert isinstance(answer, ResponseError)
+    assert str(answer) == "Unsupported config parameter: NoSuchConfig"
+
+
+def test_pause_of_a_keys_registration(c):
+    assert pyexecute(c, "GB().register(prefix='p:*')") == "OK"
+    rid = pairs(c.execute_command("RG.DUMPREGISTRATIONS")[0])["id"]
+    with pytest.raises(ResponseError, match="Reader KeysReader does not support pause"):
+        c.execute_command("RG.PAUSEREGISTRATIONS", rid)
+
+
+def test_async_trigger_inside_multi(c):
+    assert pyexecute(c, "GB('CommandReader').register(trigger='in_multi')") == "OK"
+    pipe = c.pipeline(transaction=True)
+    pipe.execute_command("RG.TRIGGER", "in_multi")
+    [reply] = pipe.execute(raise_on_error=False)
+    assert "can not run a non-sync execution inside a MULTI/LUA" in str(reply)
+
+
+def test_shard_id_reader_without_a_cluster(c):
+    assert run_ok(c, "GB('ShardsIDReader').run()") == ["1"]
+    assert run_ok(c, "GB('ShardIDReader').run()") == ["1"]

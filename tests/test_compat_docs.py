@@ -500,8 +500,6 @@ def shard_ids(r):
     return run_ok(r, "GB('ShardsIDReader').run()")
 
 
-@pytest.mark.xfail(strict=True, reason="ShardsIDReader yields '0'*40 standalone; 1.2 yields "
-                   "'1' (shardReaderCallback: 'no cluster mode' -> '1')")
 def test_readers_shardsidreader_run(r):
     results = run_ok(r, SHARDIDREADER_RUN)
     assert len(results) == 1, results
@@ -510,8 +508,6 @@ def test_readers_shardsidreader_run(r):
     assert results[0] == "My Shard ID is 1"
 
 
-@pytest.mark.xfail(strict=True, reason="GB('ShardIDReader') is refused ('reader does not "
-                   "exists'); 1.2 accepts its C reader's name")
 def test_readers_shardidreader_c_name_run(r):
     results = run_ok(r, SHARDIDREADER_RUN_C_NAME)
     assert results == ["My Shard ID is 1"]

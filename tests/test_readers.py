@@ -392,13 +392,14 @@ def test_streamreader_modes(r, mode):
 
 
 def test_shardsidreader_standalone(r):
-    assert run_ok(r, "GB('ShardsIDReader').run()") == [ZERO_ID]
+    # as RedisGears 1.2 without a cluster
+    assert run_ok(r, "GB('ShardsIDReader').run()") == ["1"]
     assert run_ok(r, "GB('ShardsIDReader').map(lambda x: type(x).__name__).run()") == ["str"]
 
 
 @pytest.mark.parametrize("mode", ["sync", "async_local"])
 def test_shardsidreader_modes(r, mode):
-    assert run_ok(r, f"GB('ShardsIDReader').run(mode='{mode}')") == [ZERO_ID]
+    assert run_ok(r, f"GB('ShardsIDReader').run(mode='{mode}')") == ["1"]
 
 
 # ---------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ _RUN_KWARGS = {
 
 def _check_callable(method, name, f):
     if not callable(f):
-        raise TypeError('%s(): %s must be callable, got %s'
+        # "argument must be a function" is RedisGears 1.2's text, which tools match.
+        raise TypeError('%s(): argument must be a function (%s must be callable, got %s)'
                         % (method, name, type(f).__name__))
 
 
@@ -90,6 +91,8 @@ class GearsBuilder(object):
         if not isinstance(reader, str):
             raise TypeError('GearsBuilder(): reader must be a str, got %s'
                             % type(reader).__name__)
+        if reader == 'ShardIDReader':
+            reader = 'ShardsIDReader'  # 1.2's C name of the same reader
         if reader not in READERS:
             raise ValueError('GearsBuilder(): reader does not exists: %r (expected one of %s)'
                              % (reader, ', '.join(READERS)))
@@ -327,6 +330,29 @@ class GearsBuilder(object):
                    'onRegistered': on_registered}
         return _gears.register(reader, reader_args, steps, options)
 
+
+def _arity_checked(method):
+    """A step method that refuses a wrong number of arguments with RedisGears 1.2's
+    "wrong number of args" (plus what Python says is wrong)."""
+    import functools
+    import inspect
+    sig = inspect.signature(method)
+
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        try:
+            sig.bind(self, *args, **kwargs)
+        except TypeError as e:
+            raise TypeError('%s(): wrong number of args (%s)' % (method.__name__, e)) from None
+        return method(self, *args, **kwargs)
+    return checked
+
+
+for _name in ('map', 'flatmap', 'foreach', 'filter', 'accumulate', 'localgroupby', 'limit',
+              'collect', 'repartition', 'groupby', 'batchgroupby', 'aggregate', 'aggregateby',
+              'count', 'countby', 'distinct', 'avg', 'sort'):
+    setattr(GearsBuilder, _name, _arity_checked(getattr(GearsBuilder, _name)))
+del _name
 
 GB = GearsBuilder
 

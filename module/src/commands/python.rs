@@ -41,7 +41,7 @@ fn parse(args: &[RedisString]) -> Result<Options, String> {
             args.get(i + 1)
                 .map(text)
                 .transpose()?
-                .ok_or_else(|| format!("ERR {option} needs a value"))
+                .ok_or_else(|| format!("ERR {option} is missing"))
         };
         match option.as_str() {
             "UNBLOCKING" => opts.unblocking = true,
@@ -90,7 +90,9 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
     }
     if let Some(other) = &opts.replace_with {
         if !session::exists(other) {
-            return Err(format!("ERR session {other} does not exist (REPLACE_WITH)"));
+            return Err(format!(
+                "ERR Can not replace with {other}, session does not exists"
+            ));
         }
     }
     let owner = run_as(ctx)?;

@@ -32,7 +32,7 @@ fn run_trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     );
     if reg.plan.mode != Mode::Sync && !can_block(ctx) {
         return Err(
-            "ERR can not run a non-sync execution inside MULTI, a script, or a call from a module or a recipe"
+            "ERR can not run a non-sync execution inside a MULTI/LUA (nor in a call from a module or a recipe)"
                 .into(),
         );
     }

@@ -215,8 +215,11 @@ fn check(change: &Change) -> Result<(), String> {
                     .registrations
                     .get(id)
                     .ok_or_else(|| format!("registration {id} does not exist"))?;
-                if r.trigger.reader() != "StreamReader" {
-                    return Err(format!("registration {id} is not a stream registration"));
+                let reader = r.trigger.reader();
+                if reader != "StreamReader" {
+                    return Err(format!(
+                        "Reader {reader} does not support pause (registration {id})"
+                    ));
                 }
             }
             Ok(())

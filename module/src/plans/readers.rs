@@ -56,7 +56,13 @@ pub fn native_reader(name: &str, args: &dyn Args) -> Result<Option<Box<dyn Reade
             text_or(args, "key", "*")?,
             text_or(args, "fromId", "0-0")?,
         )),
-        "ShardsIDReader" => Box::new(ShardsIdReader::new(globals().shard_id.clone())),
+        // Without a cluster RedisGears 1.2 yields '1' (its RG.INFOCLUSTER says "no cluster
+        // mode"); a cluster node yields its node id.
+        "ShardsIDReader" => Box::new(ShardsIdReader::new(if globals().topology().is_cluster() {
+            globals().shard_id.clone()
+        } else {
+            "1".to_string()
+        })),
         "CommandReader" | "TimeReader" => {
             return Err(format!("reader {name} does not support run()"))
         }

@@ -54,7 +54,7 @@ pub fn trigger(
             commands: match list("commands")? {
                 Some(commands) => {
                     for c in &commands {
-                        if check_hookable(c)? == 0 {
+                        if check_hookable(c, true)? == 0 {
                             return Err(format!(
                                 "commands: '{c}' takes no key, so it causes no key event \
                                  (list only commands that write keys)"
@@ -103,8 +103,8 @@ pub fn trigger(
         "CommandReader" if args.has("hook") => {
             let command = text_or(args, "hook", "")?;
             validate::name("hook", &command, true)?;
-            let first_key = check_hookable(&command)?;
             let keyprefix = args.text("keyprefix")?;
+            let first_key = check_hookable(&command, keyprefix.is_some())?;
             if let Some(p) = &keyprefix {
                 validate::name("keyprefix", p, false)?;
             }

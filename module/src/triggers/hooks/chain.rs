@@ -113,7 +113,8 @@ pub fn call_next(caller: Caller, args: Vec<Vec<u8>>) -> Result<Value, String> {
     let frame = current
         .and_then(|seq| frames(|f| f.get(&seq).map(|h| (h.command.clone(), h.next.clone()))));
     let Some((command, next)) = frame else {
-        return Err("call_next() can only be used by a hook".into());
+        // RedisGears 1.2's text, which tools match.
+        return Err("Can not get CommandHook ctx (call_next() can only be used by a hook)".into());
     };
     let mut full = vec![command.clone().into_bytes()];
     full.extend(args);

@@ -50,19 +50,27 @@ const NOT_HOOKABLE: &[&str] = &[
     "replconf",
 ];
 
-/// Checks that `command` can be intercepted; returns its first key position.
-pub fn check_hookable(command: &str) -> Result<usize, String> {
+/// Checks that `command` can be intercepted; returns its first key position. `by_key`:
+/// the interception picks commands by their key (a hook's keyprefix, `commands=`), which
+/// a command whose keys move cannot offer. Texts are RedisGears 1.2's where it had one.
+pub fn check_hookable(command: &str, by_key: bool) -> Result<usize, String> {
     let name = command.to_ascii_lowercase();
-    if name.starts_with("rg.") || NOT_HOOKABLE.contains(&name.as_str()) {
+    if name.starts_with("rg.") {
         return Err(format!("Can not hook or intercept the command '{command}'"));
+    }
+    let not_in_script =
+        || format!("Can not override a command which are not allowed inside a script: '{command}'");
+    if NOT_HOOKABLE.contains(&name.as_str()) {
+        return Err(not_in_script());
     }
     let info = crate::readers::redis_call(&[b"COMMAND", b"INFO", name.as_bytes()])
         .map_err(|e| e.to_string())?;
+    let unknown = || format!("Can not override an unexisting command: '{command}'");
     let Value::List(mut entries) = info else {
-        return Err(format!("Unknown command '{command}'"));
+        return Err(unknown());
     };
     let Some(Value::List(entry)) = entries.pop() else {
-        return Err(format!("Unknown command '{command}'"));
+        return Err(unknown());
     };
     let flags: Vec<String> = match entry.get(2) {
         Some(Value::List(flags)) => flags
@@ -71,12 +79,18 @@ pub fn check_hookable(command: &str) -> Result<usize, String> {
             .collect(),
         _ => Vec::new(),
     };
-    if let Some(bad) = flags
-        .iter()
-        .find(|f| ["noscript", "movablekeys", "blocking"].contains(&f.as_str()))
-    {
+    let has = |flag: &str| flags.iter().any(|f| f == flag);
+    if has("noscript") {
+        return Err(not_in_script());
+    }
+    if has("blocking") {
         return Err(format!(
-            "Can not hook or intercept the command '{command}' (it is {bad})"
+            "Can not hook or intercept the command '{command}' (it is blocking)"
+        ));
+    }
+    if by_key && has("movablekeys") {
+        return Err(format!(
+            "Can not hook a command with moveable keys by key prefix: '{command}'"
         ));
     }
     Ok(match entry.get(3) {
