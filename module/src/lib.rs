@@ -202,6 +202,9 @@ macro_rules! command {
 command!(rg_pyexecute, py_cmds::pyexecute);
 command!(rg_pystats, py_cmds::pystats);
 command!(rg_pydumpsessions, py_cmds::pydumpsessions);
+command!(rg_pydumpreqs, commands::requirements::pydumpreqs);
+command!(rg_pyexportreq, commands::requirements::pyexportreq);
+command!(rg_pyimportreq, commands::requirements::pyimportreq);
 command!(rg_getexecution, exec_cmds::get_execution);
 command!(rg_getresults, exec_cmds::get_results);
 command!(rg_getresultsblocking, exec_cmds::get_results_blocking);
@@ -241,6 +244,9 @@ redis_module::redis_module! {
         ["rg.pyexecute", rg_pyexecute, "write deny-script admin", 0, 0, 0, ""],
         ["rg.pystats", rg_pystats, "readonly", 0, 0, 0, ""],
         ["rg.pydumpsessions", rg_pydumpsessions, "readonly", 0, 0, 0, ""],
+        ["rg.pydumpreqs", rg_pydumpreqs, "readonly", 0, 0, 0, ""],
+        ["rg.pyexportreq", rg_pyexportreq, "readonly", 0, 0, 0, ""],
+        ["rg.pyimportreq", rg_pyimportreq, "write deny-script admin", 0, 0, 0, ""],
         ["rg.getexecution", rg_getexecution, "readonly", 0, 0, 0, ""],
         ["rg.getresults", rg_getresults, "readonly", 0, 0, 0, ""],
         ["rg.getresultsblocking", rg_getresultsblocking, "readonly", 0, 0, 0, ""],

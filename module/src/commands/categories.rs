@@ -29,6 +29,10 @@ const CATEGORIES: &[(&str, &str)] = &[
     ("rg.clearregistrationsstats", "admin dangerous slow"),
     ("rg.innerregister", "admin dangerous slow"),
     ("rg.innerwasm", "admin dangerous slow"),
+    // Installs packages whose code sessions then import.
+    ("rg.pyimportreq", "admin dangerous slow"),
+    ("rg.pydumpreqs", "read slow"),
+    ("rg.pyexportreq", "read slow"),
     ("rg.getexecution", "read slow"),
     ("rg.getresults", "read slow"),
     ("rg.dumpexecutions", "read slow"),

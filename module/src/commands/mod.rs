@@ -8,6 +8,7 @@ pub mod executions;
 pub mod inner_hook;
 pub mod python;
 pub mod registrations;
+pub mod requirements;
 pub mod trigger;
 pub mod wasm;
 
@@ -186,6 +187,11 @@ pub fn apply_everywhere(ready: Ready, then: Then, client: BlockedClient) {
     let ctx = lock::context();
     ready.commit(&ctx, version);
     lock::release_slice();
+    follow_with(then, client);
+}
+
+/// Follows with `then` for a client blocked earlier (off the main thread).
+pub fn follow_with(then: Then, client: BlockedClient) {
     match then {
         Then::Reply(v) => client.reply(&v),
         Then::Run {

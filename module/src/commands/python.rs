@@ -2,14 +2,18 @@
 
 use redis_module::{Context, RedisString};
 
-use super::{apply, arity, internal_only, run_as, strs, text, Answer, Then};
+use super::{
+    apply, apply_everywhere, arity, follow_with, internal_only, run_as, strs, text, Answer, Then,
+};
 use crate::distributed::changes::{Ready, OWNER};
 use crate::engine::execution::RunAs;
 use crate::engine::value::Value;
 use crate::globals::globals;
 use crate::launch::Launch;
-use crate::python::{script, session};
-use crate::redis::blocked::can_block;
+use crate::python::{requirements, script, session};
+use crate::redis::blocked::{can_block, BlockedClient};
+use crate::redis::lock;
+use crate::redis::offload::in_background;
 
 struct Options {
     code: String,
@@ -18,6 +22,10 @@ struct Options {
     desc: Option<String>,
     upgrade: bool,
     replace_with: Option<String>,
+    /// REQUIREMENTS: pip specs the session needs (the rest of the arguments).
+    requirements: Vec<String>,
+    /// FORCE_REINSTALL_REQUIREMENTS: install them again even when installed.
+    force_reinstall: bool,
 }
 
 fn parse(args: &[RedisString]) -> Result<Options, String> {
@@ -33,6 +41,8 @@ fn parse(args: &[RedisString]) -> Result<Options, String> {
         desc: None,
         upgrade: false,
         replace_with: None,
+        requirements: Vec::new(),
+        force_reinstall: false,
     };
     let mut i = 2;
     while i < args.len() {
@@ -58,12 +68,17 @@ fn parse(args: &[RedisString]) -> Result<Options, String> {
                 opts.replace_with = Some(value()?);
                 i += 1;
             }
+            "FORCE_REINSTALL_REQUIREMENTS" => opts.force_reinstall = true,
             "REQUIREMENTS" => {
-                return Err(
-                    "ERR REQUIREMENTS is not supported: install packages into the module's \
-                            gears-python folder instead"
-                        .into(),
-                )
+                // As 1.2: every argument after it is a requirement.
+                opts.requirements = args[i + 1..].iter().map(text).collect::<Result<_, _>>()?;
+                if opts.requirements.is_empty() {
+                    return Err("ERR REQUIREMENTS needs at least one requirement".into());
+                }
+                if let Some(bad) = opts.requirements.iter().find(|r| bad_requirement(r)) {
+                    return Err(format!("ERR bad requirement '{bad}'"));
+                }
+                break;
             }
             other => return Err(format!("ERR Unknown arguments were given: {other}")),
         }
@@ -72,8 +87,13 @@ fn parse(args: &[RedisString]) -> Result<Options, String> {
     Ok(opts)
 }
 
+/// A requirement pip would read as an option, or that spans lines, is refused.
+fn bad_requirement(r: &str) -> bool {
+    r.trim().is_empty() || r.starts_with('-') || r.contains(['\n', '\r', '\0'])
+}
+
 pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
-    let opts = parse(args)?;
+    let mut opts = parse(args)?;
     if !globals().python {
         return Err("ERR Python is disabled on this server (PythonEnabled 0)".into());
     }
@@ -96,6 +116,41 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
         }
     }
     let owner = run_as(ctx)?;
+    // The session's source carries its requirements (persisted and replicated with it).
+    opts.code = requirements::attach(&opts.code, &opts.requirements);
+    let install = opts.force_reinstall
+        || !requirements::missing(&opts.requirements)
+            .map_err(|e| format!("ERR {e}"))?
+            .is_empty();
+    if install {
+        // pip takes seconds: the client waits while the helper installs, then the script
+        // runs there with the Redis lock held.
+        let client = BlockedClient::block(ctx, "RG.PYEXECUTE")?;
+        in_background(move || {
+            if let Err(e) = requirements::ensure(&opts.requirements, opts.force_reinstall) {
+                client.reply(&Value::Error(format!("ERR {e}")));
+                return;
+            }
+            let _locked = lock::context();
+            let staged = stage(opts, &owner);
+            lock::release_slice();
+            match staged {
+                Err(e) => client.reply(&Value::Error(e)),
+                Ok((None, then)) => follow_with(then, client),
+                Ok((Some(ready), then)) => apply_everywhere(ready, then, client),
+            }
+        })?;
+        return Ok(Answer::Blocked);
+    }
+    match stage(opts, &owner)? {
+        (None, then) => then.now(ctx),
+        (Some(ready), then) => apply(ctx, ready, then, "RG.PYEXECUTE"),
+    }
+}
+
+/// Runs the script (its registrations staged, its run compiled): the change it makes,
+/// if any, and what follows.
+fn stage(opts: Options, owner: &RunAs) -> Result<(Option<Ready>, Then), String> {
     let (session, displaced) = session::open(
         opts.id.clone(),
         opts.desc.clone(),
@@ -111,7 +166,7 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
         displaced,
         None,
         opts.replace_with.clone(),
-        &owner,
+        owner,
     )
     .map_err(|e| format!("ERR {e}"))?;
     let then = match outcome.run {
@@ -132,10 +187,10 @@ pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> 
     if outcome.staged.ids.is_empty() && !replaces {
         // Only a run: nothing changes on any master.
         drop(outcome.staged);
-        return then.now(ctx);
+        return Ok((None, then));
     }
-    let ready = Ready::session(outcome.staged, opts.desc.clone(), &opts.code, &owner);
-    apply(ctx, ready, then, "RG.PYEXECUTE")
+    let ready = Ready::session(outcome.staged, opts.desc.clone(), &opts.code, owner);
+    Ok((Some(ready), then))
 }
 
 pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
@@ -144,6 +199,10 @@ pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, St
     let list = session::dump()
         .into_iter()
         .map(|(id, desc, refs)| {
+            let reqs = session::source(&id)
+                .map(|(_, code, _)| requirements::of(&code))
+                .unwrap_or_default();
+            let needed = requirements::missing(&reqs).map_or(true, |m| !m.is_empty());
             let owned = registrations
                 .iter()
                 .filter(|r| r.session.as_deref() == Some(id.as_str()))
@@ -161,9 +220,9 @@ pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, St
                 Value::str("dead"),
                 Value::str("false"),
                 Value::str("requirementInstallationNeeded"),
-                Value::Int(0),
+                Value::Int(needed as i64),
                 Value::str("requirements"),
-                strs([]),
+                strs(reqs.iter().map(String::as_str)),
                 Value::str("registrations"),
                 Value::List(owned),
             ])

@@ -57,9 +57,14 @@ fn reopen_libpython_global() {
 }
 
 /// The folder with the python-shim and its dependencies: `gears-python` next to the module.
+/// The folder the module's `.so` is in.
+pub fn module_dir() -> Option<PathBuf> {
+    let me = file_of(module_dir as *const c_void)?;
+    Some(me.parent()?.to_path_buf())
+}
+
 fn shim_dir() -> Option<PathBuf> {
-    let me = file_of(shim_dir as *const c_void)?;
-    Some(me.parent()?.join("gears-python"))
+    Some(module_dir()?.join("gears-python"))
 }
 
 /// Starts CPython and imports the shim. Called once at module load.

@@ -160,6 +160,9 @@ pub fn execute(
         run_as: run_as.clone(),
         _session: session.clone(),
     };
+    // A session re-created elsewhere (load, a replica, a peer master) may find its
+    // requirements missing: they are installed first (RG.PYEXECUTE did so already).
+    super::requirements::ensure(&super::requirements::of(code), false)?;
     let code = CString::new(code).map_err(|_| "the script contains a NUL byte".to_string())?;
     let _acting = crate::redis::door::act_as(run_as);
     Python::attach(|py| {

@@ -145,6 +145,15 @@ pub fn source(id: &str) -> Option<(Option<String>, Arc<str>, RunAs)> {
         .map(|e| (e.desc.clone(), e.code.clone(), e.run_as.clone()))
 }
 
+/// (id, description, source) of every live session.
+pub fn sources() -> Vec<(String, Option<String>, Arc<str>)> {
+    sessions()
+        .iter()
+        .filter(|(_, e)| e.handle.strong_count() > 0)
+        .map(|(id, e)| (id.clone(), e.desc.clone(), e.code.clone()))
+        .collect()
+}
+
 /// (id, description, reference count) of every live session.
 pub fn dump() -> Vec<(String, Option<String>, usize)> {
     sessions()

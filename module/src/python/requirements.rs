@@ -1,0 +1,191 @@
+//! REQUIREMENTS: the pip packages a session needs (RedisGears 1.2's RG.PYEXECUTE option).
+//!
+//! Installing is the shim's job (`gears/_requirements.py`: pip, one whole folder per
+//! requirement under the requirements root, renamed into place once complete). This file
+//! holds what the host decides:
+//!
+//! - **Where**: PythonRequirementsDir, by default `gears-requirements` next to the module
+//!   (`make build` wipes `gears-python`, never this).
+//! - **From where**: PythonIndexUrl (pip's default index when empty), or only the wheels
+//!   of PythonWheelsDir when it is set (machines with no index).
+//! - **Carried with the session**: a session's requirements travel inside its source, as
+//!   a last comment line (`attach`, `of`). Whatever keeps or sends a session's source
+//!   (the RDB, RG.INNERREGISTER to replicas and the AOF, a change staged on every master,
+//!   the cluster's catch-up) therefore carries them, and re-creating the session installs
+//!   them first when they are missing. The line comes last so the script's line numbers
+//!   stay the user's.
+//! - **When**: RG.PYEXECUTE installs what is missing on the helper thread, its client
+//!   blocked (pip takes seconds); re-creating a session (load, replica, a peer master)
+//!   installs on the thread that re-creates it.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::config;
+
+/// The marker of the line that carries a session's requirements.
+const TRAILER: &str = "\n#!gears-requirements ";
+
+/// Configuration entries (text).
+pub const DIR: &str = "PythonRequirementsDir";
+pub const INDEX_URL: &str = "PythonIndexUrl";
+pub const WHEELS_DIR: &str = "PythonWheelsDir";
+
+/// How long one pip step may take.
+const PIP_TIMEOUT_SECS: u64 = 600;
+
+/// `code` carrying `requirements` (unchanged when there are none).
+pub fn attach(code: &str, requirements: &[String]) -> String {
+    if requirements.is_empty() {
+        return code.to_string();
+    }
+    let list = serde_json::to_string(requirements).unwrap_or_else(|_| "[]".into());
+    format!("{code}{TRAILER}{list}")
+}
+
+/// The requirements a session's source carries.
+pub fn of(code: &str) -> Vec<String> {
+    code.rfind(TRAILER)
+        .map(|at| &code[at + TRAILER.len()..])
+        .filter(|rest| !rest.contains('\n'))
+        .and_then(|list| serde_json::from_str(list).ok())
+        .unwrap_or_default()
+}
+
+/// The folder requirements are installed under.
+pub fn root() -> PathBuf {
+    if let Some(dir) = config::get_by_name(DIR).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    super::runtime::module_dir()
+        .map(|d| d.join("gears-requirements"))
+        .unwrap_or_else(|| PathBuf::from("gears-requirements"))
+}
+
+fn shim(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    py.import("gears._requirements")
+}
+
+fn text(name: &str) -> String {
+    config::get_by_name(name).unwrap_or_default()
+}
+
+/// The requirements of `specs` not installed yet.
+pub fn missing(specs: &[String]) -> Result<Vec<String>, String> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    Python::attach(|py| -> PyResult<Vec<String>> {
+        let root = root().to_string_lossy().into_owned();
+        shim(py)?
+            .call_method1("missing", (root, specs.to_vec()))?
+            .extract()
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Installs the requirements of `specs` that are missing (all of them with `force`),
+/// and puts them all on sys.path. Slow when something must be installed: never on the
+/// main thread of a serving Redis (RG.PYEXECUTE calls it on the helper thread).
+pub fn ensure(specs: &[String], force: bool) -> Result<(), String> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    Python::attach(|py| -> PyResult<()> {
+        let root = root().to_string_lossy().into_owned();
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("force", force)?;
+        kwargs.set_item("index_url", text(INDEX_URL))?;
+        kwargs.set_item("wheels_dir", text(WHEELS_DIR))?;
+        kwargs.set_item("timeout", PIP_TIMEOUT_SECS)?;
+        // pip runs in a child process; waiting for it releases the GIL.
+        shim(py)?.call_method("ensure", (root, specs.to_vec()), Some(&kwargs))?;
+        Ok(())
+    })
+    .map_err(
+        |e| match Python::attach(|py| e.value(py).str().map(|s| s.to_string())) {
+            Ok(text) => text,
+            Err(_) => e.to_string(),
+        },
+    )
+}
+
+/// The files pip downloaded for an installed requirement.
+pub fn wheels(spec: &str) -> Vec<String> {
+    Python::attach(|py| -> PyResult<Vec<String>> {
+        let root = root().to_string_lossy().into_owned();
+        shim(py)?.call_method1("wheels", (root, spec))?.extract()
+    })
+    .unwrap_or_default()
+}
+
+/// Whether `spec` is installed.
+pub fn is_installed(spec: &str) -> bool {
+    Python::attach(|py| -> PyResult<bool> {
+        let root = root().to_string_lossy().into_owned();
+        shim(py)?
+            .call_method1("is_installed", (root, spec))?
+            .extract()
+    })
+    .unwrap_or(false)
+}
+
+/// [(file name, bytes)] of an installed requirement, for RG.PYEXPORTREQ.
+pub fn export(spec: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    Python::attach(|py| -> PyResult<Vec<(String, Vec<u8>)>> {
+        let root = root().to_string_lossy().into_owned();
+        shim(py)?.call_method1("export", (root, spec))?.extract()
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Installs `spec` from `files` alone, for RG.PYIMPORTREQ.
+pub fn import(spec: &str, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+    Python::attach(|py| -> PyResult<()> {
+        let root = root().to_string_lossy().into_owned();
+        let files = PyList::new(
+            py,
+            files
+                .into_iter()
+                .map(|(n, b)| (n, pyo3::types::PyBytes::new(py, &b).unbind())),
+        )?;
+        shim(py)?.call_method1("import_", (root, spec, files, PIP_TIMEOUT_SECS))?;
+        Ok(())
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// What an installed requirement was built for: exported wheels install only where
+/// this is the same (an interpreter version and a platform).
+pub fn platform() -> String {
+    Python::attach(|py| -> PyResult<String> {
+        let sysconfig = py.import("sysconfig")?;
+        let plat: String = sysconfig.call_method0("get_platform")?.extract()?;
+        let version = py.import("sys")?.getattr("version_info")?;
+        let major: u8 = version.getattr("major")?.extract()?;
+        let minor: u8 = version.getattr("minor")?.extract()?;
+        Ok(format!("cp{major}{minor}-{plat}"))
+    })
+    .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirements_ride_on_the_last_line() {
+        let code = "GB().run()\n# done";
+        assert_eq!(attach(code, &[]), code);
+        let reqs = vec!["six".to_string(), "requests >= 2, < 3".to_string()];
+        let carried = attach(code, &reqs);
+        assert!(carried.starts_with(code));
+        assert_eq!(of(&carried), reqs);
+        assert!(of(code).is_empty());
+        // A marker the user wrote in the middle of a script is not a trailer.
+        let inside = format!("{carried}\nx = 1");
+        assert!(of(&inside).is_empty());
+    }
+}
