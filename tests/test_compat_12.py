@@ -219,3 +219,17 @@ def test_async_trigger_inside_multi(c):
 def test_shard_id_reader_without_a_cluster(c):
     assert run_ok(c, "GB('ShardsIDReader').run()") == ["1"]
     assert run_ok(c, "GB('ShardIDReader').run()") == ["1"]
+
+
+def test_group_keys_are_str(c):
+    """1.2's groups are keyed by str: countby/groupby/aggregateby of non-str keys."""
+    for i in range(4):
+        c.set(f"g:{i}", i)
+    out = run_ok(c, "GB().countby(lambda x: int(x['value']) % 2).run()")
+    assert sorted(out) == ["{'key': '0', 'value': 2}", "{'key': '1', 'value': 2}"]
+
+
+def test_noscan_of_a_missing_key_is_an_empty_record(c):
+    assert run_ok(c, "GB().run('missing', noScan=True)") == [
+        "{'key': 'missing', 'value': None, 'type': 'empty', 'event': None}"]
+    assert run_ok(c, "GB('KeysOnlyReader').run('missing', noScan=True)") == []

@@ -48,7 +48,7 @@ _Aborted = (_gears.ExecutionAborted, getattr(_gears, 'PanicException', _gears.Ex
 
 # False: group by the extracted value itself (repr fallback for unhashable values).
 # True: RedisGears 1.2 behaviour, keys are str (non-str keys become their repr()).
-KEYS_AS_STR = False
+KEYS_AS_STR = True
 
 _CoroutineType = types.CoroutineType
 _PARK = frozenset((GearsFuture, _CoroutineType))

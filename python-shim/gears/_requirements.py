@@ -5,7 +5,7 @@ own under the requirements root (the module's ``gears-requirements`` folder unle
 PythonRequirementsDir says otherwise)::
 
     <root>/<name>-<hash of the spec>/
-        wheels/      what pip downloaded: the requirement and its dependencies
+        wheels/      the wheels of the requirement and its dependencies (pip wheel)
         site/        the installed packages (on sys.path once installed)
         INSTALLED    written last: the folder is complete
 
@@ -59,13 +59,18 @@ def wheels(root, spec):
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
 
-def _pip(args, timeout):
+def _pip(args, timeout, own_sources=False):
+    """Runs pip. With `own_sources`, the sources the arguments name are the only ones:
+    the environment's pip settings (PIP_FIND_LINKS, PIP_INDEX_URL...) do not add any."""
     cmd = [python_binary(), '-m', 'pip', '--disable-pip-version-check', '--no-input'] + args
     env = dict(os.environ)
     # The packages go where we say, never into the user's or the interpreter's site.
     env.pop('PIP_TARGET', None)
     env.pop('PIP_USER', None)
     env['PYTHONNOUSERSITE'] = '1'
+    if own_sources:
+        for name in ('PIP_FIND_LINKS', 'PIP_INDEX_URL', 'PIP_EXTRA_INDEX_URL', 'PIP_NO_INDEX'):
+            env.pop(name, None)
     try:
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=timeout, env=env, stdin=subprocess.DEVNULL)
@@ -94,9 +99,13 @@ def _build(root, spec, index_url, wheels_dir, timeout):
         w = os.path.join(tmp, 'wheels')
         site = os.path.join(tmp, 'site')
         os.mkdir(w)
-        _pip(['download', '--dest', w] + _sources(index_url, wheels_dir) + [spec], timeout)
+        # Wheels of the requirement and its dependencies (a source-only package is built
+        # here, its build tools coming from the same sources), then an offline install
+        # from them: what is installed is exactly what RG.PYEXPORTREQ hands over.
+        _pip(['wheel', '--wheel-dir', w] + _sources(index_url, wheels_dir) + [spec], timeout,
+             own_sources=bool(index_url or wheels_dir))
         _pip(['install', '--no-index', '--find-links', w, '--target', site, '--no-compile',
-              spec], timeout)
+              spec], timeout, own_sources=True)
         with open(os.path.join(tmp, _MARK), 'w') as f:
             f.write(spec + '\n')
         return tmp

@@ -36,6 +36,20 @@ def _check_callable(method, name, f):
                         % (method, name, type(f).__name__))
 
 
+def _str_keys(extract):
+    """countby's extractor with RedisGears 1.2's keys: str (anything else by its repr()),
+    as the Python group steps make them (gears._fused.KEYS_AS_STR). countby counts in
+    native code, so the extractor converts."""
+    from . import _fused
+    if not _fused.KEYS_AS_STR:
+        return extract
+
+    def key(r):
+        k = extract(r)
+        return k if type(k) is str else repr(k)
+    return key
+
+
 def _check_bool(method, name, v):
     # bool, or an int used as one (0/1), like RedisGears 1.2 accepted
     if isinstance(v, bool):
@@ -179,6 +193,7 @@ class GearsBuilder(object):
     def countby(self, extract=None):
         if extract is not None:
             _check_callable('countby', 'extract', extract)
+            extract = _str_keys(extract)
         return self._add('countby', (extract,))
 
     def distinct(self):

@@ -31,6 +31,10 @@ def test_methods_record_steps_and_return_self():
     b.limit(5, 2).collect().repartition(f).groupby(f, g).batchgroupby(f, g)
     b.aggregate(0, g, g).aggregateby(f, [], g, g).count().countby().countby(f)
     b.distinct().avg().avg(f).sort().sort(True)
+    # countby's extractor gives str keys, as 1.2's (gears._fused.KEYS_AS_STR)
+    counted = b.steps[16][1][0]
+    assert counted is not f and counted(5) == '5' and counted('k') == 'k'
+    b.steps[16] = ('countby', (f,))
     assert b.steps == [
         ('map', (f,)), ('flatmap', (f,)), ('foreach', (f,)), ('filter', (f,)),
         ('accumulate', (g,)), ('localgroupby', (f, g)), ('limit', (10, 0)),

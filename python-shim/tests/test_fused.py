@@ -18,6 +18,13 @@ SYNC = {'profile': False, 'traceback': False, 'sync': True}
 PROF = {'profile': True, 'traceback': False, 'sync': False}
 
 
+
+@pytest.fixture(autouse=True)
+def raw_group_keys(monkeypatch):
+    """These tests check grouping on the extracted values themselves; the runtime's
+    default (str keys, as RedisGears 1.2) has a test of its own."""
+    monkeypatch.setattr(_fused, 'KEYS_AS_STR', False)
+
 def run_all(steps, batches, options=NOTB):
     """Pushes each batch, then finishes; returns (outputs, errors)."""
     run = FusedRun(steps, options)

@@ -136,12 +136,23 @@ impl Reader for KeysReader {
         let mut out = Vec::new();
         if self.no_scan {
             self.done = true;
-            if let Some(r) = self.record(pattern.clone())? {
-                let exists = self.records == RecordShape::WithValue
-                    || matches!(redis_call(&[b"EXISTS", pattern.as_bytes()])?, Value::Int(1));
-                if exists {
-                    out.push(r);
+            match self.record(pattern.clone())? {
+                Some(r) => {
+                    let exists = self.records == RecordShape::WithValue
+                        || matches!(redis_call(&[b"EXISTS", pattern.as_bytes()])?, Value::Int(1));
+                    if exists {
+                        out.push(r);
+                    }
                 }
+                // As RedisGears 1.2: the one key asked for, missing, is a record of type
+                // 'empty' with no value.
+                None if self.records == RecordShape::WithValue => out.push(Value::Map(vec![
+                    (Value::str("key"), Value::Str(pattern.clone())),
+                    (Value::str("value"), Value::Nil),
+                    (Value::str("type"), Value::str("empty")),
+                    (Value::str("event"), Value::Nil),
+                ])),
+                None => {}
             }
             return Ok(if out.is_empty() { None } else { Some(out) });
         }
