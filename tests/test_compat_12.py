@@ -233,3 +233,81 @@ def test_noscan_of_a_missing_key_is_an_empty_record(c):
     assert run_ok(c, "GB().run('missing', noScan=True)") == [
         "{'key': 'missing', 'value': None, 'type': 'empty', 'event': None}"]
     assert run_ok(c, "GB('KeysOnlyReader').run('missing', noScan=True)") == []
+
+
+# ------------------------------------------------------------------ streams, introspection
+
+def test_flat_error_pause_pauses_a_stream_registration(c):
+    """1.2: a step raising flat_error('PAUSE ...') pauses its registration; the message
+    waits, unacknowledged, and is processed once the registration is unpaused."""
+    code = """
+def f(x):
+    if execute('GET', 'gate') != 'open':
+        flat_error('PAUSE waiting for the gate')
+    execute('INCR', 'done:' + x['id'])
+GB('StreamReader').foreach(f).register(prefix='ps', mode='async_local')
+"""
+    assert pyexecute(c, code) == "OK"
+    rid = pairs(c.execute_command("RG.DUMPREGISTRATIONS")[0])["id"]
+    mid = c.xadd("ps", {"a": "1"})
+
+    def status():
+        reg = pairs(c.execute_command("RG.DUMPREGISTRATIONS")[0])
+        return pairs(reg["RegistrationData"]).get("status")
+    wait_until(lambda: status() == "PAUSED", what="the registration paused by its step")
+    assert c.get("done:" + mid) is None
+    c.set("gate", "open")
+    assert c.execute_command("RG.UNPAUSEREGISTRATIONS", rid) == "OK"
+    wait_until(lambda: c.get("done:" + mid) == "1", what="the message processed after unpause")
+
+
+def test_pause_aborts_queued_executions(fresh_server):
+    """1.2: pausing a registration aborts its executions that have not started; their
+    messages are processed after the unpause, none lost."""
+    s = fresh_server(module_args=["ExecutionThreads", 1])
+    c = s.client()
+    code = """
+import time
+def f(x):
+    time.sleep(0.2)
+    execute('INCR', 'n:' + x['key'])
+GB('StreamReader').foreach(f).register(prefix='q:*', mode='async_local')
+"""
+    assert pyexecute(c, code) == "OK"
+    rid = pairs(c.execute_command("RG.DUMPREGISTRATIONS")[0])["id"]
+    for i in range(6):
+        c.xadd(f"q:{i}", {"v": "1"})
+    wait_until(lambda: any(pairs(e)["status"] == "created"
+                           for e in c.execute_command("RG.DUMPEXECUTIONS")),
+               what="executions queued behind the running one")
+    assert c.execute_command("RG.PAUSEREGISTRATIONS", rid) == "OK"
+    statuses = [pairs(e)["status"] for e in c.execute_command("RG.DUMPEXECUTIONS")]
+    assert "created" not in statuses and "aborted" in statuses
+    assert c.execute_command("RG.UNPAUSEREGISTRATIONS", rid) == "OK"
+    wait_until(lambda: all(c.get(f"n:q:{i}") for i in range(6)), timeout=20,
+               what="every message processed after the unpause")
+
+
+def test_pydumpsessions_options(c):
+    assert pyexecute(c, "GB('CommandReader').register(trigger='dump_a')", "ID", "sa") == "OK"
+    assert pyexecute(c, "GB('CommandReader').register(trigger='dump_b')", "ID", "sb") == "OK"
+    ids = [pairs(s)["ID"] for s in c.execute_command("RG.PYDUMPSESSIONS", "TS")]
+    assert {"sa", "sb"} <= set(ids)
+    [only] = c.execute_command("RG.PYDUMPSESSIONS", "VERBOSE", "SESSIONS", "sa")
+    only = pairs(only)
+    assert only["ID"] == "sa"
+    [reg] = only["registrations"]
+    assert pairs(reg)["reader"] == "CommandReader"
+    with pytest.raises(ResponseError, match="Unknown arguments"):
+        c.execute_command("RG.PYDUMPSESSIONS", "BOGUS")
+
+
+def test_blocked_commands_reach_the_slowlog(c):
+    c.config_set("slowlog-log-slower-than", 100000)   # 100 ms
+    c.slowlog_reset()
+    pyexecute(c, "import time\nGB('ShardsIDReader').foreach(lambda x: time.sleep(0.3)).run()")
+    entries = c.slowlog_get()
+    assert any(e["command"].startswith(b"RG.PYEXECUTE") if isinstance(e["command"], bytes)
+               else e["command"].startswith("RG.PYEXECUTE") for e in entries), entries
+    assert max(e["duration"] for e in entries) >= 300000
+    c.config_set("slowlog-log-slower-than", 10000)

@@ -169,3 +169,21 @@ def test_export_and_import_without_an_index(fresh_server, wheels, req_dirs):
             b.execute_command("RG.PYIMPORTREQ", b"garbage")
     finally:
         shutil.rmtree(empty, ignore_errors=True)
+
+
+def test_every_master_of_a_cluster_installs_them(wheels, req_dirs):
+    from conftest import Cluster
+    dirs = [req_dirs() for _ in range(3)]
+    args = {i: ["PythonRequirementsDir", d, "PythonWheelsDir", wheels,
+                "PythonIndexUrl", "http://127.0.0.1:9/simple"] for i, d in enumerate(dirs)}
+    c = Cluster(masters=3, master_module_args=args).start()
+    try:
+        first = c.masters[0].client()
+        assert first.execute_command("RG.PYEXECUTE", REGISTER_A, "ID", "sa",
+                                     "REQUIREMENTS", "gearsreqa") == "OK"
+        for d in dirs:
+            assert installed(d) and installed(d)[0].startswith("gearsreqa-")
+        for m in c.masters:
+            assert m.client().execute_command("RG.TRIGGER", "reqa") == ["a1"]
+    finally:
+        c.stop()

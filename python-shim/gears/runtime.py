@@ -270,11 +270,12 @@ class GearsFlatError(Exception):
 
 
 def flat_error(msg):
-    """The exception to raise for an error reported exactly as ``msg``::
+    """Raises an error reported exactly as ``msg`` (no type, no traceback), as RedisGears
+    1.2's did::
 
-        raise flat_error('ERR no such user')
+        GB('StreamReader').foreach(lambda x: flat_error('PAUSE waiting for the database'))
     """
-    return GearsFlatError(str(msg))
+    raise GearsFlatError(str(msg))
 
 
 def registerTE(period, callback, key=None):

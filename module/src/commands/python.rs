@@ -193,11 +193,32 @@ fn stage(opts: Options, owner: &RunAs) -> Result<(Option<Ready>, Then), String> 
     Ok((Some(ready), then))
 }
 
+/// RG.PYDUMPSESSIONS [TS] [VERBOSE] [SESSIONS id ...]: VERBOSE shows each requirement
+/// and registration in full (as RG.PYDUMPREQS and RG.DUMPREGISTRATIONS do); SESSIONS,
+/// last, keeps the sessions named. TS (1.2: also sessions deleted while executions of
+/// theirs still run) is accepted: a session here is listed while anything holds it.
 pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
-    arity(args, 1, Some(1))?;
+    let mut verbose = false;
+    let mut only: Option<Vec<String>> = None;
+    let mut i = 1;
+    while i < args.len() {
+        let option = text(&args[i])?.to_ascii_uppercase();
+        match option.as_str() {
+            "TS" => {}
+            "VERBOSE" => verbose = true,
+            "SESSIONS" => {
+                only = Some(args[i + 1..].iter().map(text).collect::<Result<_, _>>()?);
+                break;
+            }
+            _ => return Err(format!("ERR Unknown arguments were given: {option}")),
+        }
+        i += 1;
+    }
     let registrations = globals().registrations.list();
+    let platform = verbose.then(requirements::platform);
     let list = session::dump()
         .into_iter()
+        .filter(|(id, _, _)| only.as_ref().is_none_or(|ids| ids.contains(id)))
         .map(|(id, desc, refs)| {
             let reqs = session::source(&id)
                 .map(|(_, code, _)| requirements::of(&code))
@@ -206,8 +227,19 @@ pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, St
             let owned = registrations
                 .iter()
                 .filter(|r| r.session.as_deref() == Some(id.as_str()))
-                .map(|r| Value::str(r.id.as_str()))
+                .map(|r| match verbose {
+                    true => super::registrations::entry_here(r),
+                    false => Value::str(r.id.as_str()),
+                })
                 .collect();
+            let reqs = match &platform {
+                Some(platform) => Value::List(
+                    reqs.iter()
+                        .map(|r| super::requirements::entry(r, platform))
+                        .collect(),
+                ),
+                None => strs(reqs.iter().map(String::as_str)),
+            };
             Value::List(vec![
                 Value::str("ID"),
                 Value::Str(id),
@@ -222,7 +254,7 @@ pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, St
                 Value::str("requirementInstallationNeeded"),
                 Value::Int(needed as i64),
                 Value::str("requirements"),
-                strs(reqs.iter().map(String::as_str)),
+                reqs,
                 Value::str("registrations"),
                 Value::List(owned),
             ])

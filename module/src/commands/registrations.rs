@@ -159,24 +159,32 @@ fn dump(stats: impl Fn(&Registration) -> Stats) -> Value {
         .registrations
         .list()
         .iter()
-        .map(|r| {
-            Value::List(vec![
-                Value::str("id"),
-                Value::str(r.id.as_str()),
-                Value::str("reader"),
-                Value::str(r.trigger.reader()),
-                Value::str("desc"),
-                r.plan.desc.clone().map_or(Value::Nil, Value::Str),
-                Value::str("RegistrationData"),
-                data(r, stats(r)),
-                Value::str("PD"),
-                Value::Str(r.plan.text()),
-                Value::str("ExecutionThreadPool"),
-                Value::str("DefaultPool"),
-            ])
-        })
+        .map(|r| entry(r, stats(r)))
         .collect();
     Value::List(list)
+}
+
+/// One registration as RG.DUMPREGISTRATIONS shows it, with `stats`.
+fn entry(r: &Registration, stats: Stats) -> Value {
+    Value::List(vec![
+        Value::str("id"),
+        Value::str(r.id.as_str()),
+        Value::str("reader"),
+        Value::str(r.trigger.reader()),
+        Value::str("desc"),
+        r.plan.desc.clone().map_or(Value::Nil, Value::Str),
+        Value::str("RegistrationData"),
+        data(r, stats),
+        Value::str("PD"),
+        Value::Str(r.plan.text()),
+        Value::str("ExecutionThreadPool"),
+        Value::str("DefaultPool"),
+    ])
+}
+
+/// One registration as RG.DUMPREGISTRATIONS shows it on this shard.
+pub fn entry_here(r: &Registration) -> Value {
+    entry(r, r.stats().clone())
 }
 
 /// Whether this command came from the primary's stream or the AOF: then it acts here

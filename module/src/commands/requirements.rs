@@ -54,29 +54,32 @@ pub fn pydumpreqs(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String
     arity(args, 1, Some(1))?;
     python_on()?;
     let platform = requirements::platform();
-    let yes_no = |b: bool| Value::str(if b { "yes" } else { "no" });
     let list = in_use()
         .into_iter()
-        .map(|spec| {
-            let installed = requirements::is_installed(&spec);
-            let wheels = requirements::wheels(&spec);
-            Value::List(vec![
-                Value::str("GearReqVersion"),
-                Value::Int(VERSION as i64),
-                Value::str("Name"),
-                Value::str(spec.as_str()),
-                Value::str("IsDownloaded"),
-                yes_no(!wheels.is_empty()),
-                Value::str("IsInstalled"),
-                yes_no(installed),
-                Value::str("CompiledOs"),
-                Value::str(platform.as_str()),
-                Value::str("Wheels"),
-                Value::List(wheels.into_iter().map(Value::Str).collect()),
-            ])
-        })
+        .map(|spec| entry(&spec, &platform))
         .collect();
     Ok(Answer::Reply(Value::List(list)))
+}
+
+/// One requirement as RG.PYDUMPREQS shows it (`platform`: `requirements::platform()`).
+pub fn entry(spec: &str, platform: &str) -> Value {
+    let yes_no = |b: bool| Value::str(if b { "yes" } else { "no" });
+    let installed = requirements::is_installed(spec);
+    let wheels = requirements::wheels(spec);
+    Value::List(vec![
+        Value::str("GearReqVersion"),
+        Value::Int(VERSION as i64),
+        Value::str("Name"),
+        Value::str(spec),
+        Value::str("IsDownloaded"),
+        yes_no(!wheels.is_empty()),
+        Value::str("IsInstalled"),
+        yes_no(installed),
+        Value::str("CompiledOs"),
+        Value::str(platform),
+        Value::str("Wheels"),
+        Value::List(wheels.into_iter().map(Value::Str).collect()),
+    ])
 }
 
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {

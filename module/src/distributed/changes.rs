@@ -241,6 +241,11 @@ fn apply_checked(change: &Change) {
             for id in ids {
                 if let Some(r) = globals().registrations.get(id) {
                     r.set_paused(*paused);
+                    if *paused {
+                        // As 1.2: its queued executions do not run (their messages wait,
+                        // unacknowledged, for the unpause).
+                        abort_queued(id);
+                    }
                 }
             }
         }
@@ -267,6 +272,19 @@ pub fn unregister_here(id: &str) -> bool {
     }
     globals().registry.drop_registration(id);
     true
+}
+
+/// Aborts the executions of registration `id` that have not started yet.
+fn abort_queued(id: &str) {
+    for exec in globals().registry.list() {
+        let queued = exec.status() == crate::engine::execution::Status::Created;
+        if queued
+            && exec.registration.as_deref() == Some(id)
+            && exec.request_abort() == Abort::FinishedHere
+        {
+            crate::launch::trim(&exec);
+        }
+    }
 }
 
 /// Marks the owner in RG.INNERREGISTER (older streams have none: the default user, db 0).

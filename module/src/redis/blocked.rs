@@ -46,6 +46,15 @@ impl BlockedClient {
         // command handler), and its client may be blocked (checked above). No callbacks
         // and no private data; the guard returned unblocks the handle exactly once.
         let bc = unsafe { raw::RedisModule_BlockClient.unwrap()(ctx.ctx, None, None, None, 0) };
+        // The time until the answer counts as the command's, in SLOWLOG and the command
+        // statistics (as 1.2's blocked commands did).
+        // SAFETY: `bc` was just returned by BlockClient and is not answered yet; the call
+        // only stores a start time in it. Optional API (Redis 6.2+), hence matched.
+        unsafe {
+            if let Some(start) = raw::RedisModule_BlockedClientMeasureTimeStart {
+                start(bc);
+            }
+        }
         Ok(BlockedClient(bc))
     }
 
@@ -73,6 +82,10 @@ fn answer(bc: *mut raw::RedisModuleBlockedClient, value: &Value) {
     // until the unblock), freeing it and unblocking are allowed from any thread without
     // the lock; the context is not used after it is freed.
     unsafe {
+        // Ends the measure `block` started (it only adds the elapsed time to `bc`).
+        if let Some(end) = raw::RedisModule_BlockedClientMeasureTimeEnd {
+            end(bc);
+        }
         let ctx = raw::RedisModule_GetThreadSafeContext.unwrap()(bc);
         super::reply::reply(&Context::new(ctx), value);
         raw::RedisModule_FreeThreadSafeContext.unwrap()(ctx);

@@ -408,16 +408,27 @@ fn batch_done(
         return;
     };
     let _db = lock::use_db(reg.run_as.db);
-    let (failed, aborted) = {
+    let (failed, aborted, pause) = {
         let st = exec.state();
         (
             !st.errors.is_empty() || st.status == Status::Aborted,
             st.status == Status::Aborted,
+            // RedisGears 1.2: a step that raises flat_error('PAUSE ...') pauses its
+            // registration on this shard; the batch waits, unacknowledged, for the unpause.
+            st.errors.iter().any(|e| e.starts_with("PAUSE"))
+                // A batch aborted by a pause waits for the unpause too.
+                || (st.status == Status::Aborted && reg.is_paused()),
         )
     };
     let ids = std::mem::take(&mut *guard(&ids));
-    let acknowledge = !failed || (trigger.on_failed == OnFailed::Continue && !aborted);
-    if acknowledge {
+    let acknowledge = !pause && (!failed || (trigger.on_failed == OnFailed::Continue && !aborted));
+    if pause {
+        reg.set_paused(true);
+        guard(&trigger.streams)
+            .entry(key.clone())
+            .or_default()
+            .retry_at = Some(Instant::now());
+    } else if acknowledge {
         if let Err(e) = ack(&reg, trigger, &key, &ids) {
             redis_module::logging::log_warning(format!("gears: acknowledging {key}: {e:#}"));
         }
@@ -553,13 +564,21 @@ fn sweep(reg: &Arc<Registration>, trigger: &StreamTrigger) {
             }
         }
     }
+    if reg.is_paused() {
+        // Batches due (retries, those a pause held back) wait for the unpause.
+        return;
+    }
     let now = Instant::now();
     let mut due = Vec::new();
     {
         let mut streams = guard(&trigger.streams);
         let mut health = guard(&trigger.health);
         for (key, st) in streams.iter_mut() {
-            if *health == Health::WaitingForRetry && st.retry_at.is_some_and(|t| now >= t) {
+            let retry = match *health {
+                Health::WaitingForRetry | Health::Ok => st.retry_at.is_some_and(|t| now >= t),
+                _ => false,
+            };
+            if retry {
                 st.retry_at = None;
                 *health = Health::Ok;
                 due.push(key.clone());
