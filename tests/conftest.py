@@ -38,6 +38,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def index_reachable():
+    """Whether the package index (pypi.org) answers from this machine."""
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=5).close()
+        return True
+    except OSError:
+        return False
+
+
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
     """Poll predicate() until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout

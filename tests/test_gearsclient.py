@@ -7,24 +7,16 @@ requirement, a git URL on GitHub, is out of reach here, so the server installs t
 by its name (`requirements=['gearsclient'], addClientToRequirements=False`)."""
 import json
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, index_reachable
 
 VENV = os.path.join(ROOT, "target", "test-venvs", "gearsclient")
-
-
-def index_reachable():
-    try:
-        socket.create_connection(("pypi.org", 443), timeout=5).close()
-        return True
-    except OSError:
-        return False
+# The server's requirements folder, kept between runs of this checkout.
+REQS = os.path.join(ROOT, "target", "test-requirements")
 
 
 def shim_cloudpickle():
@@ -87,8 +79,7 @@ print(json.dumps(out, default=lambda b: b.decode()))
 
 
 def test_gearsclient_documented_usage(fresh_server, venv):
-    reqs = tempfile.mkdtemp(prefix="gears-reqs-")
-    s = fresh_server(module_args=["PythonRequirementsDir", reqs])
+    s = fresh_server(module_args=["PythonRequirementsDir", REQS])
     c = s.client()
     movies = [("A", "Drama, Comedy", 1990), ("B", "Drama", 2000), ("C", "\\N", 2010),
               ("D", "Comedy", 2000)]

@@ -3,25 +3,17 @@ from the package index, its README's write-behind example to a SQLite database. 
 change (inserts, updates, deletes) reaches the table, in order, and nothing but the
 library writes to its stream."""
 import os
-import socket
+import shutil
 import sqlite3
 import tempfile
 
 import pytest
 
-from conftest import ROOT, wait_until
+from conftest import ROOT, index_reachable, wait_until
 
 # Requirements folder kept between runs of this checkout (rgsync needs SQLAlchemy and
 # pymongo built from source: a minute the first time).
 REQS = os.path.join(ROOT, "target", "test-requirements")
-
-
-def index_reachable():
-    try:
-        socket.create_connection(("pypi.org", 443), timeout=5).close()
-        return True
-    except OSError:
-        return False
 
 
 WRITE_BEHIND = """
@@ -50,7 +42,13 @@ def test_rgsync_write_behind_to_sqlite(fresh_server):
     if not index_reachable():
         pytest.skip("the package index (pypi.org) cannot be reached from this machine")
     folder = tempfile.mkdtemp(prefix="gears-rgsync-")
-    db = os.path.join(folder, "test.db")
+    try:
+        write_behind(fresh_server, os.path.join(folder, "test.db"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_behind(fresh_server, db):
     with sqlite3.connect(db) as conn:
         conn.execute("create table persons (person_id varchar(100) primary key, "
                      "first varchar(100), last varchar(100), age int)")
