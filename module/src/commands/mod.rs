@@ -106,8 +106,9 @@ fn spreads(job: &Launch) -> bool {
 fn answer_when_done(exec: &Arc<Execution>, client: BlockedClient, spread: bool) {
     let done = exec.clone();
     exec.on_finish(Box::new(move |st| {
-        client.reply(&results_reply(st));
+        // Forgotten first: the client's next command must not find it any more.
         executions::forget_answered(&done, spread);
+        client.reply(&results_reply(st));
     }));
 }
 

@@ -49,8 +49,9 @@ fn run_trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     let client = BlockedClient::block(ctx, "RG.TRIGGER")?;
     let done = exec.clone();
     exec.on_finish(Box::new(move |st| {
-        client.reply(&trigger_reply(st));
+        // Forgotten first: the client's next command must not find it any more.
         forget_answered(&done, true);
+        client.reply(&trigger_reply(st));
     }));
     Ok(Answer::Blocked)
 }
