@@ -7,11 +7,10 @@ runs of steps, the PythonReader); it is not part of ``__all__``.
 
 import sys as _sys
 
-from .builder import GearsBuilder, GB
+from .builder import GearsBuilder, GB, registerTE
 from .runtime import (execute, atomic, log, configGet, gearsConfigGet, hashtag,
                       gearsFuture, isAsyncAllow, call_next, override_reply, createFuture,
-                      setFutureResults, setFutureException, runCoroutine, flat_error,
-                      registerTE)
+                      setFutureResults, setFutureException, runCoroutine, flat_error)
 from . import redisgears as _redisgears
 
 # Libraries written for RedisGears 1.2 (rgsync, gearsclient...) import `redisgears`.

@@ -393,3 +393,22 @@ class _StepRun(object):
 
     def __repr__(self):
         return '<run %s>' % self.id
+
+
+def registerTE(period, callback, key=None):
+    """RedisGears 1.2's time event: ``callback()`` every ``period`` seconds, as a
+    registration of this script (a TimeReader one: RG.DUMPREGISTRATIONS lists it,
+    RG.UNREGISTER removes it, it persists and replicates with its session). Returns its
+    id. ``key`` (1.2 kept the event in a key) is accepted and ignored."""
+    if not callable(callback):
+        raise TypeError('registerTE(): callback must be callable, got %s'
+                        % type(callback).__name__)
+    try:
+        millis = int(float(period) * 1000)
+    except (TypeError, ValueError):
+        raise TypeError('registerTE(): period must be a number of seconds, got %r'
+                        % (period,)) from None
+    if millis < 1:
+        raise ValueError('registerTE(): period must be positive')
+    return GB('TimeReader').foreach(lambda _: callback()).register(interval=millis,
+                                                                   mode='async_local')

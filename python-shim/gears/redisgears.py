@@ -7,13 +7,13 @@ under that name. Each name is 1.2's, bound to this runtime's function of the sam
 import _gears
 
 from . import runtime as _rt
-from .builder import GearsBuilder as _GB
+from .builder import GearsBuilder as _GB, registerTE as _registerTE
 
 executeCommand = _rt.execute
 callNext = _rt.call_next
 overrideReply = _rt.override_reply
 getMyHashTag = _rt.hashtag
-registerTimeEvent = _rt.registerTE
+registerTimeEvent = _registerTE
 gearsFutureCtx = _rt.gearsFuture
 log = _rt.log
 config_get = _rt.configGet

@@ -11,7 +11,7 @@ import _gears
 __all__ = [
     'execute', 'atomic', 'log', 'configGet', 'gearsConfigGet', 'hashtag',
     'gearsFuture', 'isAsyncAllow', 'GearsFuture', 'createFuture', 'setFutureResults',
-    'setFutureException', 'runCoroutine', 'flat_error', 'GearsFlatError', 'registerTE',
+    'setFutureException', 'runCoroutine', 'flat_error', 'GearsFlatError',
 ]
 
 # `execute` is the hottest call of most recipes: bind the native function directly so a
@@ -277,22 +277,3 @@ def flat_error(msg):
     """
     raise GearsFlatError(str(msg))
 
-
-def registerTE(period, callback, key=None):
-    """RedisGears 1.2's time event: ``callback()`` every ``period`` seconds, as a
-    registration of this script (a TimeReader one: RG.DUMPREGISTRATIONS lists it,
-    RG.UNREGISTER removes it, it persists and replicates with its session). Returns its
-    id. ``key`` (1.2 kept the event in a key) is accepted and ignored."""
-    from .builder import GB
-    if not callable(callback):
-        raise TypeError('registerTE(): callback must be callable, got %s'
-                        % type(callback).__name__)
-    try:
-        millis = int(float(period) * 1000)
-    except (TypeError, ValueError):
-        raise TypeError('registerTE(): period must be a number of seconds, got %r'
-                        % (period,)) from None
-    if millis < 1:
-        raise ValueError('registerTE(): period must be positive')
-    return GB('TimeReader').foreach(lambda _: callback()).register(interval=millis,
-                                                                   mode='async_local')

@@ -13,6 +13,7 @@ pub mod interrupt;
 pub mod janitor;
 pub mod memory;
 pub mod nested;
+pub mod paths;
 pub mod requirements;
 pub mod runtime;
 pub mod script;

@@ -59,7 +59,7 @@ pub fn root() -> PathBuf {
     if let Some(dir) = config::get_by_name(DIR).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    super::runtime::module_dir()
+    super::paths::module_dir()
         .map(|d| d.join("gears-requirements"))
         .unwrap_or_else(|| PathBuf::from("gears-requirements"))
 }

@@ -1,38 +1,20 @@
 //! Starting the embedded interpreter: libpython's symbols, the python-shim on sys.path,
 //! `_gears`, the watchdog and the janitor.
 
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use super::paths::{libpython, module_dir};
 use super::{gears_module, shim};
-
-/// The file a symbol was loaded from.
-fn file_of(symbol: *const c_void) -> Option<PathBuf> {
-    // SAFETY: dladdr only looks `symbol` up (never dereferences it) and fills `info`, for
-    // which all-zero is a valid start (pointers and ints). On success dli_fname, checked
-    // non-null, is the loader's NUL-terminated name of the object holding `symbol`:
-    // libpython or this module, both running code here, so neither is unloaded while
-    // the name is copied out.
-    unsafe {
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        if libc::dladdr(symbol, &mut info) == 0 || info.dli_fname.is_null() {
-            return None;
-        }
-        let name = CStr::from_ptr(info.dli_fname)
-            .to_string_lossy()
-            .into_owned();
-        Some(PathBuf::from(name))
-    }
-}
 
 /// Redis loads modules with RTLD_LOCAL, which hides libpython's symbols from the C
 /// extension modules Python loads later (math, json's scanner, decimal...). Re-open the
 /// already loaded libpython with RTLD_GLOBAL; it is never closed.
 fn reopen_libpython_global() {
-    let Some(path) = file_of(pyo3::ffi::Py_IsInitialized as *const c_void) else {
+    let Some(path) = libpython() else {
         redis_module::logging::log_warning("gears: could not find libpython's path");
         return;
     };
@@ -57,12 +39,6 @@ fn reopen_libpython_global() {
 }
 
 /// The folder with the python-shim and its dependencies: `gears-python` next to the module.
-/// The folder the module's `.so` is in.
-pub fn module_dir() -> Option<PathBuf> {
-    let me = file_of(module_dir as *const c_void)?;
-    Some(me.parent()?.to_path_buf())
-}
-
 fn shim_dir() -> Option<PathBuf> {
     Some(module_dir()?.join("gears-python"))
 }
