@@ -18,6 +18,7 @@ use crate::engine::execution::{Abort, RunAs};
 use crate::engine::registration::Stats;
 use crate::engine::value::Value;
 use crate::globals::globals;
+use crate::python::requirements;
 use crate::python::script::{self, StagedSession};
 use crate::redis::lock;
 use crate::wasm::guests::{self, StagedGuest};
@@ -146,6 +147,10 @@ pub fn stage(change: Change) -> Result<Ready, String> {
                 return Err("Python is disabled on this server (PythonEnabled 0)".into());
             }
             let owner = RunAs::new(user, *db);
+            // pip takes seconds and touches no Redis: the session's requirements are
+            // installed before the lock is taken (with it, this master would stop
+            // answering, its cluster bus included).
+            requirements::ensure(&requirements::of(code), false)?;
             let _ctx = lock::context();
             let staged = script::stage(
                 sid,
