@@ -311,3 +311,95 @@ def test_blocked_commands_reach_the_slowlog(c):
                else e["command"].startswith("RG.PYEXECUTE") for e in entries), entries
     assert max(e["duration"] for e in entries) >= 300000
     c.config_set("slowlog-log-slower-than", 10000)
+
+
+# ------------------------------------------------------------------ futures in sync runs
+
+SYNC_FUTURES = """
+waiting = {}
+
+def park(r):
+    f = gearsFuture()
+    waiting[r[1]] = f
+    return f
+
+def release(r):
+    f = waiting.pop(r[1], None)
+    if f is None:
+        return 'nothing waits on %s' % r[1]
+    f.continueRun('released ' + r[1])
+    return 'ok'
+
+async def later(r):
+    return 'async ' + r['key']
+
+def early(r):
+    f = gearsFuture()
+    f.continueRun(r)
+    return f
+
+GB('CommandReader').map(park).register(trigger='park', mode='sync')
+GB('CommandReader').map(release).register(trigger='release', mode='sync')
+GB('CommandReader').map(lambda r: gearsFuture()).register(trigger='dropped', mode='sync')
+GB('CommandReader').map(early).register(trigger='early', mode='sync')
+GB('CommandReader').map(lambda r: isAsyncAllow()).register(trigger='allowed', mode='sync')
+GB().map(later).foreach(lambda v: execute('set', 'out:' + v[6:], v)).register(
+    prefix='in:*', eventTypes=['set'], mode='sync')
+"""
+
+
+def _threaded(server_client, *command):
+    import threading
+    box = {}
+
+    def call():
+        try:
+            box["value"] = server_client.execute_command(*command)
+        except Exception as e:  # noqa: BLE001 - handed to the test
+            box["error"] = e
+    th = threading.Thread(target=call, daemon=True)
+    th.start()
+    return th, box
+
+
+def test_sync_run_moves_to_the_background_on_a_future(server, c):
+    """As in 1.2: a sync step returning a gearsFuture moves its run to the background. The
+    RG.TRIGGER client waits for it while Redis serves others (here: the client that
+    releases it); the answered run is then forgotten."""
+    assert pyexecute(c, SYNC_FUTURES) == "OK"
+    other = server.client()
+    th, box = _threaded(other, "RG.TRIGGER", "park", "k1")
+    wait_until(lambda: c.execute_command("RG.TRIGGER", "release", "k1") == ["ok"],
+               what="the parked run to be released")
+    th.join(10)
+    assert not th.is_alive() and box == {"value": ["released k1"]}
+    assert c.execute_command("RG.TRIGGER", "allowed") == ["True"]
+    assert not [e for e in executions(c).values() if e["status"] != "done"]
+    other.close()
+
+
+def test_sync_keyspace_run_with_a_coroutine_finishes_in_the_background(c):
+    assert pyexecute(c, SYNC_FUTURES) == "OK"
+    c.set("in:a", "1")
+    assert wait_until(lambda: c.get("out:in:a"), what="the coroutine's write") == "async in:a"
+
+
+def test_futures_are_refused_where_the_run_cannot_move(c):
+    """Inside MULTI the sync run must end within the transaction: 1.2's error, and
+    isAsyncAllow() says False."""
+    assert pyexecute(c, SYNC_FUTURES) == "OK"
+    p = c.pipeline(transaction=True)
+    p.execute_command("RG.TRIGGER", "park", "k2")
+    p.execute_command("RG.TRIGGER", "allowed")
+    parked, allowed = p.execute(raise_on_error=False)
+    assert "Future object is not allowed on sync execution" in str(parked)
+    assert allowed == ["False"]
+
+
+def test_gears_future_misuse_gets_1_2_errors(c):
+    assert pyexecute(c, SYNC_FUTURES) == "OK"
+    with pytest.raises(ResponseError, match="Async record did not called continue"):
+        c.execute_command("RG.TRIGGER", "dropped")
+    with pytest.raises(ResponseError,
+                       match="Can not handle future untill it returned from the callback"):
+        c.execute_command("RG.TRIGGER", "early")

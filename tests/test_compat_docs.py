@@ -1017,8 +1017,6 @@ def _wait_for_expiration(r, c):
     return waiting()
 
 
-@pytest.mark.xfail(strict=True, reason="gearsFuture() in a mode='sync' CommandReader raises "
-                   "'Future object is not allowed on sync execution'; 1.2 moves it to the background")
 def test_runtime_gears_future(r, c):
     """DOC BUG (1.2): unblock() ends with `blocked[key]` right after popping that key, which
     raises KeyError (after the futures were resumed): the waiting client gets its reply, and
@@ -1713,9 +1711,7 @@ def set_students(r):
 
 @pytest.mark.parametrize("code", [
     pytest.param(ASYNC_AWAIT_003, id="003"),
-    pytest.param(ASYNC_AWAIT_004, id="004", marks=pytest.mark.xfail(
-        strict=True, reason="a sync registration returning a coroutine raises 'GearsError: "
-        "Coroutine is not allowed on sync execution' (1.2 moves it to the background)")),
+    pytest.param(ASYNC_AWAIT_004, id="004"),
 ])
 def test_async_await_waiting_for_another_execution(r, code):
     set_students(r)

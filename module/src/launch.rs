@@ -103,6 +103,36 @@ pub fn abort_requested_here() -> bool {
     })
 }
 
+thread_local! {
+    /// Whether the sync run started in this scope may finish on the pool (see `Movable`).
+    static MOVABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Lets the sync run started while it lives leave this thread when a step returns a
+/// future or a coroutine (RedisGears 1.2 moves such a run to the background): the caller
+/// can then wait for the run without holding Redis (it blocks its client, or nobody
+/// waits). Callers that must have the run's end before they return (a hook, a timer, a
+/// command inside MULTI or a script) never allow it, and a run nested inside another
+/// execution on this thread never moves.
+pub struct Movable(bool);
+
+impl Movable {
+    pub fn allow(yes: bool) -> Movable {
+        Movable(MOVABLE.with(|m| m.replace(yes)))
+    }
+}
+
+impl Drop for Movable {
+    fn drop(&mut self) {
+        MOVABLE.with(|m| m.set(self.0));
+    }
+}
+
+/// Whether the execution running on this thread may finish on the pool (`Movable`).
+pub fn may_move_here() -> bool {
+    MOVABLE.with(|m| m.get()) && CURRENT.with(|c| c.borrow().len() == 1)
+}
+
 /// One compiled execution of a plan, ready to start on this shard.
 pub struct Launch {
     pub exec: Arc<Execution>,

@@ -146,7 +146,7 @@ def _close_quietly(coro):
 
 
 def _wait(fut):
-    """Block until a GearsFuture is resolved, in slices so an abort is seen."""
+    """Block until a GearsFuture's state is resolved, in slices so an abort is seen."""
     ev = fut._event
     if not ev.is_set():
         _gears.release_lock_slice()
@@ -537,7 +537,7 @@ class FusedRun(object):
         self._times = times = [0] * n
         self._out = out = []
         self._errors = errors = []
-        self._pending = deque()  # (GearsFuture | coroutine | _Done, post, record, step)
+        self._pending = deque()  # (_FutureState | coroutine | _Done, post, record, step)
         self._ncoro = 0          # coroutines in _pending (not started yet)
         self._loop = None        # this run's event loop, created on first coroutine
         self._aborted = None     # ExecutionAborted caught by the loop's machinery
@@ -578,25 +578,32 @@ class FusedRun(object):
 
     def _park(self, v, post, r, i):
         """A step returned a gearsFuture or a coroutine: park the record. A coroutine is
-        kept as is (not started) until finish() drives it."""
+        kept as is (not started) until finish() drives it. On the main thread only a
+        run that may move to the pool parks (``_gears.is_async_allowed``): push() then
+        says records wait, and the host calls finish() on a worker."""
         if type(v) is _CoroutineType:
-            if self._sync or not _gears.is_async_allowed():
+            if not _gears.is_async_allowed():
                 v.close()
                 self._on_error(_gears.GearsError(
                     'Coroutine is not allowed on sync execution'))
                 return
             self._ncoro += 1
-        elif self._sync:
+        elif not _gears.is_async_allowed():
             self._on_error(_gears.GearsError('Future object is not allowed on sync execution'))
             return
+        else:
+            v = v._st  # not the future itself: user code may let go of it (GearsFuture)
+            v._parked = True
         self._pending.append((v, post, r, i))
 
     def _resolve_inline(self, v, i):
         """A stateful step's function returned a future/coroutine: wait for it here
         (its next record depends on it). Raises the failure."""
+        # The main thread never waits: a stateful step's future cannot move the run.
+        blocked = _gears.on_main_thread() or not _gears.is_async_allowed()
         while type(v) in _PARK:
             if type(v) is _CoroutineType:
-                if self._sync or not _gears.is_async_allowed():
+                if blocked:
                     v.close()
                     raise _gears.GearsError('Coroutine is not allowed on sync execution')
                 if self._profile:
@@ -608,8 +615,10 @@ class FusedRun(object):
                 if not ok:
                     raise v
                 continue
-            if self._sync:
+            if blocked:
                 raise _gears.GearsError('Future object is not allowed on sync execution')
+            v = v._st
+            v._parked = True
             if self._profile:
                 t0 = perf_counter_ns()
                 _wait(v)
@@ -833,7 +842,8 @@ class FusedRun(object):
             self._emit()
         out = self._out
         errors = self._errors
-        res = (out[:], errors[:], bool(self._flushers) or bool(self._pending))
+        pending = bool(self._pending)
+        res = (out[:], errors[:], bool(self._flushers) or pending, pending)
         del out[:]
         del errors[:]
         return res

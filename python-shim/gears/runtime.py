@@ -5,6 +5,7 @@ Everything here is a thin layer over the native module ``_gears`` (see CONTRACT.
 
 import asyncio
 import threading
+import weakref as _weakref
 
 import _gears
 
@@ -80,24 +81,17 @@ def hashtag():
 
 
 def isAsyncAllow():
-    """True when the current step may return a gearsFuture() or be an ``async def``."""
-    run = _current_run()
-    if run is not None and run._sync:
-        return False
+    """True when the current step may return a gearsFuture() or be an ``async def``:
+    in an async execution, and in a sync one that may move to the background (not inside
+    MULTI, a script, a hook or another execution)."""
     return bool(_gears.is_async_allowed())
 
 
-class GearsFuture(object):
-    """A record whose value is given later, from any thread.
+class _FutureState(object):
+    """What a parked record waits on: the outcome a GearsFuture is given. The run keeps
+    this, not the GearsFuture, so a future its user code lets go of can be noticed."""
 
-    Returned by a map/flatmap/filter/foreach step, it parks the record until
-    ``continueRun(value)`` (the record continues with ``value`` as that step's result) or
-    ``continueFailed(error)`` (the record is dropped and ``error`` becomes an error entry:
-    an exception is shown as ``Type: message``, anything else as ``str(error)``).
-    A future can be resolved once; a second call raises GearsError.
-    """
-
-    __slots__ = ('_event', '_lock', '_resolved', '_ok', '_value')
+    __slots__ = ('_event', '_lock', '_resolved', '_ok', '_value', '_parked', '_owner')
 
     def __init__(self):
         self._event = threading.Event()
@@ -105,6 +99,9 @@ class GearsFuture(object):
         self._resolved = False
         self._ok = False
         self._value = None
+        self._parked = False
+        run = _current_run()
+        self._owner = None if run is None else _weakref.ref(run)
 
     def _resolve(self, ok, value):
         with self._lock:
@@ -115,24 +112,59 @@ class GearsFuture(object):
             self._value = value
         self._event.set()
 
+
+class GearsFuture(object):
+    """A record whose value is given later, from any thread.
+
+    Returned by a map/flatmap/filter/foreach step, it parks the record until
+    ``continueRun(value)`` (the record continues with ``value`` as that step's result) or
+    ``continueFailed(error)`` (the record is dropped and ``error`` becomes an error entry:
+    an exception is shown as ``Type: message``, anything else as ``str(error)``).
+    A future can be resolved once; a second call raises GearsError. As in RedisGears 1.2:
+    the step that creates it cannot resolve it before returning it (`Can not handle
+    future untill it returned from the callback`), and a future dropped by every
+    reference before it was resolved fails its record (`Async record did not called
+    continue`), so nothing waits for it forever.
+    """
+
+    __slots__ = ('_st',)
+
+    def __init__(self):
+        self._st = _FutureState()
+
+    def _resolve(self, ok, value):
+        st = self._st
+        owner = st._owner and st._owner()
+        if not st._parked and owner is not None and owner is _current_run():
+            raise _gears.GearsError('Can not handle future untill it returned from the callback')
+        st._resolve(ok, value)
+
     def continueRun(self, record):
         self._resolve(True, record)
 
     def continueFailed(self, error):
         self._resolve(False, error)
 
+    def __del__(self):
+        st = self._st
+        if not st._resolved:
+            try:
+                st._resolve(False, _gears.GearsError('Async record did not called continue'))
+            except Exception:
+                pass
+
     def __repr__(self):
+        st = self._st
         state = 'pending'
-        if self._resolved:
-            state = 'done' if self._ok else 'failed'
+        if st._resolved:
+            state = 'done' if st._ok else 'failed'
         return '<gearsFuture %s>' % state
 
 
 def gearsFuture():
     """Create a future to return from a step (async executions only). ``async def`` steps
     run on the worker, inside their run, so they may create futures too."""
-    run = _current_run()
-    if (run is not None and run._sync) or not _gears.is_async_allowed():
+    if not _gears.is_async_allowed():
         raise _gears.GearsError('Future object is not allowed on sync execution')
     return GearsFuture()
 

@@ -79,6 +79,9 @@ def _make_fake():
     def is_async_allowed():
         return m.state['async_allowed']
 
+    def on_main_thread():
+        return m.state.get('main_thread', False)
+
     def run(reader, reader_args, steps, options):
         m.calls.append(('run', (reader, reader_args, steps, options)))
         return None
@@ -95,7 +98,7 @@ def _make_fake():
         m.calls.append(('override_reply', (value,)))
 
     for f in (execute, lock, unlock, release_lock_slice, log, config_get, hashtag,
-              is_async_allowed, run, register, call_next, override_reply):
+              is_async_allowed, on_main_thread, run, register, call_next, override_reply):
         setattr(m, f.__name__, f)
     reset()
     return m

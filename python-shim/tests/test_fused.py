@@ -30,7 +30,7 @@ def run_all(steps, batches, options=NOTB):
     run = FusedRun(steps, options)
     outs, errs = [], []
     for b in batches:
-        o, e, _ = run.push(b)
+        o, e = run.push(b)[:2]
         outs += o
         errs += e
     o, e = run.finish()
@@ -41,15 +41,15 @@ def run_all(steps, batches, options=NOTB):
 
 def test_no_steps_passes_records():
     run = FusedRun([], NOTB)
-    assert run.push([1, 2]) == ([1, 2], [], False)
+    assert run.push([1, 2])[:3] == ([1, 2], [], False)
     assert run.finish() == ([], [])
     assert run.timings() == []
 
 
 def test_map():
     run = FusedRun([('map', (lambda x: x * 2,))], NOTB)
-    assert run.push([1, 2, 3]) == ([2, 4, 6], [], False)
-    assert run.push([4]) == ([8], [], False)
+    assert run.push([1, 2, 3])[:3] == ([2, 4, 6], [], False)
+    assert run.push([4])[:3] == ([8], [], False)
     assert run.finish() == ([], [])
 
 
@@ -87,14 +87,14 @@ def test_filter_truthiness_error_is_a_record_error():
 def test_accumulate():
     steps = [('accumulate', (lambda a, r: (a or 0) + r,))]
     run = FusedRun(steps, NOTB)
-    assert run.push([1, 2]) == ([], [], True)
-    assert run.push([3]) == ([], [], True)
+    assert run.push([1, 2])[:3] == ([], [], True)
+    assert run.push([3])[:3] == ([], [], True)
     assert run.finish() == ([6], [])
 
 
 def test_accumulate_no_input_no_output():
     run = FusedRun([('accumulate', (lambda a, r: r,))], NOTB)
-    assert run.push([]) == ([], [], True)
+    assert run.push([])[:3] == ([], [], True)
     assert run.finish() == ([], [])
     # a None accumulator after real input is still emitted
     assert run_all([('accumulate', (lambda a, r: None,))], [[1]]) == ([None], [])
@@ -176,7 +176,7 @@ def test_finish_flush_order_across_two_stateful_steps():
         ('accumulate', (lambda a, r: (a or []) + [r['key']],)),                  # 5
     ]
     run = FusedRun(steps, NOTB)
-    assert run.push([1, 2, 3]) == ([], [], True)
+    assert run.push([1, 2, 3])[:3] == ([], [], True)
     out, errs = run.finish()
     assert errs == []
     # accumulate(6) -> flatmap [6, 7] -> groups 0:6, 1:7 -> collected keys
@@ -280,7 +280,7 @@ def test_future_resolved_by_another_thread(fake):
         threading.Timer(0.05, f.continueRun, (x * 10,)).start()
         return f
     run = FusedRun([('map', (step,)), ('map', (lambda x: x + 1,))], NOTB)
-    assert run.push([1, 2]) == ([], [], True)
+    assert run.push([1, 2])[:3] == ([], [], True)
     out, errs = run.finish()
     assert (out, errs) == ([11, 21], [])
     assert ('release_lock_slice', ()) in fake.calls
@@ -289,16 +289,48 @@ def test_future_resolved_by_another_thread(fake):
 def test_future_already_resolved_and_failed():
     def step(x):
         f = gearsFuture()
-        if x == 1:
-            f.continueRun('one')
-        elif x == 2:
-            f.continueFailed(ValueError('failed two'))
-        else:
-            f.continueFailed('plain text')
+
+        def resolve():
+            if x == 1:
+                f.continueRun('one')
+            elif x == 2:
+                f.continueFailed(ValueError('failed two'))
+            else:
+                f.continueFailed('plain text')
+        t = threading.Thread(target=resolve)
+        t.start()
+        t.join()  # resolved by another thread before the step returns it
         return f
     out, errs = run_all([('map', (step,))], [[1, 2, 3]], TB)
     assert out == ['one']
     assert errs == ['ValueError: failed two', 'plain text']
+
+
+def test_the_step_cannot_resolve_its_future_before_returning_it():
+    # RedisGears 1.2's rule; a future the step kept from an earlier record is fine
+    kept = []
+
+    def step(x):
+        f = gearsFuture()
+        if x == 1:
+            f.continueRun('early')
+            return f
+        if x == 2:
+            kept.append(f)
+        else:
+            kept[0].continueRun('from record 2')
+            f.continueFailed('record 3')  # no longer in its step's hands? it is: refused
+        return f
+    out, errs = run_all([('map', (step,))], [[1, 2, 3]])
+    assert errs == ['GearsError: Can not handle future untill it returned from the callback'] * 2
+    assert out == ['from record 2']
+
+
+def test_a_future_nobody_holds_fails_its_record():
+    def step(x):
+        return gearsFuture()  # the run is the only one left holding it
+    out, errs = run_all([('map', (step,))], [[1]])
+    assert (out, errs) == ([], ['GearsError: Async record did not called continue'])
 
 
 def test_future_resolved_twice_raises():
@@ -342,10 +374,10 @@ def test_async_def_steps():
     assert 'asyncio' not in errs[0]
 
 
-def test_async_step_can_create_and_resolve_a_future():
+def test_async_step_returns_a_future_another_thread_resolves():
     async def step(x):
         f = gearsFuture()
-        f.continueRun(x + 100)
+        threading.Timer(0.01, f.continueRun, (x + 100,)).start()
         return f
     assert run_all([('map', (step,))], [[1]]) == ([101], [])
 
@@ -364,16 +396,29 @@ def test_async_seq_in_stateful_step_is_awaited_inline():
     assert run_all(steps, [[1, 2, 3]]) == ([6], [])
 
 
-def test_sync_execution_refuses_future(fake):
+def test_sync_execution_refuses_future_where_it_cannot_move(fake):
     def step(x):
         return gearsFuture()
+    fake.state['async_allowed'] = False  # the host: this sync run cannot move
     out, errs = run_all([('map', (step,))], [[1]], SYNC)
     assert out == []
     assert errs == ['GearsError: Future object is not allowed on sync execution']
-    # outside a sync run, the host saying "not async" refuses it too
-    fake.state['async_allowed'] = False
-    with pytest.raises(_gears.GearsError, match='Future object is not allowed on sync execution'):
-        gearsFuture()
+
+
+def test_sync_execution_that_may_move_parks_and_says_so(fake):
+    futures = []
+
+    def step(x):
+        f = gearsFuture()
+        futures.append(f)
+        return f
+    run = FusedRun([('map', (step,)), ('map', (lambda v: v * 10,))], SYNC)
+    out, errs, needs_finish, waiting = run.push([1, 2])
+    assert (out, errs, needs_finish, waiting) == ([], [], True, True)
+    # the host now calls finish() on a worker; the futures are resolved meanwhile
+    threading.Timer(0.01, futures[0].continueRun, (1,)).start()
+    threading.Timer(0.02, futures[1].continueFailed, ('no',)).start()
+    assert run.finish() == ([10], ['no'])
 
 
 def test_sync_execution_refuses_coroutines(fake):
@@ -382,13 +427,22 @@ def test_sync_execution_refuses_coroutines(fake):
 
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')
-        out, errs = run_all([('map', (step,))], [[1]], SYNC)
         fake.state['async_allowed'] = False
+        out, errs = run_all([('map', (step,))], [[1]], SYNC)
         out2, errs2 = run_all([('map', (step,))], [[1]], NOTB)
         gc.collect()
     assert out == [] and out2 == []
     assert errs == errs2 == ['GearsError: Coroutine is not allowed on sync execution']
     assert not [x for x in w if 'never awaited' in str(x.message)]
+
+
+def test_stateful_step_never_waits_on_the_main_thread(fake):
+    async def seq(a, r):
+        return a + r
+    fake.state['main_thread'] = True  # a sync run allowed to move still may not wait here
+    out, errs = run_all([('aggregate_local', (0, seq))], [[1]], SYNC)
+    assert out == []
+    assert errs == ['GearsError: Coroutine is not allowed on sync execution']
 
 
 def _abort_thread_later(ident, delay):
@@ -417,7 +471,7 @@ def test_abort_while_waiting_for_futures(fake):
             raise
 
     run = FusedRun([('map', (forever,))], NOTB)
-    assert run.push([1]) == ([], [], True)
+    assert run.push([1])[:3] == ([], [], True)
     assert not started.is_set()  # coroutines only run in finish()
     timer = _abort_thread_later(threading.get_ident(), 0.2)
     t0 = time.monotonic()
@@ -474,7 +528,7 @@ def test_abort_stops_a_spinning_async_step_and_later_runs_work(fake):
         return c
 
     run = FusedRun([('map', (step,))], NOTB)
-    assert run.push([1, 2]) == ([], [], True)
+    assert run.push([1, 2])[:3] == ([], [], True)
     timer = _abort_thread_later(threading.get_ident(), 0.2)
     t0 = time.monotonic()
     with pytest.raises(_gears.ExecutionAborted):
@@ -670,7 +724,7 @@ COUNTBY = dict(NOTB, combine='countby')
 
 def test_countby_combiner_emits_one_partial_per_key_per_batch():
     run = FusedRun([('flatmap', (lambda s: s.split(','),))], COUNTBY)
-    out, errs, _ = run.push(['a,b', 'a,c', 'b'])
+    out, errs, _ = run.push(['a,b', 'a,c', 'b'])[:3]
     assert out == [{'key': 'a', 'value': 2}, {'key': 'b', 'value': 2},
                    {'key': 'c', 'value': 1}]
     assert errs == []

@@ -23,8 +23,8 @@ use crate::engine::execution::{Execution, RunAs};
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
 use crate::globals::globals;
-use crate::launch::{results_reply, run_here, submit, Launch};
-use crate::redis::blocked::BlockedClient;
+use crate::launch::{results_reply, run_here, submit, Launch, Movable};
+use crate::redis::blocked::{can_block, BlockedClient};
 use crate::redis::door;
 use crate::redis::lock::{self, selected_db};
 use crate::redis::offload::in_background;
@@ -67,13 +67,21 @@ pub fn start(
         exec.mark_transient();
     }
     if job.plan.mode == Mode::Sync {
-        run_here(job);
+        {
+            let _movable = Movable::allow(can_block(ctx));
+            run_here(job);
+        }
         if unblocking {
             return Ok(Answer::Reply(Value::str(exec.id.as_str())));
         }
-        let results = results_reply(&exec.state());
-        executions::forget_answered(&exec, false);
-        return Ok(Answer::Reply(results));
+        if exec.status().is_finished() {
+            let results = results_reply(&exec.state());
+            executions::forget_answered(&exec, false);
+            return Ok(Answer::Reply(results));
+        }
+        // It moved to the pool (a step returned a future): the client waits for it.
+        answer_when_done(&exec, BlockedClient::block(ctx, command)?, false);
+        return Ok(Answer::Blocked);
     }
     let spread = spreads(&job);
     let answer = if unblocking {

@@ -8,6 +8,7 @@ use crate::engine::execution::ExecState;
 use crate::engine::plan::Mode;
 use crate::engine::reader::VecReader;
 use crate::engine::value::Value;
+use crate::launch::Movable;
 use crate::redis::blocked::{can_block, BlockedClient};
 use crate::redis::door;
 use crate::redis::lock::selected_db;
@@ -38,7 +39,11 @@ fn run_trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     }
     let invoker = door::command_user(ctx);
     let _origin = event_from(selected_db(ctx), invoker.as_deref());
-    let exec = fire(&reg, Box::new(VecReader::new(vec![record])));
+    // A sync run may move to the pool (a step returned a future): its client then waits.
+    let exec = {
+        let _movable = Movable::allow(can_block(ctx));
+        fire(&reg, Box::new(VecReader::new(vec![record])))
+    };
     // Once its client has the reply, the run is forgotten (as 1.2 does); the
     // registration's statistics keep it counted.
     if exec.status().is_finished() {

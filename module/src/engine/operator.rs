@@ -52,6 +52,12 @@ pub trait Operator: Send {
     fn finish(&mut self, cx: &mut RunCtx) -> Result<Vec<Value>, Stop>;
     /// Nanoseconds spent in each step this operator covers (zeros unless profiling).
     fn step_nanos(&self) -> Vec<u64>;
+    /// Records wait inside the operator on futures that the thread which started a sync
+    /// run must not wait for (RedisGears 1.2 moves such a run to the background): the
+    /// runner calls `finish` on a pool worker instead.
+    fn parked(&self) -> bool {
+        false
+    }
 }
 
 /// An operator that passes its batches through (the engine's tests).

@@ -177,6 +177,18 @@ struct State {
     started: Option<Instant>,
     read_nanos: u64,
     step_nanos: Vec<u64>,
+    /// The run left the thread that started it to finish its stage on the pool (see
+    /// [`Operator::parked`]): it never moves again.
+    moved: bool,
+}
+
+/// How a stage's run on this thread ended.
+enum Flow {
+    /// The stage is over: its sink has everything.
+    Done,
+    /// Its input is consumed, but records wait on futures the thread that started a
+    /// sync run must not wait for: the stage finishes on the pool.
+    Moved,
 }
 
 /// One shard's part of one execution.
@@ -267,6 +279,7 @@ impl Run {
                 started: None,
                 read_nanos: 0,
                 step_nanos: vec![0; steps],
+                moved: false,
             }),
             peers,
         })
@@ -358,7 +371,7 @@ impl Run {
 
     fn work(self: &Arc<Self>) {
         loop {
-            let (k, stage, input, mut cx) = {
+            let (k, stage, input, mut cx, may_move) = {
                 let mut st = self.state();
                 if st.finished || st.running || (st.stop.is_none() && !self.ready(&st)) {
                     return;
@@ -420,17 +433,31 @@ impl Run {
                 st.running = true;
                 let mut cx = st.cx.take().unwrap_or_else(|| RunCtx::new(false));
                 cx.errors.extend(carried);
-                (k, stage, input, cx)
+                (k, stage, input, cx, !st.moved)
             };
             let mut stage = stage;
             let mut input = input;
             let mut read_nanos = 0u64;
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 let _slice = SliceGuard(&*self.shell);
-                self.run_stage(k, &mut stage, input.as_mut(), &mut cx, &mut read_nanos)
+                let input = input.as_mut();
+                self.run_stage(k, &mut stage, input, &mut cx, &mut read_nanos, may_move)
             }));
+            if let Ok(Ok(Flow::Moved)) = outcome {
+                // The stage, its operators and what they hold go to a worker as they are.
+                drop(input);
+                let mut st = self.state();
+                st.stages[k] = Some(stage);
+                st.cx = Some(cx);
+                st.read_nanos += read_nanos;
+                st.moved = true;
+                st.running = false;
+                drop(st);
+                self.spawn();
+                return;
+            }
             let outcome = match outcome {
-                Ok(result) => result.map_err(|stop| (stop, None)),
+                Ok(result) => result.map(|_| ()).map_err(|stop| (stop, None)),
                 Err(panic) => {
                     let text = panic_text(&*panic);
                     Err((Stop::Failed(text.clone()), Some(text)))
@@ -451,7 +478,7 @@ impl Run {
                 st.running = false;
                 st.cx = Some(cx);
                 if k == 0 {
-                    st.read_nanos = read_nanos;
+                    st.read_nanos += read_nanos;
                 }
                 for (i, n) in nanos {
                     if let Some(slot) = st.step_nanos.get_mut(i) {
@@ -490,7 +517,9 @@ impl Run {
             && self.peers.me() != self.peers.initiator()
     }
 
-    /// Runs stage `k` over `input` into its sink.
+    /// Runs stage `k` over `input` into its sink. With `may_move`, a stage whose
+    /// operators parked records (a sync run's futures) stops once its input is consumed,
+    /// to finish on the pool.
     fn run_stage(
         &self,
         k: usize,
@@ -498,7 +527,8 @@ impl Run {
         input: &mut dyn Reader,
         cx: &mut RunCtx,
         read_nanos: &mut u64,
-    ) -> Result<(), Stop> {
+        may_move: bool,
+    ) -> Result<Flow, Stop> {
         let batch_size = self.shell.batch_size().max(1);
         loop {
             if self.exec.abort_requested() {
@@ -526,13 +556,16 @@ impl Run {
             self.shell.end_batch();
             self.sink(k, stage, cx, out?)?;
         }
+        if may_move && stage.ops.iter().any(|op| op.parked()) {
+            return Ok(Flow::Moved);
+        }
         for i in 0..stage.ops.len() {
             let flushed = stage.ops[i].finish(cx);
             let flushed = flushed.and_then(|f| push_through(&mut stage.ops, i + 1, cx, f));
             self.shell.end_batch();
             self.sink(k, stage, cx, flushed?)?;
         }
-        Ok(())
+        Ok(Flow::Done)
     }
 
     /// Routes a stage's output: to this shard's next inbox, or out to other shards.

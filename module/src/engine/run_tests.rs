@@ -695,3 +695,68 @@ fn a_shard_that_gave_up_ends_the_whole_run_aborted() {
     want.push(Value::Int(1));
     assert_eq!(got, want, "what both shards gathered");
 }
+
+/// Holds every record it is pushed, as a sync run's step returning a future parks it;
+/// `finish` gives them back, each paired with whether it ran on the thread that pushed.
+struct Parks {
+    held: Vec<Value>,
+    pushed_on: Option<std::thread::ThreadId>,
+}
+
+impl Operator for Parks {
+    fn push(&mut self, _: &mut RunCtx, batch: Vec<Value>) -> Result<Vec<Value>, Stop> {
+        self.pushed_on = Some(std::thread::current().id());
+        self.held.extend(batch);
+        Ok(vec![])
+    }
+    fn finish(&mut self, _: &mut RunCtx) -> Result<Vec<Value>, Stop> {
+        let moved = self.pushed_on != Some(std::thread::current().id());
+        Ok(self
+            .held
+            .drain(..)
+            .map(|v| Value::List(vec![v, Value::Int(moved as i64)]))
+            .collect())
+    }
+    fn step_nanos(&self) -> Vec<u64> {
+        vec![0]
+    }
+    fn parked(&self) -> bool {
+        !self.held.is_empty()
+    }
+}
+
+#[test]
+fn a_run_whose_records_are_parked_finishes_on_the_pool() {
+    let shell = FakeShell::new(1, 2);
+    let exec = new_exec(1);
+    let stage = Stage {
+        ops: vec![
+            Box::new(Parks {
+                held: Vec::new(),
+                pushed_on: None,
+            }),
+            Box::new(crate::engine::operator::Pass),
+        ],
+        op_steps: vec![vec![0], vec![1]],
+        exchange: None,
+        extract: None,
+    };
+    let records: Vec<Value> = (0..5).map(Value::Int).collect();
+    let run = Run::new(
+        exec.clone(),
+        Box::new(VecReader::new(records)),
+        vec![stage],
+        None,
+        shell,
+        Arc::new(Alone),
+    );
+    run.work_here();
+    // The whole input was read here; the finish went to the pool.
+    wait_finished(std::slice::from_ref(&exec), Duration::from_secs(5));
+    let st = exec.state();
+    assert_eq!(st.status, Status::Done);
+    let expected: Vec<Value> = (0..5)
+        .map(|i| Value::List(vec![Value::Int(i), Value::Int(1)]))
+        .collect();
+    assert_eq!(replies(expected), st.results);
+}

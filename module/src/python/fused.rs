@@ -43,6 +43,8 @@ pub fn operator(
         output: o.output,
         steps: count,
         needs_finish: false,
+        waiting: false,
+        sync: o.sync,
         profile: o.profile,
         plain_strings: o.plain_strings,
     }))
@@ -53,6 +55,9 @@ struct FusedOp {
     output: OutputForm,
     steps: usize,
     needs_finish: bool,
+    /// Records wait on futures or coroutines (parked by the last push).
+    waiting: bool,
+    sync: bool,
     profile: bool,
     plain_strings: bool,
 }
@@ -69,11 +74,18 @@ fn stop_of(py: Python<'_>, err: PyErr) -> Stop {
 }
 
 impl FusedOp {
-    fn outputs(&self, cx: &mut RunCtx, reply: &Bound<'_, PyAny>) -> PyResult<(Vec<Value>, bool)> {
+    /// The outputs of a push or finish reply `(outputs, errors[, needs_finish[,
+    /// waiting]])`; returns the outputs and the two flags.
+    fn outputs(
+        &self,
+        cx: &mut RunCtx,
+        reply: &Bound<'_, PyAny>,
+    ) -> PyResult<(Vec<Value>, bool, bool)> {
         let tuple = reply.cast::<PyTuple>()?;
         let outputs = tuple.get_item(0)?;
         let errors = tuple.get_item(1)?;
         let needs_finish = tuple.len() > 2 && tuple.get_item(2)?.is_truthy()?;
+        let waiting = tuple.len() > 3 && tuple.get_item(3)?.is_truthy()?;
         for e in errors.try_iter()? {
             cx.errors.push(e?.str()?.to_string());
         }
@@ -86,7 +98,7 @@ impl FusedOp {
                 OutputForm::Reply => to_reply(&obj, !self.plain_strings),
             });
         }
-        Ok((out, needs_finish))
+        Ok((out, needs_finish, waiting))
     }
 }
 
@@ -106,8 +118,10 @@ impl Operator for FusedOp {
                 .bind(py)
                 .call_method1("push", (list,))
                 .map_err(|e| stop_of(py, e))?;
-            let (out, needs_finish) = self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
+            let (out, needs_finish, waiting) =
+                self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
             self.needs_finish = needs_finish;
+            self.waiting = waiting;
             Ok(out)
         })
     }
@@ -124,10 +138,17 @@ impl Operator for FusedOp {
                 .bind(py)
                 .call_method0("finish")
                 .map_err(|e| stop_of(py, e))?;
-            let (out, _) = self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
+            let (out, _, _) = self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
             self.needs_finish = false;
+            self.waiting = false;
             Ok(out)
         })
+    }
+
+    /// A sync run's records wait on futures, or records wait on the main thread (a
+    /// sync run there only parks when it may move: `launch::Movable`).
+    fn parked(&self) -> bool {
+        self.waiting && (self.sync || crate::redis::lock::on_main_thread())
     }
 
     fn step_nanos(&self) -> Vec<u64> {

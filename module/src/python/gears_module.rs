@@ -109,9 +109,16 @@ fn hashtag() -> String {
     host_api::hashtag()
 }
 
+/// Whether a step may return a future or a coroutine: on a worker, or in a sync run on
+/// the main thread that may move to the pool (`launch::Movable`).
 #[pyfunction]
 fn is_async_allowed() -> bool {
-    !redis_lock::on_main_thread()
+    !redis_lock::on_main_thread() || crate::launch::may_move_here()
+}
+
+#[pyfunction]
+fn on_main_thread() -> bool {
+    redis_lock::on_main_thread()
 }
 
 #[pyfunction]
@@ -173,6 +180,7 @@ pub fn register(py: Python<'_>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(config_get, &m)?)?;
     m.add_function(wrap_pyfunction!(hashtag, &m)?)?;
     m.add_function(wrap_pyfunction!(is_async_allowed, &m)?)?;
+    m.add_function(wrap_pyfunction!(on_main_thread, &m)?)?;
     m.add_function(wrap_pyfunction!(run, &m)?)?;
     m.add_function(wrap_pyfunction!(take_results, &m)?)?;
     m.add_function(wrap_pyfunction!(register_plan, &m)?)?;
