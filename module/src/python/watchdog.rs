@@ -346,7 +346,7 @@ fn push(py: Python<'_>, frame: Frame, abort: Option<Arc<AtomicBool>>) -> usize {
 }
 
 /// Pops this thread's frames down to `depth`; the last one out stops the raising.
-fn pop_to(_py: Python<'_>, depth: usize) {
+fn pop_to(py: Python<'_>, depth: usize) {
     let ident = thread_ident();
     let stopped = {
         let mut t = table();
@@ -361,13 +361,13 @@ fn pop_to(_py: Python<'_>, depth: usize) {
     };
     if stopped {
         // SAFETY: the GIL is held (`_py`); PyEval_SetTrace with no function removes this
-        // thread's trace function, and SetAsyncExc with NULL clears an exception pending
-        // for this thread. The watchdog can no longer raise here: the entry is gone and
-        // it raises only with the GIL.
+        // thread's trace function. The watchdog can no longer raise here: the entry is
+        // gone and it raises only with the GIL.
         unsafe {
             ffi::PyEval_SetTrace(None, std::ptr::null_mut());
-            ffi::PyThreadState_SetAsyncExc(ident as _, std::ptr::null_mut());
         }
+        // An exception it left pending for this thread is taken here, not carried on.
+        super::interrupt::drop_pending_async_exc(py);
     }
 }
 
