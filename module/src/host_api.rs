@@ -81,7 +81,7 @@ pub fn call_next(caller: Caller, args: Vec<Vec<u8>>) -> Result<Value, String> {
     chain::call_next(caller, args)
 }
 
-/// override_reply(): inside a sync `commands=` registration, the reply its client gets.
+/// override_reply(): inside a `commands=` registration (sync or async_local), the reply its client gets.
 /// A text reply follows `text_reply`'s rule.
 pub fn override_reply(reply: Value) -> Result<(), String> {
     let reply = match reply {

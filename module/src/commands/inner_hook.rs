@@ -47,26 +47,32 @@ pub fn inner_hook(ctx: &Context, args: &[RedisString]) -> Result<Answer, String>
         return Ok(Answer::Blocked);
     }
     // commands= registrations: run the command; events it raises start their executions.
-    let (answer, pending) = intercept::run(&command, cannot_block, || call(ctx, &refs));
+    let (answer, pending, reply) = intercept::run(&command, cannot_block, || call(ctx, &refs));
     if pending.is_empty() {
-        return Ok(Answer::Reply(answer));
+        return Ok(Answer::Reply(reply.answer(answer)));
     }
     let client = BlockedClient::block(ctx, &command)?;
-    reply_when_all_end(client, pending, answer);
+    reply_when_all_end(client, pending, answer, reply);
     Ok(Answer::Blocked)
 }
 
-/// Answers `client` with `answer` once every one of `execs` has ended.
-fn reply_when_all_end(client: BlockedClient, execs: Vec<Arc<Execution>>, answer: Value) {
-    let client = Arc::new(Mutex::new(Some(client)));
+/// Answers `client` once every one of `execs` has ended: with the reply an execution
+/// gave (override_reply), else the command's own `answer`.
+fn reply_when_all_end(
+    client: BlockedClient,
+    execs: Vec<Arc<Execution>>,
+    answer: Value,
+    reply: intercept::Reply,
+) {
+    let waiting = Arc::new(Mutex::new(Some((client, answer, reply))));
     let left = Arc::new(AtomicUsize::new(execs.len()));
-    let answer = Arc::new(answer);
     for exec in execs {
-        let (client, left, answer) = (client.clone(), left.clone(), answer.clone());
+        let (waiting, left) = (waiting.clone(), left.clone());
         exec.on_finish(Box::new(move |_| {
             if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                if let Some(c) = client.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    c.reply(&answer);
+                let done = waiting.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some((client, answer, reply)) = done {
+                    client.reply(&reply.answer(answer));
                 }
             }
         }));

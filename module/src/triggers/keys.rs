@@ -2,7 +2,9 @@
 //! notify-keyspace-events).
 
 use std::any::Any;
+use std::sync::Arc;
 
+use crate::engine::execution::Execution;
 use crate::engine::reader::Reader;
 use crate::engine::registration::{Registration, Trigger};
 use crate::engine::value::Value;
@@ -145,12 +147,13 @@ pub fn dispatch(event: &str, key: &[u8], db: i32, nested: bool) {
             event: event.to_string(),
             read_value: trigger.read_value,
         };
-        let exec = {
-            let _firing = super::event_chain::firing(&reg);
-            super::fire(&reg, Box::new(reader))
-        };
+        let _firing = super::event_chain::firing(&reg);
         if trigger.commands.is_some() {
-            super::hooks::await_execution(exec);
+            // Its command's client waits for it, and it may override the reply at once.
+            let prepare = |exec: &Arc<Execution>| super::hooks::await_execution(exec);
+            super::fire_then(&reg, Box::new(reader), None, Some(&prepare));
+        } else {
+            super::fire(&reg, Box::new(reader));
         }
     }
 }
