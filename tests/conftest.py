@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -538,3 +539,25 @@ def guest_regs(client, name):
         if d["name"] == name:
             return d["registrations"]
     return None
+
+
+def in_background(fn, *args):
+    """Run fn(*args) on a thread; returns a getter that joins it and returns/raises."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args)
+        except Exception as e:  # noqa: BLE001 - handed to the test
+            box["error"] = e
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+
+    def result(timeout=15):
+        th.join(timeout)
+        assert not th.is_alive(), "background call did not return"
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+    return result

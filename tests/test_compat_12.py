@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 
-from conftest import pairs, pyexecute, wait_until
+from conftest import in_background, pairs, pyexecute, wait_until
 
 ResponseError = redis.exceptions.ResponseError
 
@@ -348,31 +348,16 @@ GB().map(later).foreach(lambda v: execute('set', 'out:' + v[6:], v)).register(
 """
 
 
-def _threaded(server_client, *command):
-    import threading
-    box = {}
-
-    def call():
-        try:
-            box["value"] = server_client.execute_command(*command)
-        except Exception as e:  # noqa: BLE001 - handed to the test
-            box["error"] = e
-    th = threading.Thread(target=call, daemon=True)
-    th.start()
-    return th, box
-
-
 def test_sync_run_moves_to_the_background_on_a_future(server, c):
     """As in 1.2: a sync step returning a gearsFuture moves its run to the background. The
     RG.TRIGGER client waits for it while Redis serves others (here: the client that
     releases it); the answered run is then forgotten."""
     assert pyexecute(c, SYNC_FUTURES) == "OK"
     other = server.client()
-    th, box = _threaded(other, "RG.TRIGGER", "park", "k1")
+    parked = in_background(other.execute_command, "RG.TRIGGER", "park", "k1")
     wait_until(lambda: c.execute_command("RG.TRIGGER", "release", "k1") == ["ok"],
                what="the parked run to be released")
-    th.join(10)
-    assert not th.is_alive() and box == {"value": ["released k1"]}
+    assert parked() == ["released k1"]
     assert c.execute_command("RG.TRIGGER", "allowed") == ["True"]
     assert not [e for e in executions(c).values() if e["status"] != "done"]
     other.close()
@@ -403,3 +388,21 @@ def test_gears_future_misuse_gets_1_2_errors(c):
     with pytest.raises(ResponseError,
                        match="Can not handle future untill it returned from the callback"):
         c.execute_command("RG.TRIGGER", "early")
+def test_pyprofile_stats_and_reset(c):
+    assert c.execute_command("RG.CONFIGSET", "ProfileExecutions", 1) == ["OK"]
+    try:
+        code = ("import time\ndef slow_step(x):\n    time.sleep(0.01)\n    return x\n"
+                "GB('CommandReader').map(slow_step).register(trigger='prof')")
+        assert pyexecute(c, code, "ID", "profiled") == "OK"
+        for _ in range(3):
+            c.execute_command("RG.TRIGGER", "prof")
+        text = c.execute_command("RG.PYPROFILE", "STATS", "profiled")
+        assert "slow_step" in text and "time.sleep" in text
+        assert "cumulative" in c.execute_command("RG.PYPROFILE", "STATS", "profiled", "cumtime")
+        assert c.execute_command("RG.PYPROFILE", "RESET", "profiled") == "OK"
+        with pytest.raises(ResponseError, match="no profile of session profiled"):
+            c.execute_command("RG.PYPROFILE", "STATS", "profiled")
+        with pytest.raises(ResponseError, match="session nosuch does not exists"):
+            c.execute_command("RG.PYPROFILE", "STATS", "nosuch")
+    finally:
+        c.execute_command("RG.CONFIGSET", "ProfileExecutions", 0)

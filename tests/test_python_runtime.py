@@ -265,7 +265,15 @@ def test_is_async_allow_in_async_run(c):
 
 
 def test_is_async_allow_in_sync_run(c):
-    assert run_json(c, "return isAsyncAllow()", mode="sync") is False
+    # As in 1.2: a sync run its client can wait for may move to the background...
+    assert run_json(c, "return isAsyncAllow()", mode="sync") is True
+    # ...not one nested in another execution on the main thread (a sync run's execute()
+    # fires it), which must end within the outer one
+    pyexecute(c, "GB().foreach(lambda r: execute('set', 'nested:out', str(isAsyncAllow())))"
+                 ".register(prefix='nested:in', mode='sync')")
+    run_ok(c, "GB('ShardsIDReader').foreach(lambda x: execute('set', 'nested:in', '1'))"
+              ".run(mode='sync')")
+    assert c.get("nested:out") == "False"
 
 
 # ---------------------------------------------------------------- async def steps and futures

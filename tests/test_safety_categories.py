@@ -48,10 +48,15 @@ def test_dangerous_removes_python_and_config(valkey):
     c = valkey.client()
     c.execute_command("ACL", "SETUSER", "ops", "on", ">pw", "~*", "+@all", "-@dangerous")
     ops = valkey.client(username="ops", password="pw")
-    for args in (("RG.PYEXECUTE", "GB().run()"), ("RG.CONFIGSET", "BatchSize", "10")):
+    # Installing packages is running code too: REQUIREMENTS rides on RG.PYEXECUTE, and
+    # RG.PYIMPORTREQ installs wheels sessions then import.
+    for args in (("RG.PYEXECUTE", "GB().run()"), ("RG.CONFIGSET", "BatchSize", "10"),
+                 ("RG.PYEXECUTE", "GB().run()", "REQUIREMENTS", "six"),
+                 ("RG.PYIMPORTREQ", "GEARSREQ")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             ops.execute_command(*args)
     assert ops.execute_command("RG.DUMPREGISTRATIONS") == []
+    assert ops.execute_command("RG.PYDUMPREQS") == []
     assert c.execute_command("RG.CONFIGGET", "BatchSize") == [512]
 
 

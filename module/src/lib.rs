@@ -203,6 +203,7 @@ command!(rg_pyexecute, py_cmds::pyexecute);
 command!(rg_pystats, py_cmds::pystats);
 command!(rg_pydumpsessions, py_cmds::pydumpsessions);
 command!(rg_pydumpreqs, commands::requirements::pydumpreqs);
+command!(rg_pyprofile, py_cmds::pyprofile);
 command!(rg_pyexportreq, commands::requirements::pyexportreq);
 command!(rg_pyimportreq, commands::requirements::pyimportreq);
 command!(rg_getexecution, exec_cmds::get_execution);
@@ -245,6 +246,7 @@ redis_module::redis_module! {
         ["rg.pystats", rg_pystats, "readonly", 0, 0, 0, ""],
         ["rg.pydumpsessions", rg_pydumpsessions, "readonly", 0, 0, 0, ""],
         ["rg.pydumpreqs", rg_pydumpreqs, "readonly", 0, 0, 0, ""],
+        ["rg.pyprofile", rg_pyprofile, "readonly", 0, 0, 0, ""],
         ["rg.pyexportreq", rg_pyexportreq, "readonly", 0, 0, 0, ""],
         ["rg.pyimportreq", rg_pyimportreq, "write deny-script admin", 0, 0, 0, ""],
         ["rg.getexecution", rg_getexecution, "readonly", 0, 0, 0, ""],

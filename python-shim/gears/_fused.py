@@ -37,6 +37,7 @@ from time import perf_counter_ns
 
 import _gears
 
+from . import _profile
 from . import runtime as _runtime
 from .runtime import GearsFlatError, GearsFuture
 
@@ -525,7 +526,7 @@ class FusedRun(object):
 
     __slots__ = ('_profile', '_tb', '_sync', '_times', '_out', '_errors', '_pending',
                  '_ncoro', '_loop', '_aborted', '_flushers', '_entry', '_on_error',
-                 '_emit', '__weakref__')
+                 '_emit', '_session', '__weakref__')
 
     def __init__(self, steps, options=None):
         options = options or {}
@@ -541,6 +542,8 @@ class FusedRun(object):
         self._ncoro = 0          # coroutines in _pending (not started yet)
         self._loop = None        # this run's event loop, created on first coroutine
         self._aborted = None     # ExecutionAborted caught by the loop's machinery
+        # RG.PYPROFILE: the session whose steps these are, profiled while profiling is on
+        self._session = _profile.session_of(steps) if profile else None
 
         def on_error(e):
             errors.append(_format_error(e, tb))
@@ -829,6 +832,8 @@ class FusedRun(object):
         tls = _runtime._tls
         prev = getattr(tls, 'run', None)
         tls.run = self
+        sid = self._session
+        prof = _profile.start() if sid is not None else None
         try:
             entry = self._entry
             for r in records:
@@ -837,6 +842,8 @@ class FusedRun(object):
             self._discard()
             raise
         finally:
+            if prof is not None:
+                _profile.stop(sid, prof)
             tls.run = prev
         if self._emit is not None:
             self._emit()
@@ -852,6 +859,8 @@ class FusedRun(object):
         tls = _runtime._tls
         prev = getattr(tls, 'run', None)
         tls.run = self
+        sid = self._session
+        prof = _profile.start() if sid is not None else None
         try:
             self._drain()
             for flush in self._flushers:
@@ -863,6 +872,8 @@ class FusedRun(object):
             self._discard()
             raise
         finally:
+            if prof is not None:
+                _profile.stop(sid, prof)
             tls.run = prev
         if self._emit is not None:
             self._emit()

@@ -32,6 +32,7 @@ const CATEGORIES: &[(&str, &str)] = &[
     // Installs packages whose code sessions then import.
     ("rg.pyimportreq", "admin dangerous slow"),
     ("rg.pydumpreqs", "read slow"),
+    ("rg.pyprofile", "read slow"),
     ("rg.pyexportreq", "read slow"),
     ("rg.getexecution", "read slow"),
     ("rg.getresults", "read slow"),

@@ -19,7 +19,7 @@ use redis_module::{Context, ContextFlags, RedisResult, RedisString, RedisValue};
 
 use crate::distributed::changes::Ready;
 use crate::distributed::everywhere;
-use crate::engine::execution::{Execution, RunAs};
+use crate::engine::execution::{ExecState, Execution, RunAs};
 use crate::engine::plan::Mode;
 use crate::engine::value::Value;
 use crate::globals::globals;
@@ -112,11 +112,22 @@ fn spreads(job: &Launch) -> bool {
 
 /// Answers `client` with the run's results once it has finished, then forgets the run.
 fn answer_when_done(exec: &Arc<Execution>, client: BlockedClient, spread: bool) {
+    answer_with_when_done(exec, client, spread, results_reply);
+}
+
+/// Answers `client` with `reply` of the run's state once it has finished (on every shard
+/// it `spread` to), then forgets the run.
+pub fn answer_with_when_done(
+    exec: &Arc<Execution>,
+    client: BlockedClient,
+    spread: bool,
+    reply: fn(&ExecState) -> Value,
+) {
     let done = exec.clone();
     exec.on_finish(Box::new(move |st| {
         // Forgotten first: the client's next command must not find it any more.
         executions::forget_answered(&done, spread);
-        client.reply(&results_reply(st));
+        client.reply(&reply(st));
     }));
 }
 
@@ -216,6 +227,14 @@ pub fn follow_with(then: Then, client: BlockedClient) {
             launch_async(job);
         }
     }
+}
+
+/// Python commands answer an error when the server runs without Python.
+pub fn python_on() -> Result<(), String> {
+    if !globals().python {
+        return Err("ERR Python is disabled on this server (PythonEnabled 0)".into());
+    }
+    Ok(())
 }
 
 /// Text of an argument; commands take UTF-8 names and options.

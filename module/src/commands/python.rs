@@ -3,14 +3,15 @@
 use redis_module::{Context, RedisString};
 
 use super::{
-    apply, apply_everywhere, arity, follow_with, internal_only, run_as, strs, text, Answer, Then,
+    apply, apply_everywhere, arity, follow_with, internal_only, python_on, run_as, strs, text,
+    Answer, Then,
 };
 use crate::distributed::changes::{Ready, OWNER};
 use crate::engine::execution::RunAs;
 use crate::engine::value::Value;
 use crate::globals::globals;
 use crate::launch::Launch;
-use crate::python::{requirements, script, session};
+use crate::python::{profile, requirements, script, session};
 use crate::redis::blocked::{can_block, BlockedClient};
 use crate::redis::lock;
 use crate::redis::offload::in_background;
@@ -94,9 +95,7 @@ fn bad_requirement(r: &str) -> bool {
 
 pub fn pyexecute(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     let mut opts = parse(args)?;
-    if !globals().python {
-        return Err("ERR Python is disabled on this server (PythonEnabled 0)".into());
-    }
+    python_on()?;
     if !can_block(ctx) {
         // A script can register, run sync or block its client: it never runs where
         // the client cannot be blocked, so it never stops half-way for that.
@@ -265,9 +264,7 @@ pub fn pydumpsessions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, St
 
 pub fn pystats(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 1, Some(1))?;
-    if !globals().python {
-        return Err("ERR Python is disabled on this server (PythonEnabled 0)".into());
-    }
+    python_on()?;
     let stats = crate::python::memory::stats();
     Ok(Answer::Reply(Value::List(vec![
         Value::str("TotalAllocated"),
@@ -284,9 +281,7 @@ pub fn pystats(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
 pub fn inner_register(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 4, None)?;
     internal_only(ctx, "RG.INNERREGISTER")?;
-    if !globals().python {
-        return Err("ERR Python is disabled on this server (PythonEnabled 0)".into());
-    }
+    python_on()?;
     let sid = text(&args[1])?;
     let desc = text(&args[2])?;
     let code = text(&args[3])?;
@@ -312,4 +307,37 @@ pub fn inner_register(ctx: &Context, args: &[RedisString]) -> Result<Answer, Str
     let desc = (!desc.is_empty()).then_some(desc);
     script::restore(&sid, desc, &code, ids, &owner).map_err(|e| format!("ERR {e}"))?;
     Ok(Answer::Reply(Value::Status("OK".into())))
+}
+
+/// RG.PYPROFILE STATS sid [order_by] | RESET sid: the cProfile statistics of a session's
+/// steps, collected while ProfileExecutions is 1 (as text, ordered by `order_by`, one of
+/// pstats' sort keys, tottime by default), or their reset.
+pub fn pyprofile(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
+    arity(args, 3, Some(4))?;
+    python_on()?;
+    let action = text(&args[1])?.to_ascii_uppercase();
+    let sid = text(&args[2])?;
+    if !session::exists(&sid) {
+        return Err(format!("ERR session {sid} does not exists"));
+    }
+    match (action.as_str(), args.get(3)) {
+        ("STATS", order) => {
+            let order = order
+                .map(text)
+                .transpose()?
+                .unwrap_or_else(|| "tottime".into());
+            let text = profile::stats(&sid, &order).map_err(|e| format!("ERR {e}"))?;
+            let text = text.ok_or_else(|| {
+                format!("ERR no profile of session {sid} (set ProfileExecutions 1, then run)")
+            })?;
+            Ok(Answer::Reply(Value::Str(text)))
+        }
+        ("RESET", None) => {
+            profile::reset(&sid).map_err(|e| format!("ERR {e}"))?;
+            Ok(Answer::Reply(Value::Status("OK".into())))
+        }
+        _ => Err(format!(
+            "ERR Unknown arguments were given: {action} (STATS or RESET)"
+        )),
+    }
 }

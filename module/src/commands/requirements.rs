@@ -18,7 +18,6 @@ use redis_module::{Context, RedisString};
 
 use super::{arity, text, Answer};
 use crate::engine::value::Value;
-use crate::globals::globals;
 use crate::python::{requirements, session};
 use crate::redis::blocked::BlockedClient;
 use crate::redis::offload::in_background;
@@ -27,13 +26,6 @@ const MAGIC: &[u8] = b"GEARSREQ";
 const VERSION: u8 = 1;
 /// The size of each bulk string of an export.
 const CHUNK: usize = 1 << 20;
-
-fn python_on() -> Result<(), String> {
-    if !globals().python {
-        return Err("ERR Python is disabled on this server (PythonEnabled 0)".into());
-    }
-    Ok(())
-}
 
 /// Every requirement a live session carries, once each, in the order first seen.
 fn in_use() -> Vec<String> {
@@ -52,7 +44,7 @@ fn in_use() -> Vec<String> {
 /// 'IsInstalled', yes|no, 'CompiledOs', platform, 'Wheels', [files]], ...]`.
 pub fn pydumpreqs(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 1, Some(1))?;
-    python_on()?;
+    super::python_on()?;
     let platform = requirements::platform();
     let list = in_use()
         .into_iter()
@@ -90,7 +82,7 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
 /// RG.PYEXPORTREQ name: an installed requirement, as bulk strings for RG.PYIMPORTREQ.
 pub fn pyexportreq(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 2, Some(2))?;
-    python_on()?;
+    super::python_on()?;
     let spec = text(&args[1])?;
     if !requirements::is_installed(&spec) {
         return Err(format!("ERR requirement '{spec}' is not installed"));
@@ -171,7 +163,7 @@ fn parse_export(bytes: &[u8]) -> Result<Exported, String> {
 /// RG.PYIMPORTREQ chunk...: installs an exported requirement without any index.
 pub fn pyimportreq(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     arity(args, 2, None)?;
-    python_on()?;
+    super::python_on()?;
     let bytes: Vec<u8> = args[1..]
         .iter()
         .flat_map(|a| a.as_slice().to_vec())

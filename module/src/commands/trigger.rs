@@ -3,7 +3,7 @@
 use redis_module::{Context, RedisString};
 
 use super::executions::forget_answered;
-use super::{arity, text, Answer};
+use super::{answer_with_when_done, arity, text, Answer};
 use crate::engine::execution::ExecState;
 use crate::engine::plan::Mode;
 use crate::engine::reader::VecReader;
@@ -52,12 +52,7 @@ fn run_trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
         return Ok(Answer::Reply(reply));
     }
     let client = BlockedClient::block(ctx, "RG.TRIGGER")?;
-    let done = exec.clone();
-    exec.on_finish(Box::new(move |st| {
-        // Forgotten first: the client's next command must not find it any more.
-        forget_answered(&done, true);
-        client.reply(&trigger_reply(st));
-    }));
+    answer_with_when_done(&exec, client, true, trigger_reply);
     Ok(Answer::Blocked)
 }
 

@@ -14,6 +14,7 @@ pub mod janitor;
 pub mod memory;
 pub mod nested;
 pub mod paths;
+pub mod profile;
 pub mod requirements;
 pub mod runtime;
 pub mod script;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -13,6 +13,8 @@ use super::builder;
 use super::convert::to_py;
 use super::host::PythonHost;
 use crate::config::{self, Key};
+use crate::engine::plan::Plan;
+use crate::engine::reader::Reader;
 use crate::globals::globals;
 use crate::launch;
 use crate::plans::readers::reader_of;
@@ -35,17 +37,38 @@ pub fn start(
                  of an async execution (which awaits its results)",
             )
         })?;
-    let traceback = config::get(Key::PythonAttemptTraceback) == 1;
-    let plan = builder::plan(py, reader, reader_args, steps, options)?
-        .travelled(&|_, reference| PythonHost::resolve(reference, traceback))
-        .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
-    let reader = reader_of(&plan).map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
+    let (plan, reader) = run_plan(py, reader, reader_args, steps, options)?;
     let exec = globals()
         .registry
         .create(None, plan.reports(), parent.run_as.clone());
     let id = exec.id.clone();
     launch::submit_compiled(exec, Arc::new(plan), reader, None, || {});
     Ok(id)
+}
+
+/// The plan of a `run()` (of a script or of a step) and its reader. Its steps are
+/// what other shards receive as bytes (registrations travel as their session's source).
+pub fn run_plan(
+    py: Python<'_>,
+    reader: &str,
+    reader_args: &Bound<'_, PyDict>,
+    steps: &Bound<'_, PyList>,
+    options: &Bound<'_, PyDict>,
+) -> PyResult<(Plan, Box<dyn Reader>)> {
+    let traceback = config::get(Key::PythonAttemptTraceback) == 1;
+    let plan = builder::plan(py, reader, reader_args, steps, options)?
+        .travelled(&|_, reference| PythonHost::resolve(reference, traceback))
+        .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
+    let reader = reader_of(&plan).map_err(py_err)?;
+    Ok((plan, reader))
+}
+
+/// A failure of the plan's host as the Python exception it was, if it was one.
+fn py_err(e: anyhow::Error) -> PyErr {
+    match e.downcast::<PyErr>() {
+        Ok(e) => e,
+        Err(e) => PyValueError::new_err(format!("{e:#}")),
+    }
 }
 
 /// `None` while run `id` goes on; then `[results, errors]`, and the run is forgotten.

@@ -64,12 +64,26 @@ pub fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("gears-requirements"))
 }
 
-fn shim(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    py.import("gears._requirements")
-}
-
 fn text(name: &str) -> String {
     config::get_by_name(name).unwrap_or_default()
+}
+
+/// Runs `f` with the GIL, the shim's `gears._requirements` and the requirements root; an
+/// error is its exception's text (pip's message, as the user should read it).
+fn with_shim<T>(
+    f: impl for<'py> FnOnce(Python<'py>, Bound<'py, PyModule>, String) -> PyResult<T>,
+) -> Result<T, String> {
+    Python::attach(|py| {
+        let root = root().to_string_lossy().into_owned();
+        py.import("gears._requirements")
+            .and_then(|shim| f(py, shim, root))
+            .map_err(|e| {
+                e.value(py)
+                    .str()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|_| e.to_string())
+            })
+    })
 }
 
 /// The requirements of `specs` not installed yet.
@@ -77,13 +91,10 @@ pub fn missing(specs: &[String]) -> Result<Vec<String>, String> {
     if specs.is_empty() {
         return Ok(Vec::new());
     }
-    Python::attach(|py| -> PyResult<Vec<String>> {
-        let root = root().to_string_lossy().into_owned();
-        shim(py)?
-            .call_method1("missing", (root, specs.to_vec()))?
+    with_shim(|_, shim, root| {
+        shim.call_method1("missing", (root, specs.to_vec()))?
             .extract()
     })
-    .map_err(|e| e.to_string())
 }
 
 /// Installs the requirements of `specs` that are missing (all of them with `force`),
@@ -93,68 +104,47 @@ pub fn ensure(specs: &[String], force: bool) -> Result<(), String> {
     if specs.is_empty() {
         return Ok(());
     }
-    Python::attach(|py| -> PyResult<()> {
-        let root = root().to_string_lossy().into_owned();
+    with_shim(|py, shim, root| {
         let kwargs = pyo3::types::PyDict::new(py);
         kwargs.set_item("force", force)?;
         kwargs.set_item("index_url", text(INDEX_URL))?;
         kwargs.set_item("wheels_dir", text(WHEELS_DIR))?;
         kwargs.set_item("timeout", PIP_TIMEOUT_SECS)?;
         // pip runs in a child process; waiting for it releases the GIL.
-        shim(py)?.call_method("ensure", (root, specs.to_vec()), Some(&kwargs))?;
+        shim.call_method("ensure", (root, specs.to_vec()), Some(&kwargs))?;
         Ok(())
     })
-    .map_err(
-        |e| match Python::attach(|py| e.value(py).str().map(|s| s.to_string())) {
-            Ok(text) => text,
-            Err(_) => e.to_string(),
-        },
-    )
 }
 
 /// The files pip downloaded for an installed requirement.
 pub fn wheels(spec: &str) -> Vec<String> {
-    Python::attach(|py| -> PyResult<Vec<String>> {
-        let root = root().to_string_lossy().into_owned();
-        shim(py)?.call_method1("wheels", (root, spec))?.extract()
-    })
-    .unwrap_or_default()
+    with_shim(|_, shim, root| shim.call_method1("wheels", (root, spec))?.extract())
+        .unwrap_or_default()
 }
 
 /// Whether `spec` is installed.
 pub fn is_installed(spec: &str) -> bool {
-    Python::attach(|py| -> PyResult<bool> {
-        let root = root().to_string_lossy().into_owned();
-        shim(py)?
-            .call_method1("is_installed", (root, spec))?
-            .extract()
-    })
-    .unwrap_or(false)
+    with_shim(|_, shim, root| shim.call_method1("is_installed", (root, spec))?.extract())
+        .unwrap_or(false)
 }
 
 /// [(file name, bytes)] of an installed requirement, for RG.PYEXPORTREQ.
 pub fn export(spec: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
-    Python::attach(|py| -> PyResult<Vec<(String, Vec<u8>)>> {
-        let root = root().to_string_lossy().into_owned();
-        shim(py)?.call_method1("export", (root, spec))?.extract()
-    })
-    .map_err(|e| e.to_string())
+    with_shim(|_, shim, root| shim.call_method1("export", (root, spec))?.extract())
 }
 
 /// Installs `spec` from `files` alone, for RG.PYIMPORTREQ.
 pub fn import(spec: &str, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
-    Python::attach(|py| -> PyResult<()> {
-        let root = root().to_string_lossy().into_owned();
+    with_shim(|py, shim, root| {
         let files = PyList::new(
             py,
             files
                 .into_iter()
                 .map(|(n, b)| (n, pyo3::types::PyBytes::new(py, &b).unbind())),
         )?;
-        shim(py)?.call_method1("import_", (root, spec, files, PIP_TIMEOUT_SECS))?;
+        shim.call_method1("import_", (root, spec, files, PIP_TIMEOUT_SECS))?;
         Ok(())
     })
-    .map_err(|e| e.to_string())
 }
 
 /// What an installed requirement was built for: exported wheels install only where

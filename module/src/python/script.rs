@@ -12,7 +12,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::convert::describe_error;
-use super::host::PythonHost;
 use super::session::{Displaced, SessionRef};
 use super::{builder, shim};
 use crate::config::{self, Key};
@@ -22,7 +21,6 @@ use crate::engine::plan::{Mode, Plan};
 use crate::engine::reader::Reader;
 use crate::engine::registration::{Owner, Registration};
 use crate::globals::globals;
-use crate::plans::readers::reader_of;
 use crate::plans::triggers;
 use crate::plans::validate;
 
@@ -179,11 +177,14 @@ pub fn execute(
         });
         let watch = super::watchdog::enter(py);
         let result = shim::new_globals(py).and_then(|globals| {
-            SCRIPT.with(|s| {
-                if let Some(st) = s.borrow().as_ref() {
+            let sid = SCRIPT.with(|s| {
+                s.borrow().as_ref().map(|st| {
                     st.session.set_globals(globals.clone().unbind());
-                }
+                    st.session.id().to_string()
+                })
             });
+            // Its functions name their session (RG.PYPROFILE finds it through them).
+            globals.set_item("__gears_session__", sid)?;
             py.run(&code, Some(&globals), None)
         });
         let over_budget = watch.fired().and_then(|f| f.error());
@@ -212,14 +213,6 @@ pub fn execute(
     })
 }
 
-/// A failure of the plan's host as the Python exception it was, if it was one.
-fn py_err(e: anyhow::Error) -> PyErr {
-    match e.downcast::<PyErr>() {
-        Ok(e) => e,
-        Err(e) => PyValueError::new_err(format!("{e:#}")),
-    }
-}
-
 /// `_gears.run()`: records the execution the script asks for.
 pub fn on_run(
     py: Python<'_>,
@@ -244,13 +237,7 @@ pub fn on_run(
         }
         Some(false) => {}
     }
-    // A run's plan is what other shards will receive as bytes (registrations travel as
-    // their session's source instead).
-    let traceback = config::get(Key::PythonAttemptTraceback) == 1;
-    let plan = builder::plan(py, reader, reader_args, steps, options)?
-        .travelled(&|_, reference| PythonHost::resolve(reference, traceback))
-        .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
-    let reader = reader_of(&plan).map_err(py_err)?;
+    let (plan, reader) = super::nested::run_plan(py, reader, reader_args, steps, options)?;
     let profile = config::get(Key::ProfileExecutions) == 1;
     let stages = plan
         .compile(profile, plan.mode == Mode::Sync)
