@@ -56,8 +56,7 @@ pub fn pydumpreqs(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String
 /// One requirement as RG.PYDUMPREQS shows it (`platform`: `requirements::platform()`).
 pub fn entry(spec: &str, platform: &str) -> Value {
     let yes_no = |b: bool| Value::str(if b { "yes" } else { "no" });
-    let installed = requirements::is_installed(spec);
-    let wheels = requirements::wheels(spec);
+    let (installed, wheels) = requirements::status(spec);
     Value::List(vec![
         Value::str("GearReqVersion"),
         Value::Int(VERSION as i64),

@@ -116,10 +116,14 @@ pub fn ensure(specs: &[String], force: bool) -> Result<(), String> {
     })
 }
 
-/// The files pip downloaded for an installed requirement.
-pub fn wheels(spec: &str) -> Vec<String> {
-    with_shim(|_, shim, root| shim.call_method1("wheels", (root, spec))?.extract())
-        .unwrap_or_default()
+/// Whether `spec` is installed, and the files pip downloaded for it (one GIL entry).
+pub fn status(spec: &str) -> (bool, Vec<String>) {
+    with_shim(|_, shim, root| {
+        let installed = shim.call_method1("is_installed", (&root, spec))?.extract()?;
+        let wheels = shim.call_method1("wheels", (&root, spec))?.extract()?;
+        Ok((installed, wheels))
+    })
+    .unwrap_or_default()
 }
 
 /// Whether `spec` is installed.
