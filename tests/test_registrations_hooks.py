@@ -240,6 +240,17 @@ def test_keys_registration_execute_not_intercepted(r):
     wait_until(lambda: r.get("copy:src:1") == "c", timeout=5, what="async registration's SET")
 
 
+def test_hooks_stack_behind_an_async_hook(r):
+    """1.2 refused a hook after a non-sync one; here the async hook's call_next runs the
+    next (sync) hook on its worker, then the command."""
+    pyexecute(r, "GB('CommandReader').map(lambda x: call_next(x[1], x[2] + '-sync'))"
+                 ".register(hook='set', convertToStr=False)")
+    pyexecute(r, "GB('CommandReader').map(lambda x: call_next(x[1], x[2] + '-async'))"
+                 ".register(hook='set', mode='async_local', convertToStr=False)")
+    assert r.set("st", "v") in ("OK", True)
+    assert r.get("st") == "v-async-sync"
+
+
 # ---------------------------------------------------------------------------- MULTI
 
 def test_hook_inside_multi_exec(r):
