@@ -119,7 +119,9 @@ pub fn ensure(specs: &[String], force: bool) -> Result<(), String> {
 /// Whether `spec` is installed, and the files pip downloaded for it (one GIL entry).
 pub fn status(spec: &str) -> (bool, Vec<String>) {
     with_shim(|_, shim, root| {
-        let installed = shim.call_method1("is_installed", (&root, spec))?.extract()?;
+        let installed = shim
+            .call_method1("is_installed", (&root, spec))?
+            .extract()?;
         let wheels = shim.call_method1("wheels", (&root, spec))?.extract()?;
         Ok((installed, wheels))
     })
