@@ -39,6 +39,8 @@ def test_categories_on_a_server_that_has_them(valkey):
     for name in ("rg.pyexecute", "rg.configset", "rg.unregister"):
         assert {"@admin", "@dangerous", "@gears"} <= categories(c, name), name
     assert {"@read", "@gears"} <= categories(c, "rg.getexecution")
+    assert {"@read", "@gears"} <= categories(c, "rg.pyprofile")
+    assert "@dangerous" not in categories(c, "rg.pyprofile")
     assert "@dangerous" not in categories(c, "rg.wasmupload")
     gears = set(c.execute_command("ACL", "CAT", "gears"))
     assert {"rg.pyexecute", "rg.wasmupload", "rg.dumpregistrations"} <= gears
@@ -57,6 +59,13 @@ def test_dangerous_removes_python_and_config(valkey):
             ops.execute_command(*args)
     assert ops.execute_command("RG.DUMPREGISTRATIONS") == []
     assert ops.execute_command("RG.PYDUMPREQS") == []
+    # A session's profile is read like its other statistics (here: there is no session).
+    with pytest.raises(redis.exceptions.ResponseError, match="session nosuch does not exists"):
+        ops.execute_command("RG.PYPROFILE", "STATS", "nosuch")
+    c.execute_command("ACL", "SETUSER", "noread", "on", ">pw", "~*", "+@all", "-@read")
+    noread = valkey.client(username="noread", password="pw")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        noread.execute_command("RG.PYPROFILE", "STATS", "nosuch")
     assert c.execute_command("RG.CONFIGGET", "BatchSize") == [512]
 
 

@@ -2,10 +2,11 @@
 
 While ProfileExecutions is 1, every push and finish of a fused run whose steps come from
 a session (their functions' globals name it, as ``__gears_session__``) runs under a
-profiler of its own, whose statistics are then added to the session's. A profiler is
-never enabled twice: inside Redis, a cProfile profiler enabled again on a worker thread
-(whose Python thread state the host creates per entry) made the thread spin in the
-interpreter's eval loop. RG.PYPROFILE STATS prints the sum, RG.PYPROFILE RESET drops it.
+profiler of its own, whose statistics are then added to the session's. A cProfile
+profiler sees only the thread that enabled it, and one run's push and finish may run on
+different threads (a sync run that moved to a worker, runs spread over the pool): a
+profiler per call stays on its thread. RG.PYPROFILE STATS prints the sum, RG.PYPROFILE
+RESET drops it.
 """
 
 import cProfile

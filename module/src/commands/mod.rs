@@ -74,14 +74,8 @@ pub fn start(
         if unblocking {
             return Ok(Answer::Reply(Value::str(exec.id.as_str())));
         }
-        if exec.status().is_finished() {
-            let results = results_reply(&exec.state());
-            executions::forget_answered(&exec, false);
-            return Ok(Answer::Reply(results));
-        }
-        // It moved to the pool (a step returned a future): the client waits for it.
-        answer_when_done(&exec, BlockedClient::block(ctx, command)?, false);
-        return Ok(Answer::Blocked);
+        // Ended here, or moved to the pool (a step returned a future).
+        return answer_once_done(ctx, &exec, command, false, results_reply);
     }
     let spread = spreads(&job);
     let answer = if unblocking {
@@ -115,9 +109,28 @@ fn answer_when_done(exec: &Arc<Execution>, client: BlockedClient, spread: bool) 
     answer_with_when_done(exec, client, spread, results_reply);
 }
 
+/// Answers the client with `reply` of the run's state: now if the run has ended, else
+/// blocked until it has (a run that `spread` to other shards is forgotten there too).
+/// Either way the run is forgotten once answered.
+pub fn answer_once_done(
+    ctx: &Context,
+    exec: &Arc<Execution>,
+    command: &str,
+    spread: bool,
+    reply: fn(&ExecState) -> Value,
+) -> Result<Answer, String> {
+    if exec.status().is_finished() {
+        let value = reply(&exec.state());
+        executions::forget_answered(exec, false);
+        return Ok(Answer::Reply(value));
+    }
+    answer_with_when_done(exec, BlockedClient::block(ctx, command)?, spread, reply);
+    Ok(Answer::Blocked)
+}
+
 /// Answers `client` with `reply` of the run's state once it has finished (on every shard
 /// it `spread` to), then forgets the run.
-pub fn answer_with_when_done(
+fn answer_with_when_done(
     exec: &Arc<Execution>,
     client: BlockedClient,
     spread: bool,

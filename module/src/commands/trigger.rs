@@ -2,14 +2,13 @@
 
 use redis_module::{Context, RedisString};
 
-use super::executions::forget_answered;
-use super::{answer_with_when_done, arity, text, Answer};
+use super::{answer_once_done, arity, text, Answer};
 use crate::engine::execution::ExecState;
 use crate::engine::plan::Mode;
 use crate::engine::reader::VecReader;
 use crate::engine::value::Value;
 use crate::launch::Movable;
-use crate::redis::blocked::{can_block, BlockedClient};
+use crate::redis::blocked::can_block;
 use crate::redis::door;
 use crate::redis::lock::selected_db;
 use crate::triggers::{command, event_from, fire};
@@ -46,14 +45,7 @@ fn run_trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {
     };
     // Once its client has the reply, the run is forgotten (as 1.2 does); the
     // registration's statistics keep it counted.
-    if exec.status().is_finished() {
-        let reply = trigger_reply(&exec.state());
-        forget_answered(&exec, false);
-        return Ok(Answer::Reply(reply));
-    }
-    let client = BlockedClient::block(ctx, "RG.TRIGGER")?;
-    answer_with_when_done(&exec, client, true, trigger_reply);
-    Ok(Answer::Blocked)
+    answer_once_done(ctx, &exec, "RG.TRIGGER", true, trigger_reply)
 }
 
 pub fn trigger(ctx: &Context, args: &[RedisString]) -> Result<Answer, String> {

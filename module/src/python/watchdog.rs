@@ -360,7 +360,7 @@ fn pop_to(py: Python<'_>, depth: usize) {
         t.swap_remove(i).fired.is_some()
     };
     if stopped {
-        // SAFETY: the GIL is held (`_py`); PyEval_SetTrace with no function removes this
+        // SAFETY: the GIL is held (`py`); PyEval_SetTrace with no function removes this
         // thread's trace function. The watchdog can no longer raise here: the entry is
         // gone and it raises only with the GIL.
         unsafe {

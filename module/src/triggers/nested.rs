@@ -37,6 +37,7 @@ use redis_module::{raw, Context, ContextFlags, NotifyEvent, RedisString};
 
 use super::event_chain::{self, Chain};
 use crate::launch::Movable;
+use crate::redis::blocked::can_block;
 use crate::redis::lock;
 
 /// An event raised inside the first subscriber's callback, waiting for it.
@@ -195,10 +196,7 @@ extern "C" fn on_event(
         let _callback = Callback::enter(ctx);
         // A sync run may finish on the pool when a step returns a future (as in 1.2),
         // except inside MULTI or a script, which must have it whole now.
-        let _movable = Movable::allow(
-            !flags
-                .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING),
-        );
+        let _movable = Movable::allow(can_block(&context));
         super::keys::dispatch(event, key, lock::selected_db(&context), false);
         while let Some(nested) = STATE.with(|s| s.queue.borrow_mut().pop_front()) {
             event_chain::enter(nested.chain);
