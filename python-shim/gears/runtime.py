@@ -35,6 +35,15 @@ def _current_run():
     return getattr(_tls, 'run', None)
 
 
+def _forget_interrupted():
+    """Called by the host on a thread whose outermost run was just stopped by an
+    asynchronous ExecutionAborted: it can land in a ``finally`` before that block
+    restored the thread's state, and a worker keeps its thread state from one run to
+    the next. No run and no event loop is running on this thread any more."""
+    _tls.run = None
+    asyncio._set_running_loop(None)
+
+
 class atomic(object):
     """Context manager holding the Redis lock across a block::
 

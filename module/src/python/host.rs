@@ -176,6 +176,7 @@ impl Host for PythonHost {
     }
 
     fn enter_worker(&self, exec: &Arc<Execution>) -> Box<dyn std::any::Any> {
+        super::thread_state::keep();
         Box::new(super::interrupt::Interruptible::enter(exec.clone()))
     }
 }

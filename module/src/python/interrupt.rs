@@ -73,7 +73,10 @@ impl Drop for Interruptible {
         // interrupt's lock while calling it).
         self.exec.set_interrupt(None);
         if self.fired.load(Ordering::Acquire) {
-            Python::attach(drop_pending_async_exc);
+            Python::attach(|py| {
+                drop_pending_async_exc(py);
+                super::shim::forget_interrupted(py);
+            });
         }
     }
 }

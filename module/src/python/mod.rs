@@ -20,4 +20,5 @@ pub mod runtime;
 pub mod script;
 pub mod session;
 pub mod shim;
+pub mod thread_state;
 pub mod watchdog;

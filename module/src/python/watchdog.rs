@@ -368,6 +368,7 @@ fn pop_to(py: Python<'_>, depth: usize) {
         }
         // An exception it left pending for this thread is taken here, not carried on.
         super::interrupt::drop_pending_async_exc(py);
+        super::shim::forget_interrupted(py);
     }
 }
 
