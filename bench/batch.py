@@ -6,6 +6,10 @@ over N generated movie hashes, by every contender a Redis user has.
 - lua: one EVAL doing SCAN + HGET + split + count
 - client: redis-py doing SCAN + pipelined HGET + collections.Counter
 - lua_floor: one EVAL that only SCANs and HGETs (what reading the data costs in Lua)
+- native_floor: FLOOR.GENRES of bench/floor/floor.c, the same work in C straight on the
+  module API (RedisModule_Scan + HashGet on the main thread): this machine's limit
+- gears2_js: RedisGears 2's JS (bench/gears2/count_genres.js), one TFCALL doing SCAN +
+  HGET + split + count, on a peer server (same binary, same data) where it is installed
 
 Each run is checked against the counts the loader wrote. While each runs, another
 client's PING latency and redis-server's RSS are sampled.
@@ -78,7 +82,7 @@ def contenders(c, code):
     }
 
 
-def run(figures, server, count, rounds):
+def run(figures, server, peer, count, rounds):
     c = server.client()
     c.flushall()
     t0 = time.perf_counter()
@@ -86,10 +90,22 @@ def run(figures, server, count, rounds):
     figures.add("batch", "loader", "load_seconds", time.perf_counter() - t0, "s", keys=count)
     delete_guest = deploy_guest(c, "genres")
     jobs = contenders(c, recipe("count_genres.py"))
+    if "FLOOR.GENRES" in {name.upper() for name in c.command_list()}:
+        jobs["native_floor"] = lambda: flat_counts(c.execute_command("FLOOR.GENRES"))
     pinger = Pinger(server.port)
+    pid = {name: server.proc.pid for name in jobs}
+    pingers = {name: pinger for name in jobs}
+    if peer is not None:
+        pc = peer.client()
+        assert Counter(load(pc, count)) == expected
+        peer.load("count_genres")
+        jobs["gears2_js"] = lambda: flat_counts(
+            pc.execute_command("TFCALL", "bench_genres.count_genres", 0))
+        pid["gears2_js"] = peer.pid
+        pingers["gears2_js"] = Pinger(peer.port)
 
     def run_one(name):
-        with RssSampler(server.proc.pid) as rss, pinger as ping:
+        with RssSampler(pid[name]) as rss, pingers[name] as ping:
             t = time.perf_counter()
             got = jobs[name]()
             took = time.perf_counter() - t
@@ -105,13 +121,17 @@ def run(figures, server, count, rounds):
         jobs["wasm"]()  # compile/instantiate once before timing, as a deployed guest is
         results = interleaved(jobs, rounds, run_one)
     finally:
-        pinger.close()
+        for p in set(pingers.values()):
+            p.close()
         delete_guest()
     lua = median_of(results["lua"], "seconds")
+    floor = median_of(results["native_floor"], "seconds") if "native_floor" in results else None
     for name, rs in results.items():
         secs = median_of(rs, "seconds")
         figures.add("batch", name, "seconds", secs, "s", keys=count, rounds=rounds)
         figures.add("batch", name, "ratio_to_lua", secs / lua, "x", keys=count)
+        if floor:
+            figures.add("batch", name, "ratio_to_floor", secs / floor, "x", keys=count)
         figures.add("batch", name, "us_per_key", secs / count * 1e6, "us", keys=count)
         for metric in ("p50_ms", "p99_ms", "max_ms"):
             figures.add("batch", name, "ping_" + metric, median_of(rs, metric), "ms",

@@ -174,11 +174,68 @@ class RssSampler:
         self.peak_mb = max(self.peak_mb, self.after_mb)
 
 
-def start_server():
-    return RedisServer().start()
+# Redis 7.4.1 and RedisGears 2.0.20 (JS on V8), installed by scripts/redis74.sh (make bench
+# does it). When present, every workload runs on that binary, ours and RedisGears 2 alike.
+REDIS74 = os.environ.get("BENCH_REDIS74", os.path.join(ROOT, "target", "servers", "redis-7.4"))
+GEARS2_JS = os.path.join(ROOT, "bench", "gears2")
 
 
-def machine():
+def redis74():
+    """The 7.4.1 redis-server (a wrapper that finds its OpenSSL 1.1), if it is installed."""
+    path = os.path.join(REDIS74, "redis-server")
+    return path if os.access(path, os.X_OK) else None
+
+
+# The native floor of recipe 2 (bench/floor/floor.c, built by make bench and make test).
+FLOOR = os.environ.get("BENCH_FLOOR", os.path.join(ROOT, "target", "bench", "floor.so"))
+
+
+def start_server(binary=None):
+    """A redis-server with the module (and the floor module, when built): `binary`, else
+    Debian's."""
+    extra = ["--loadmodule", FLOOR] if os.path.exists(FLOOR) else []
+    if not extra:
+        print(f"native floor: skipped, {FLOOR} is not built (make bench builds it)", flush=True)
+    return RedisServer(binary=binary, extra_args=extra).start()
+
+
+class Gears2:
+    """A peer server: the same 7.4.1 binary with RedisGears 2 (JS on V8) loaded instead
+    of this module, running the recipes of bench/gears2/*.js."""
+
+    def __init__(self):
+        self.server = RedisServer(load_module=False, binary=redis74(), extra_args=[
+            "--loadmodule", os.path.join(REDIS74, "redisgears.so"),
+            "v8-plugin-path", os.path.join(REDIS74, "libredisgears_v8_plugin.so")]).start()
+        self.port = self.server.port
+        self.pid = self.server.proc.pid
+
+    def client(self):
+        return self.server.client()
+
+    def load(self, name):
+        """Loads bench/gears2/<name>.js (its triggers start); returns how to delete it."""
+        with open(os.path.join(GEARS2_JS, name + ".js")) as f:
+            code = f.read()
+        library = code.split("name=", 1)[1].split()[0]
+        c = self.client()
+        assert c.execute_command("TFUNCTION", "LOAD", "REPLACE", code) == "OK"
+        return lambda: c.execute_command("TFUNCTION", "DELETE", library)
+
+    def stop(self):
+        self.server.stop()
+
+
+def start_gears2():
+    """The RedisGears 2 peer, or None (with a line saying why) where it is not installed."""
+    if redis74() is None:
+        print(f"RedisGears 2: skipped, not installed in {REDIS74} "
+              "(make bench installs it: scripts/redis74.sh)", flush=True)
+        return None
+    return Gears2()
+
+
+def machine(binary="redis-server"):
     """What the figures were measured on."""
     cpu = platform.processor() or platform.machine()
     try:
@@ -189,7 +246,7 @@ def machine():
                     break
     except OSError:
         pass
-    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True,
+    redis_version = subprocess.run([binary, "--version"], capture_output=True,
                                    text=True).stdout.split()
     version = next((w[2:] for w in redis_version if w.startswith("v=")), "?")
     with open("/proc/meminfo") as f:

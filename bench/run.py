@@ -17,7 +17,7 @@ import cluster
 import entry_cost
 import streams
 import triggers
-from harness import Figures, machine, start_server
+from harness import Figures, machine, redis74, start_gears2, start_server
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,13 +30,16 @@ SIZES = {  # name: (full, quick)
     "rounds": (3, 2),
 }
 
+# f: figures, s: our server, p: the RedisGears 2 peer (or None), a: the arguments
 WORKLOADS = {
-    "batch": lambda f, s, a: batch.run(f, s, a.movies, a.rounds),
-    "triggers": lambda f, s, a: triggers.run(f, s, a.set_requests, a.rounds),
-    "streams": lambda f, s, a: streams.run(f, s, a.messages, a.rounds),
-    "entry_cost": lambda f, s, a: entry_cost.run(f, s, a.entry_records, a.rounds + 1),
-    "cluster": lambda f, s, a: cluster.run(f, s, a.cluster_movies, a.rounds),
+    "batch": lambda f, s, p, a: batch.run(f, s, p, a.movies, a.rounds),
+    "triggers": lambda f, s, p, a: triggers.run(f, s, p, a.set_requests, a.rounds),
+    "streams": lambda f, s, p, a: streams.run(f, s, p, a.messages, a.rounds),
+    "entry_cost": lambda f, s, p, a: entry_cost.run(f, s, a.entry_records, a.rounds + 1),
+    "cluster": lambda f, s, p, a: cluster.run(f, s, a.cluster_movies, a.rounds),
 }
+# The workloads RedisGears 2 runs too (bench/gears2/*.js).
+WITH_GEARS2 = {"batch", "triggers", "streams"}
 
 
 def parse():
@@ -44,6 +47,9 @@ def parse():
     ap.add_argument("--quick", action="store_true", help="the small sizes")
     ap.add_argument("--only", default=",".join(WORKLOADS),
                     help="comma-separated workloads (%s)" % ",".join(WORKLOADS))
+    ap.add_argument("--debian", action="store_true",
+                    help="run on Debian's redis-server even where Redis 7.4.1 is installed "
+                         "(and without RedisGears 2)")
     ap.add_argument("--out", help="JSON lines file (default bench/results/<full|quick>.jsonl)")
     for name in SIZES:
         ap.add_argument("--" + name.replace("_", "-"), type=int)
@@ -88,16 +94,23 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     command = "python3 bench/run.py " + " ".join(sys.argv[1:])
     started = time.perf_counter()
+    binary = None if a.debian else redis74()
+    if binary is None and not a.debian:
+        print("Redis 7.4.1 is not installed (make bench installs it): Debian's "
+              "redis-server, RedisGears 2 skipped", flush=True)
     with open(a.out, "w") as out:
         figures = Figures(out)
-        figures.add("machine", "this", "info", machine(), "", command=command.strip(),
-                    sizes={n: getattr(a, n) for n in SIZES})
+        figures.add("machine", "this", "info", machine(binary or "redis-server"), "",
+                    command=command.strip(), sizes={n: getattr(a, n) for n in SIZES})
         for name in a.only.split(","):
-            server = start_server()
+            server = start_server(binary)
+            peer = start_gears2() if binary and name in WITH_GEARS2 else None
             try:
-                WORKLOADS[name](figures, server, a)
+                WORKLOADS[name](figures, server, peer, a)
             finally:
                 server.stop()
+                if peer is not None:
+                    peer.stop()
         figures.add("machine", "this", "bench_seconds", time.perf_counter() - started, "s")
     summary(figures)
     print(f"\nfigures: {a.out}")

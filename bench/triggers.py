@@ -5,6 +5,8 @@ same load with no registration.
 - none: no registration
 - python_sync / python_async: recipes/python/all_keys.py with mode='sync' / as printed
 - wasm_sync / wasm_async: bench/guests/all_keys_sync / recipes/wasm/all_keys
+- gears2_js: RedisGears 2's keyspace trigger (bench/gears2/all_keys.js, synchronous), on
+  a peer server with the same binary, where it is installed
 
 After each load the bench waits until all_keys is complete (async triggers drain a
 backlog) and checks that it holds exactly the keys written.
@@ -58,14 +60,16 @@ def check_all_keys(c):
     return True
 
 
-def run(figures, server, requests, rounds, clients=50):
-    c = server.client()
+def run(figures, server, peer, requests, rounds, clients=50):
+    contenders = CONTENDERS + (["gears2_js"] if peer is not None else [])
 
     def run_one(name):
+        on = peer if name == "gears2_js" else server
+        c = on.client()
         c.flushall()
-        unregister = register(c, name)
+        unregister = peer.load("all_keys") if on is peer else register(c, name)
         try:
-            rps, p99 = redis_benchmark(server.port, requests, clients)
+            rps, p99 = redis_benchmark(on.port, requests, clients)
             loaded = time.perf_counter()
             if name != "none":
                 wait_until(lambda: all_keys_caught_up(c), timeout=120, interval=0.002,
@@ -77,7 +81,7 @@ def run(figures, server, requests, rounds, clients=50):
         return {"rps": rps, "p99_ms": p99, "drain_s": 0.0 if name == "none" else drain,
                 "complete": bool(complete)}
 
-    results = interleaved(CONTENDERS, rounds, run_one)
+    results = interleaved(contenders, rounds, run_one)
     base = median_of(results["none"], "rps")
     for name, rs in results.items():
         rps = median_of(rs, "rps")
@@ -89,4 +93,4 @@ def run(figures, server, requests, rounds, clients=50):
             figures.add("triggers", name, "drain_s", median_of(rs, "drain_s"), "s", **params)
             figures.add("triggers", name, "all_keys_complete",
                         all(r["complete"] for r in rs), "bool", **params)
-    c.flushall()
+    server.client().flushall()

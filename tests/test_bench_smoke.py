@@ -10,11 +10,18 @@ from conftest import ROOT
 
 BENCH = os.path.join(ROOT, "bench")
 
+# make test installs Redis 7.4.1 with RedisGears 2 and builds the native floor, so the
+# smoke run has every contender; run by hand without them, it has the rest.
+GEARS2 = os.path.exists(os.path.join(ROOT, "target", "servers", "redis-7.4", "redis-server"))
+FLOOR = os.path.exists(os.path.join(ROOT, "target", "bench", "floor.so"))
+PEERS = {"gears2_js"} if GEARS2 else set()
+BATCH_PEERS = PEERS | ({"native_floor"} if FLOOR else set())
+
 EXPECTED = {
-    "batch": {"lua", "python", "wasm", "client", "lua_floor"},
-    "memory": {"lua", "python", "wasm", "client", "lua_floor"},
-    "triggers": {"none", "python_sync", "python_async", "wasm_sync", "wasm_async"},
-    "streams": {"python", "wasm", "worker"},
+    "batch": {"lua", "python", "wasm", "client", "lua_floor"} | BATCH_PEERS,
+    "memory": {"lua", "python", "wasm", "client", "lua_floor"} | BATCH_PEERS,
+    "triggers": {"none", "python_sync", "python_async", "wasm_sync", "wasm_async"} | PEERS,
+    "streams": {"python", "wasm", "worker"} | PEERS,
     "entry_cost": {"python", "wasm"},
     "cluster": {"python_1_shard", "python_3_masters", "wasm_1_shard", "wasm_3_masters",
                 "repartition"},
@@ -53,6 +60,9 @@ def test_bench_prints_every_figure(tmp_path):
     rows = [line for line in text.splitlines()
             if line.startswith("| ") and "no registration" not in line]
     # a header and a row per contender (batch 5, triggers 4 besides none, streams 3,
-    # cluster 2) or per batch size (entry cost 3)
-    assert len(rows) == (1 + 5) + (1 + 4) + (1 + 3) + (1 + 3) + (1 + 2), text
+    # cluster 2, and the peers) or per batch size (entry cost 3)
+    assert len(rows) == ((1 + 5 + len(BATCH_PEERS)) + (1 + 4 + len(PEERS)) + (1 + 3 + len(PEERS))
+                         + (1 + 3) + (1 + 2)), text
+    if FLOOR:
+        assert "ratio_to_floor" in {f["metric"] for f in figures}
     assert not [row for row in rows if "–" in row], text  # no figure missing
