@@ -7,6 +7,8 @@ use anyhow::{anyhow, Result};
 use super::redis_call;
 use crate::engine::reader::Reader;
 use crate::engine::value::Value;
+use crate::redis::fast::{self, KeyType};
+use crate::redis::lock;
 
 /// How the pattern is found (the KeysOnlyReader's patternGenerator runs on the shard).
 pub type PatternSource = Box<dyn FnOnce() -> Result<String> + Send>;
@@ -99,9 +101,14 @@ impl KeysReader {
 /// The type and value of a key as the KeysReader shows them; None when it is gone.
 pub fn read_value(key: &str) -> Result<Option<(String, Value)>> {
     let k = key.as_bytes();
-    let type_name = match redis_call(&[b"TYPE", k])? {
-        Value::Str(t) => t,
-        other => return Err(anyhow!("TYPE replied {other}")),
+    lock::ensure_locked();
+    let type_name = match fast::key_type(&lock::context(), k) {
+        KeyType::Missing => return Ok(None),
+        KeyType::Builtin(name) => name.to_string(),
+        KeyType::Module => match redis_call(&[b"TYPE", k])? {
+            Value::Str(t) => t,
+            other => return Err(anyhow!("TYPE replied {other}")),
+        },
     };
     let value = match type_name.as_str() {
         "none" => return Ok(None),

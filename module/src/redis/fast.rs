@@ -11,10 +11,14 @@
 //! LRU/LFU update, keyspace hits/misses, the `keymiss` notification).
 //! What differs: the read is not counted in INFO commandstats, not shown by MONITOR or
 //! SLOWLOG, and not seen by other modules' command filters (ours lets the module's own
-//! calls through anyway). Only user `execute()` takes this path; hooks and readers call.
+//! calls through anyway). Only user `execute()` takes this path; hooks call.
 //!
 //! Off on a cluster node (RedisModule_Call refuses keys of other shards there; the key
 //! API would read them) and when HGET is not a command of this server (rename-command).
+//!
+//! The readers' `key_type` (a KeysReader record, a keyspace trigger's readValue) is the
+//! same idea for the TYPE they ask before reading a value. It is always on: a reader's
+//! keys are this shard's own (scanned here, or the key of an event here).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -111,4 +115,52 @@ fn hget(ctx: &Context, key: &[u8], field: &[u8]) -> Value {
     // this thread only.
     let value = unsafe { OwnedString::from_raw(value) };
     Value::from_redis_bytes(value.bytes())
+}
+
+/// redismodule.h's REDISMODULE_OPEN_KEY_NOTOUCH (Redis 6.2+), which the bindings lack.
+const OPEN_KEY_NOTOUCH: i32 = 1 << 16;
+
+/// A key's type as the key API tells it (`key_type`).
+pub enum KeyType {
+    /// No such key (or expired).
+    Missing,
+    /// A built-in type, by TYPE's name for it.
+    Builtin(&'static str),
+    /// A module's type: only TYPE names it.
+    Module,
+}
+
+/// TYPE without a command call: one lookup in the same mode TYPE makes (lazy expiry,
+/// keyspace hits and misses, no LRU/LFU touch). `ctx` must be usable now: the main thread,
+/// or the Redis lock held. (The value itself is not read here: RedisModule_StringDMA,
+/// the key API's only string read, re-encodes an int or embstr string in place.)
+pub fn key_type(ctx: &Context, key: &[u8]) -> KeyType {
+    let key_name = OwnedString::new(key);
+    let mode = raw::REDISMODULE_READ as i32 | OPEN_KEY_NOTOUCH;
+    let handle = super::lock::calling(|| {
+        // SAFETY: as in `hget`: `ctx` may be used by this thread now (the caller's
+        // contract), and the key name is dropped after the handle, which CloseKey
+        // releases first.
+        let key = unsafe { raw::RedisModule_OpenKey.unwrap()(ctx.ctx, key_name.as_ptr(), mode) };
+        OpenKey(key)
+    });
+    if handle.0.is_null() {
+        return KeyType::Missing;
+    }
+    // SAFETY: `handle.0` is a non-null key opened above and not closed yet.
+    let found = unsafe { raw::RedisModule_KeyType.unwrap()(handle.0) };
+    if found == raw::REDISMODULE_KEYTYPE_EMPTY as i32 {
+        return KeyType::Missing;
+    }
+    [
+        (raw::REDISMODULE_KEYTYPE_STRING, "string"),
+        (raw::REDISMODULE_KEYTYPE_LIST, "list"),
+        (raw::REDISMODULE_KEYTYPE_HASH, "hash"),
+        (raw::REDISMODULE_KEYTYPE_SET, "set"),
+        (raw::REDISMODULE_KEYTYPE_ZSET, "zset"),
+        (raw::REDISMODULE_KEYTYPE_STREAM, "stream"),
+    ]
+    .into_iter()
+    .find(|(t, _)| *t as i32 == found)
+    .map_or(KeyType::Module, |(_, name)| KeyType::Builtin(name))
 }
