@@ -159,6 +159,35 @@ def test_recipe1_sync_mode(fresh_server):
     assert not c.sismember("all_keys", "all_keys")
 
 
+def test_sync_runs_of_one_registration_stay_apart(r):
+    """A registration's runs are served by the same prepared steps (a run that ended clean
+    is reused): what one event's run collected or failed on never reaches the next, and two
+    registrations with the same step kinds keep their own functions."""
+    register(r, "GB().map(lambda x: x['key'])"
+                ".map(lambda k: k if not k.startswith('apart:bad') else 1 / 0)"
+                ".foreach(lambda k: execute('rpush', 'apart:log', k))"
+                ".register(prefix='apart:*', mode='sync', eventTypes=['set'])")
+    register(r, "GB().map(lambda x: x['key'])"
+                ".map(lambda k: k.upper())"
+                ".foreach(lambda k: execute('rpush', 'apart:log2', k))"
+                ".register(prefix='apart:*', mode='sync', eventTypes=['set'])")
+    rids = [rid for rid, d in dump_regs(r).items() if d["args"]["regex"] == "apart:*"]
+    before = {e["executionId"] for e in registered_execs(r)}
+    for i in range(3):
+        r.set(f"apart:{i}", 1)
+        r.set(f"apart:bad{i}", 1)
+    assert r.lrange("apart:log", 0, -1) == ["apart:0", "apart:1", "apart:2"]
+    assert r.lrange("apart:log2", 0, -1) == [
+        "APART:0", "APART:BAD0", "APART:1", "APART:BAD1", "APART:2", "APART:BAD2"]
+    datas = [reg_data(r, rid) for rid in rids]
+    failures = sorted((d["numSuccess"], d["numFailures"]) for d in datas)
+    assert failures == [(3, 3), (6, 0)], failures
+    # each run kept its own outcome: one error for a bad key, none for a good one
+    runs = [e["executionId"] for e in registered_execs(r) if e["executionId"] not in before]
+    errors = [len(r.execute_command("RG.GETRESULTS", eid)[1]) for eid in runs]
+    assert sorted(errors) == [0] * 9 + [1] * 3, errors
+
+
 # ---------------------------------------------------------------------------- register() basics
 
 def test_register_returns_id_and_pyexecute_replies_ok(r):

@@ -14,4 +14,5 @@ pub mod reader;
 pub mod registration;
 pub mod registry;
 pub mod run;
+pub mod spares;
 pub mod value;

@@ -1,5 +1,7 @@
 //! A fused run of consecutive Python steps: one GIL entry per batch.
 
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
@@ -9,6 +11,7 @@ use super::shim;
 use super::watchdog;
 use crate::engine::operator::{Operator, RunCtx, Stop};
 use crate::engine::plan::{Combiner, OutputForm};
+use crate::engine::spares::{SpareKey, Spares};
 use crate::engine::value::Value;
 
 /// How a fused run is set up.
@@ -23,27 +26,44 @@ pub struct Options {
     pub plain_strings: bool,
 }
 
-/// One FusedRun of the shim over `steps` (a list of `(op, args)`, `count` of them).
-pub fn operator(
-    py: Python<'_>,
-    steps: Bound<'_, PyList>,
+/// The spare runs of a Python plan: a run is kept when it ended with nothing left in it
+/// (no stateful step holding records, nothing parked) and it has no combiner and no
+/// profiling; its push already emptied what it collected, so it is as new.
+pub type PySpares = Spares<Py<PyAny>>;
+
+/// One FusedRun of the shim over `steps` (a list of `(op, args)`, `count` of them),
+/// made by `make_steps`, or a spare one of the same steps when `spare` has it.
+pub fn operator<'py>(
+    py: Python<'py>,
+    make_steps: impl FnOnce() -> anyhow::Result<Bound<'py, PyList>>,
     count: usize,
     o: Options,
+    spare: Option<(Arc<PySpares>, SpareKey)>,
 ) -> anyhow::Result<Box<dyn Operator>> {
-    let options = PyDict::new(py);
-    options.set_item("profile", o.profile)?;
-    options.set_item("traceback", o.traceback)?;
-    options.set_item("sync", o.sync)?;
-    if let Some(c) = o.combiner {
-        options.set_item("combine", c.as_str())?;
-    }
-    let run = shim::fused_run_class(py)?.call1((steps, options))?;
+    let spare = spare.filter(|_| o.combiner.is_none() && !o.profile);
+    let kept = spare.as_ref().and_then(|(spares, key)| spares.take(key));
+    let run = match kept {
+        Some(run) => run,
+        None => {
+            let options = PyDict::new(py);
+            options.set_item("profile", o.profile)?;
+            options.set_item("traceback", o.traceback)?;
+            options.set_item("sync", o.sync)?;
+            if let Some(c) = o.combiner {
+                options.set_item("combine", c.as_str())?;
+            }
+            let steps = make_steps()?;
+            shim::fused_run_class(py)?.call1((steps, options))?.unbind()
+        }
+    };
     Ok(Box::new(FusedOp {
-        run: run.unbind(),
+        run: Some(run),
         output: o.output,
         steps: count,
         needs_finish: false,
         waiting: false,
+        clean: false,
+        spare,
         sync: o.sync,
         profile: o.profile,
         plain_strings: o.plain_strings,
@@ -51,7 +71,11 @@ pub fn operator(
 }
 
 struct FusedOp {
-    run: Py<PyAny>,
+    /// Always Some until dropped (taken then to be kept as a spare).
+    run: Option<Py<PyAny>>,
+    /// The last push or finish ended with nothing left in the run (`Spares`).
+    clean: bool,
+    spare: Option<(Arc<PySpares>, SpareKey)>,
     output: OutputForm,
     steps: usize,
     needs_finish: bool,
@@ -74,6 +98,13 @@ fn stop_of(py: Python<'_>, err: PyErr) -> Stop {
 }
 
 impl FusedOp {
+    fn run<'py>(&self, py: Python<'py>) -> Result<&Bound<'py, PyAny>, Stop> {
+        match &self.run {
+            Some(run) => Ok(run.bind(py)),
+            None => Err(Stop::Failed("the fused run is gone".into())),
+        }
+    }
+
     /// The outputs of a push or finish reply `(outputs, errors[, needs_finish[,
     /// waiting]])`; returns the outputs and the two flags.
     fn outputs(
@@ -104,6 +135,7 @@ impl FusedOp {
 
 impl Operator for FusedOp {
     fn push(&mut self, cx: &mut RunCtx, batch: Vec<Value>) -> Result<Vec<Value>, Stop> {
+        self.clean = false;
         Python::attach(|py| {
             let _watch = watchdog::enter(py);
             cx.count_entry("python");
@@ -114,14 +146,14 @@ impl Operator for FusedOp {
             }
             drop(batch);
             let reply = self
-                .run
-                .bind(py)
+                .run(py)?
                 .call_method1("push", (list,))
                 .map_err(|e| stop_of(py, e))?;
             let (out, needs_finish, waiting) =
                 self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
             self.needs_finish = needs_finish;
             self.waiting = waiting;
+            self.clean = !needs_finish && !waiting;
             Ok(out)
         })
     }
@@ -130,12 +162,12 @@ impl Operator for FusedOp {
         if !self.needs_finish {
             return Ok(Vec::new());
         }
+        self.clean = false;
         Python::attach(|py| {
             let _watch = watchdog::enter(py);
             cx.count_entry("python");
             let reply = self
-                .run
-                .bind(py)
+                .run(py)?
                 .call_method0("finish")
                 .map_err(|e| stop_of(py, e))?;
             let (out, _, _) = self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
@@ -156,11 +188,22 @@ impl Operator for FusedOp {
             return vec![0; self.steps];
         }
         Python::attach(|py| {
-            self.run
-                .bind(py)
-                .call_method0("timings")
+            self.run(py)
+                .map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("gone"))
+                .and_then(|run| run.call_method0("timings"))
                 .and_then(|t| t.extract::<Vec<u64>>())
                 .unwrap_or_else(|_| vec![0; self.steps])
         })
+    }
+}
+
+impl Drop for FusedOp {
+    fn drop(&mut self) {
+        if let (true, Some((spares, key)), Some(run)) =
+            (self.clean, self.spare.take(), self.run.take())
+        {
+            // One more than kept is dropped (pyo3 defers its decref without the GIL).
+            drop(spares.give(key, run));
+        }
     }
 }

@@ -15,6 +15,7 @@ use crate::engine::execution::Execution;
 use crate::engine::operator::Operator;
 use crate::engine::plan::{Combiner, Host, HostStep, OutputForm, PlanArg, ReaderSpec};
 use crate::engine::reader::Reader;
+use crate::engine::spares::SpareKey;
 use crate::engine::value::Value;
 use crate::plans::args::{flag_or, number_or};
 use crate::readers::keys::KeysReader;
@@ -25,6 +26,8 @@ pub struct PythonHost {
     pub traceback: bool,
     /// convertToStr: final strings are plain bulk replies, never status or error replies.
     pub plain_strings: bool,
+    /// Fused runs of this plan that ended cleanly, for its next runs.
+    spares: Arc<fused::PySpares>,
 }
 
 impl PythonHost {
@@ -33,6 +36,7 @@ impl PythonHost {
             objects,
             traceback,
             plain_strings,
+            spares: Arc::default(),
         }
     }
 
@@ -64,10 +68,13 @@ impl PythonHost {
         sync: bool,
     ) -> anyhow::Result<Box<dyn Operator>> {
         Python::attach(|py| {
-            let list = PyList::empty(py);
-            for step in steps {
-                list.append((step.op, self.args(py, step)?))?;
-            }
+            let make_steps = || -> anyhow::Result<Bound<'_, PyList>> {
+                let list = PyList::empty(py);
+                for step in steps {
+                    list.append((step.op, self.args(py, step)?))?;
+                }
+                Ok(list)
+            };
             let options = fused::Options {
                 output,
                 combiner,
@@ -76,7 +83,8 @@ impl PythonHost {
                 traceback: self.traceback,
                 plain_strings: self.plain_strings,
             };
-            fused::operator(py, list, steps.len(), options)
+            let spare = SpareKey::of(steps, sync as u8).map(|k| (self.spares.clone(), k));
+            fused::operator(py, make_steps, steps.len(), options, spare)
         })
     }
 

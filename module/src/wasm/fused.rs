@@ -8,22 +8,37 @@ use super::program::Program;
 use super::runtime::{Fault, GuestInstance};
 use crate::engine::codec;
 use crate::engine::operator::{Operator, RunCtx, Stop};
+use crate::engine::spares::{SpareKey, Spares};
 use crate::engine::value::Value;
 
-/// One guest call per batch running `steps` of `program` in order.
-pub fn operator(program: Arc<Program>, steps: Vec<FusedStep>, profile: bool) -> Box<dyn Operator> {
+/// The spare runs of a guest's plan: open runs of stateless steps (`SpareKey::stateless`)
+/// whose last call succeeded. Such a run holds nothing between batches, so the next run
+/// of the same steps goes on with it: no `open-run`, `finish` and `close` per run (a
+/// trigger's event), and its instance stays checked out meanwhile.
+pub type GuestSpares = Spares<Open>;
+
+/// One guest call per batch running `steps` of `program` in order; with `spare`, runs
+/// of stateless steps are kept there for the next run.
+pub fn operator(
+    program: Arc<Program>,
+    steps: Vec<FusedStep>,
+    profile: bool,
+    spare: Option<(Arc<GuestSpares>, SpareKey)>,
+) -> Box<dyn Operator> {
     Box::new(FusedOp {
         program,
         steps,
         open: None,
         calling: false,
+        clean: false,
+        spare: spare.filter(|(_, key)| key.stateless() && !profile),
         profile,
         nanos: 0,
     })
 }
 
 /// The instance a run holds from its first batch to its end, and the guest's handle.
-struct Open {
+pub struct Open {
     live: GuestInstance,
     handle: u32,
 }
@@ -32,6 +47,9 @@ struct FusedOp {
     program: Arc<Program>,
     steps: Vec<FusedStep>,
     open: Option<Open>,
+    /// The last guest call returned well: the open run may serve another run.
+    clean: bool,
+    spare: Option<(Arc<GuestSpares>, SpareKey)>,
     /// Set across a guest call: still set when the op is dropped, the call never
     /// returned (a host call panicked), so the instance is not fit to be reused.
     calling: bool,
@@ -48,6 +66,12 @@ fn stop_of(fault: Fault) -> Stop {
 
 impl FusedOp {
     fn open(&mut self) -> Result<&mut Open, Stop> {
+        if self.open.is_none() {
+            self.open = self
+                .spare
+                .as_ref()
+                .and_then(|(spares, key)| spares.take(key));
+        }
         if self.open.is_none() {
             let mut live = self.program.checkout().map_err(stop_of)?;
             let steps = self.steps.clone();
@@ -71,6 +95,7 @@ impl FusedOp {
         let t0 = self.profile.then(Instant::now);
         let handle = self.open()?.handle;
         self.calling = true;
+        self.clean = false;
         let open = self
             .open
             .as_mut()
@@ -78,7 +103,10 @@ impl FusedOp {
         let out = f(&mut open.live, handle);
         self.calling = false;
         let out = match out {
-            Ok(out) => out,
+            Ok(out) => {
+                self.clean = true;
+                out
+            }
             Err(fault) => {
                 if let (Fault::Error(_), Some(open)) = (&fault, self.open.take()) {
                     self.close(open);
@@ -99,6 +127,17 @@ impl FusedOp {
     fn close(&self, open: Open) {
         self.program.release(open.live, open.handle);
     }
+
+    /// Ends the open run: kept as a spare when it may serve another, else closed.
+    fn end(&mut self, open: Open) {
+        let open = match (&self.spare, self.clean) {
+            (Some((spares, key)), true) => spares.give(key.clone(), open),
+            _ => Some(open),
+        };
+        if let Some(open) = open {
+            self.close(open);
+        }
+    }
 }
 
 impl Operator for FusedOp {
@@ -113,6 +152,13 @@ impl Operator for FusedOp {
     fn finish(&mut self, cx: &mut RunCtx) -> Result<Vec<Value>, Stop> {
         if self.open.is_none() {
             // No batch came: stateful steps hold nothing.
+            return Ok(Vec::new());
+        }
+        if self.spare.is_some() && self.clean {
+            // Stateless steps: nothing to flush, and the run goes on for the next one.
+            if let Some(open) = self.open.take() {
+                self.end(open);
+            }
             return Ok(Vec::new());
         }
         let out = self.call(cx, |live, h| {
@@ -138,7 +184,7 @@ impl Drop for FusedOp {
     fn drop(&mut self) {
         if let Some(open) = self.open.take() {
             if !self.calling {
-                self.close(open);
+                self.end(open);
             }
         }
     }

@@ -13,17 +13,23 @@ use crate::engine::codec;
 use crate::engine::operator::Operator;
 use crate::engine::plan::{Combiner, Host, HostStep, OutputForm, PlanArg, ReaderSpec};
 use crate::engine::reader::Reader;
+use crate::engine::spares::SpareKey;
 use crate::engine::value::Value;
 use crate::plans::args::Args;
 
 pub struct WasmHost {
     /// The guest whose callbacks the plan's `PlanArg::Code` indices are.
     pub program: Arc<Program>,
+    /// Open runs of this plan's stateless steps, for its next runs.
+    spares: Arc<fused::GuestSpares>,
 }
 
 impl WasmHost {
     pub fn of(program: Arc<Program>) -> Arc<dyn Host> {
-        Arc::new(WasmHost { program })
+        Arc::new(WasmHost {
+            program,
+            spares: Arc::default(),
+        })
     }
 
     /// The host of a plan another shard encoded: the guest `find` gives for its name
@@ -84,8 +90,9 @@ impl Host for WasmHost {
         if steps.is_empty() {
             bail!("an empty fused run");
         }
+        let spare = SpareKey::of(steps, 0).map(|k| (self.spares.clone(), k));
         let steps = steps.iter().map(fused_step).collect();
-        Ok(fused::operator(self.program.clone(), steps, profile))
+        Ok(fused::operator(self.program.clone(), steps, profile, spare))
     }
 
     fn fuse_combined(
@@ -105,7 +112,12 @@ impl Host for WasmHost {
             callbacks: Vec::new(),
             zero: None,
         });
-        Ok(Some(fused::operator(self.program.clone(), fused, profile)))
+        Ok(Some(fused::operator(
+            self.program.clone(),
+            fused,
+            profile,
+            None,
+        )))
     }
 
     fn reader(
