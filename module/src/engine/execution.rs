@@ -31,9 +31,9 @@ impl Status {
 /// One step as RG.GETEXECUTION reports it.
 #[derive(Clone, Debug)]
 pub struct StepReport {
-    pub type_name: String,
-    pub name: String,
-    pub arg: String,
+    pub type_name: Arc<str>,
+    pub name: Arc<str>,
+    pub arg: Arc<str>,
     pub nanos: u64,
 }
 

@@ -166,12 +166,13 @@ pub enum StepKind {
 #[derive(Clone, Debug)]
 pub struct Step {
     pub kind: StepKind,
-    /// RG.GETEXECUTION 'type', e.g. "MapStep".
-    pub type_name: String,
+    /// RG.GETEXECUTION 'type', e.g. "MapStep". (Shared strings: every execution of the
+    /// plan starts with a copy of these in its report.)
+    pub type_name: Arc<str>,
     /// RG.GETEXECUTION 'name': the callback name.
-    pub name: String,
+    pub name: Arc<str>,
     /// RG.GETEXECUTION 'arg'.
-    pub arg: String,
+    pub arg: Arc<str>,
 }
 
 impl Step {
@@ -180,9 +181,9 @@ impl Step {
     pub fn of(kind: StepKind) -> Step {
         Step {
             kind,
-            type_name: String::new(),
-            name: String::new(),
-            arg: String::new(),
+            type_name: "".into(),
+            name: "".into(),
+            arg: "".into(),
         }
     }
 
@@ -294,7 +295,7 @@ impl Plan {
     pub fn text(&self) -> String {
         self.steps
             .iter()
-            .map(|s| s.type_name.as_str())
+            .map(|s| &*s.type_name)
             .collect::<Vec<_>>()
             .join(" -> ")
     }

@@ -182,9 +182,9 @@ fn step(s: &Step, shown: bool) -> Value {
         ]),
     };
     Value::List(vec![
-        Value::str(s.type_name.as_str()),
-        Value::str(s.name.as_str()),
-        Value::str(if shown { s.arg.as_str() } else { "" }),
+        Value::str(&*s.type_name),
+        Value::str(&*s.name),
+        Value::str(if shown { &*s.arg } else { "" }),
         kind,
     ])
 }
@@ -275,9 +275,9 @@ fn step_of(v: &Value) -> Result<Step> {
     };
     Ok(Step {
         kind,
-        type_name: text(type_name)?.to_string(),
-        name: text(name)?.to_string(),
-        arg: text(shown)?.to_string(),
+        type_name: text(type_name)?.into(),
+        name: text(name)?.into(),
+        arg: text(shown)?.into(),
     })
 }
 

@@ -32,7 +32,9 @@ impl Inner {
     /// Forgets an execution, and the bytes its results held.
     fn remove(&mut self, seq: u64) {
         if let Some(exec) = self.executions.remove(&seq) {
-            self.adopted.remove(&exec.id);
+            if !self.adopted.is_empty() {
+                self.adopted.remove(&exec.id);
+            }
         }
         if let Some(bytes) = self.result_bytes.remove(&seq) {
             self.total_result_bytes -= bytes;
@@ -203,10 +205,16 @@ impl Registry {
         inner.result_bytes.insert(exec.seq, bytes);
         inner.total_result_bytes += bytes;
         if let Some(reg) = &exec.registration {
-            let queue = inner
-                .finished_by_registration
-                .entry(reg.clone())
-                .or_default();
+            // Looked up before inserting: a registration's every event comes here, and
+            // its name is only cloned for its first.
+            if !inner.finished_by_registration.contains_key(reg) {
+                inner
+                    .finished_by_registration
+                    .insert(reg.clone(), VecDeque::new());
+            }
+            let Some(queue) = inner.finished_by_registration.get_mut(reg) else {
+                return;
+            };
             queue.push_back(exec.seq);
             let mut over = Vec::new();
             while queue.len() > limits.per_registration {

@@ -83,8 +83,8 @@ impl<S: StepSource> Expander<'_, S> {
         self.steps.push(Step {
             kind,
             type_name: type_name.into(),
-            name,
-            arg,
+            name: name.into(),
+            arg: arg.into(),
         });
     }
 
