@@ -25,7 +25,7 @@ REDIS74 := target/servers/redis-7.4/redis-server
 FLOOR := target/bench/floor.so
 PORT ?= 6379
 
-.PHONY: setup build guests run cluster cluster-stop test test-unit test-sdk test-shim test-blackbox bench bench-quick lint clean
+.PHONY: setup build guests run cluster cluster-stop test test-unit test-sdk test-shim test-blackbox bench bench-quick bench-budget lint clean
 
 setup:
 	@missing=""; \
@@ -115,6 +115,11 @@ bench: build $(REDIS74) $(FLOOR)
 	@$(PYTHON) -c 'import matplotlib' 2>/dev/null || $(PYTHON) -m pip install -q -r bench/requirements.txt
 	$(PYTHON) bench/run.py --out bench/results/full.jsonl
 	$(PYTHON) bench/publish.py bench/results/full.jsonl
+
+# Where a record's time goes (bench/README.md, Per-record budget): perf samples of the
+# server during recipes 2 and 1, shared out per part of the work. Needs perf.
+bench-budget: build
+	$(PYTHON) bench/budget.py
 
 bench-quick:
 	@test -f $(MODULE) -a -f target/wasm32-wasip2/release/all_keys_sync.wasm || { echo "run make build first"; exit 1; }
