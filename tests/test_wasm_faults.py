@@ -30,6 +30,7 @@ def still_fine(r):
     ("spin", ["WasmMaxCallMillis", "200"], "time budget of 200 ms"),
     ("hog", ["WasmMaxMemoryMB", "16"], "memory cap of 16 MB"),
     ("recurse", [], "stack"),
+    ("oob", [], "out of bounds"),
 ])
 def test_fault_fails_its_execution_only(faults, job, config, message):
     r = faults

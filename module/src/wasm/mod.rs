@@ -2,6 +2,7 @@
 //! fused guest steps, limits (time budget, memory cap) and the host functions.
 
 pub mod bindings;
+mod crash;
 pub mod described;
 pub mod fused;
 pub mod generator;

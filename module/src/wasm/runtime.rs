@@ -26,9 +26,9 @@ fn build() -> Result<Runtime> {
     let mut cfg = Config::new();
     cfg.wasm_component_model(true);
     cfg.epoch_interruption(true);
-    // wasmtime's signal handlers would take over Redis's crash reporting (PITFALLS.md):
-    // bounds are checked explicitly instead, and stack overflow is still a trap.
-    cfg.signals_based_traps(false);
+    // Signals-based traps (wasmtime's default: guard pages instead of bounds checks), with
+    // Redis's crash report kept Redis's: crash.rs, before the engine installs its handlers.
+    super::crash::install()?;
     cfg.memory_init_cow(false);
     let engine = Engine::new(&cfg)?;
     let mut linker = Linker::new(&engine);

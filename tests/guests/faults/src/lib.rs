@@ -6,6 +6,8 @@
 //! - `spin`: loops forever without calling the host (only the time budget stops it);
 //! - `hog`: allocates and touches 1 MB chunks without end (only the memory cap stops it);
 //! - `recurse`: unbounded recursion (stack exhaustion);
+//! - `oob`: reads a byte far past the end of its memory (a guard page's SIGSEGV, which
+//!   the host's signal handling turns into a trap);
 //! - `fine`: maps each key to "fine" (the instance is usable again after the others).
 //!
 //! Its `describe` misbehaves on demand, chosen by the user config `faults_describe` (set
@@ -48,6 +50,14 @@ fn recurse(n: u64) -> u64 {
     black_box(recurse(black_box(n + 1))).wrapping_add(n)
 }
 
+fn out_of_bounds(key: String) -> Result<String> {
+    // Just below 4 GiB: far past any memory the cap allows, inside the guard region.
+    let far = black_box(u32::MAX as usize - 15) as *const u8;
+    // SAFETY: not sound, on purpose: the read traps, and the host must say so.
+    let byte = unsafe { std::ptr::read_volatile(far) };
+    Ok(format!("{key}: {byte}"))
+}
+
 /// A registration with one bad argument, per `faults_describe`.
 fn bad_registration(case: &str) -> Option<gears::Plan> {
     let keys = || GearsBuilder::new("KeysReader").foreach(|_r: gears::Value| Ok(()));
@@ -85,6 +95,7 @@ fn describe(g: &mut Guest) {
             .map(|key: String| Ok(recurse(key.len() as u64)))
             .run(Run::new()),
     );
+    g.job("oob", job().map(out_of_bounds).run(Run::new()));
     g.job("fine", job().map(|_key: String| Ok("fine")).run(Run::new()));
 }
 
