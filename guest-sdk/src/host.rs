@@ -16,6 +16,9 @@ thread_local! {
     /// The buffers of the last command's arguments, reused by the next one: most
     /// commands are short, and a fresh `Vec` per argument was a good part of a call.
     static ARGS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The same for [`execute`]: the arguments end to end, and their lengths.
+    static FLAT: std::cell::RefCell<(Vec<u8>, Vec<u32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Calls `f` with the command's arguments as the WIT call wants them.
@@ -42,6 +45,52 @@ where
     buf.retain(|b| b.capacity() <= KEEP_ARG);
     ARGS.with(|a| *a.borrow_mut() = buf);
     out
+}
+
+/// Writes the arguments end to end into `buf` and their lengths into `lengths`.
+fn flatten<I, A>(args: I, buf: &mut Vec<u8>, lengths: &mut Vec<u32>)
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<[u8]>,
+{
+    buf.clear();
+    lengths.clear();
+    for arg in args {
+        let arg = arg.as_ref();
+        buf.extend_from_slice(arg);
+        // wasm32 has no 4 GiB argument; the host refuses lengths that do not add up.
+        lengths.push(u32::try_from(arg.len()).unwrap_or(u32::MAX));
+    }
+}
+
+/// Runs the command through the host's `call`: one buffer in, a typed reply out.
+fn call<I, A>(args: I) -> Result<wit::Reply>
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<[u8]>,
+{
+    let (mut buf, mut lengths) = FLAT.with(|f| std::mem::take(&mut *f.borrow_mut()));
+    flatten(args, &mut buf, &mut lengths);
+    let reply = wit::call(&buf, &lengths).map_err(Error::msg);
+    if buf.capacity() > KEEP_ARG {
+        buf = Vec::new();
+    }
+    FLAT.with(|f| *f.borrow_mut() = (buf, lengths));
+    reply
+}
+
+/// A typed reply as the [`Value`] `execute` gives: a string when it is UTF-8 (its bytes
+/// become the `String`, no copy), else binary.
+fn reply_value(reply: wit::Reply) -> Result<Value> {
+    Ok(match reply {
+        wit::Reply::Nil => Value::Nil,
+        wit::Reply::Int(i) => Value::from(i),
+        wit::Reply::Bulk(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Value::from(text),
+            Err(e) => Value::Binary(e.into_bytes()),
+        },
+        wit::Reply::Packed(bytes) => unpack(&bytes)?,
+    })
 }
 
 pub(crate) fn unpack(bytes: &[u8]) -> Result<Value> {
@@ -71,8 +120,7 @@ where
     I: IntoIterator<Item = A>,
     A: AsRef<[u8]>,
 {
-    let reply = with_command(args, wit::execute).map_err(Error::msg)?;
-    unpack(&reply)
+    reply_value(call(args)?)
 }
 
 /// [`execute`], its reply decoded into `T` with serde (e.g. `Option<String>` for a GET,
@@ -89,10 +137,10 @@ where
 pub fn execute_as<T: DeserializeOwned + 'static>(
     args: impl IntoIterator<Item = impl AsRef<[u8]>>,
 ) -> Result<T> {
-    let reply = with_command(args, wit::execute).map_err(Error::msg)?;
-    let reply = match crate::shortcut::take_packed::<T>(reply) {
+    // A String or Option<String> moves out of the reply; anything else goes through serde.
+    let reply = match crate::shortcut::take::<T>(reply_value(call(args)?)?) {
         Ok(t) => return Ok(t),
-        Err(reply) => unpack(&reply)?,
+        Err(reply) => reply,
     };
     from_value(&reply).map_err(|e| {
         Error::msg(format!(
@@ -265,4 +313,47 @@ where
 pub fn override_reply(reply: impl Serialize) -> Result<()> {
     let v = to_value(&reply)?;
     wit::override_reply(&crate::builder::encode(&v)).map_err(Error::msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_go_end_to_end_with_their_lengths() {
+        let (mut buf, mut lengths) = (vec![9u8; 3], vec![7u32]);
+        flatten(["hget", "movie:1", "", "genres"], &mut buf, &mut lengths);
+        assert_eq!(buf, b"hgetmovie:1genres");
+        assert_eq!(lengths, [4, 7, 0, 6]);
+        flatten(vec![vec![0xffu8, 0], vec![]], &mut buf, &mut lengths);
+        assert_eq!(
+            (buf.as_slice(), lengths.as_slice()),
+            (&[0xff, 0][..], &[2, 0][..])
+        );
+    }
+
+    #[test]
+    fn typed_replies_are_the_values_execute_always_gave() {
+        assert_eq!(reply_value(wit::Reply::Nil).ok(), Some(Value::Nil));
+        assert_eq!(reply_value(wit::Reply::Int(-3)).ok(), Some(Value::from(-3)));
+        assert_eq!(
+            reply_value(wit::Reply::Int(7)).ok(),
+            Some(Value::from(7u64))
+        );
+        let text = reply_value(wit::Reply::Bulk(b"OK".to_vec())).ok();
+        assert_eq!(text, Some(Value::from("OK")));
+        let bin = reply_value(wit::Reply::Bulk(vec![0xff, 0x00])).ok();
+        assert_eq!(bin, Some(Value::Binary(vec![0xff, 0x00])));
+        let mut packed = Vec::new();
+        let list = Value::Array(vec![Value::from("a"), Value::Nil]);
+        rmpv::encode::write_value(&mut packed, &list).unwrap_or_default();
+        assert_eq!(reply_value(wit::Reply::Packed(packed)).ok(), Some(list));
+        assert!(reply_value(wit::Reply::Packed(vec![0x92, 0x01])).is_err()); // truncated
+                                                                             // execute_as's shortcut takes the String out of a bulk reply as is.
+        let v = reply_value(wit::Reply::Bulk(b"Drama".to_vec())).unwrap_or(Value::Nil);
+        assert_eq!(
+            crate::shortcut::take::<Option<String>>(v).ok(),
+            Some(Some("Drama".into()))
+        );
+    }
 }

@@ -103,15 +103,17 @@ pub use value::{from_value, to_value};
 pub use rmpv::Value;
 
 /// The version of the host/guest contract this SDK speaks: the version of the WIT
-/// package `redisgears:guest` and of the exported `redisgears:guest/plans@1.2.0`.
-/// Hosts of 1.0 run its guests too, unless they call [`try_log`] (new in 1.1). 1.2 adds
-/// the combiner steps a host may append to a fused run (the local half of countby and
-/// count, run inside the guest); older hosts never send them.
+/// package `redisgears:guest` and of the exported `redisgears:guest/plans@1.3.0`.
+/// 1.1 added [`try_log`]; 1.2 the combiner steps a host may append to a fused run (the
+/// local half of countby and count, run inside the guest); 1.3 the host's `call`, which
+/// [`execute`] and [`execute_as`] use: a command's arguments in one buffer, its nil,
+/// integer and string replies without MessagePack. A guest that calls `execute()` needs
+/// a host of 1.3 or later; older hosts refuse to instantiate it.
 ///
 /// ```
-/// assert_eq!(gears::CONTRACT_VERSION, "1.2.0");
+/// assert_eq!(gears::CONTRACT_VERSION, "1.3.0");
 /// ```
-pub const CONTRACT_VERSION: &str = "1.2.0";
+pub const CONTRACT_VERSION: &str = "1.3.0";
 
 /// Exports a guest: `gears::guest!(describe)` where `describe` is a
 /// `fn(&mut Guest)` that adds the guest's jobs and registrations. Use it once, in the

@@ -18,11 +18,16 @@ pub use crate::redis::door::Caller;
 
 /// execute(): a Redis command, through the one door user code takes into Redis.
 pub fn execute(caller: Caller, command: &[Vec<u8>]) -> Value {
-    with_refs(command, |refs| match door::execute(caller, refs) {
+    with_refs(command, |refs| execute_refs(caller, refs))
+}
+
+/// [`execute`] of a command whose arguments are borrowed.
+pub fn execute_refs(caller: Caller, command: &[&[u8]]) -> Value {
+    match door::execute(caller, command) {
         // Redis names no key and no slot; a recipe's author needs both.
-        Value::Error(e) if e.contains(NON_LOCAL) => Value::Error(non_local(refs).unwrap_or(e)),
+        Value::Error(e) if e.contains(NON_LOCAL) => Value::Error(non_local(command).unwrap_or(e)),
         reply => reply,
-    })
+    }
 }
 
 /// A key of a slot this shard owns but is migrating away (the key already left): the

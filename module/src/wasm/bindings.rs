@@ -12,7 +12,7 @@ pub use exports::redisgears::guest::plans;
 pub use redisgears::guest::types;
 
 /// The major.minor.patch of the contract this host speaks (the WIT package version).
-pub const CONTRACT_VERSION: &str = "1.2.0";
+pub const CONTRACT_VERSION: &str = "1.3.0";
 /// The first version of this major: guests built for it or later run here.
 pub const OLDEST_CONTRACT: &str = "1.0.0";
 /// The interface every guest exports, without its version.

@@ -121,6 +121,27 @@ impl HostState {
         }
     }
 
+    /// `call`: the command cut out of one buffer, the reply typed where it is simple.
+    fn run_flat(&mut self, args: &[u8], lengths: &[u32]) -> Result<types::Reply, String> {
+        if self.describing {
+            return Err("execute() is not available while the guest is described".into());
+        }
+        let reply = with_cut(args, lengths, |command| {
+            if command.is_empty() {
+                return Value::Error("execute() needs a command name".into());
+            }
+            self.with_redis(|| host_api::execute_refs(Caller::Guest, command))
+        })?;
+        Ok(match reply {
+            Value::Nil => types::Reply::Nil,
+            Value::Int(i) => types::Reply::Int(i),
+            Value::Str(s) | Value::Status(s) => types::Reply::Bulk(s.into_bytes()),
+            Value::Bytes(b) => types::Reply::Bulk(b),
+            Value::Error(e) => return Err(e),
+            other => types::Reply::Packed(codec::encode_one(&other)),
+        })
+    }
+
     /// Ends atomic blocks the guest left open (it trapped, or forgot atomic-end).
     pub fn release_atomic(&mut self) {
         while self.atomic_depth > 0 {
@@ -128,6 +149,33 @@ impl HostState {
             lock::atomic_exit();
         }
     }
+}
+
+/// Calls `f` with `args` cut at `lengths`, without copying; an error when the lengths
+/// do not add up to the buffer.
+fn with_cut<R>(args: &[u8], lengths: &[u32], f: impl FnOnce(&[&[u8]]) -> R) -> Result<R, String> {
+    const SHORT: usize = 8;
+    let mut short: [&[u8]; SHORT] = [&[]; SHORT];
+    let mut long = Vec::new();
+    let mut rest = args;
+    for (i, len) in lengths.iter().enumerate() {
+        let Some((arg, after)) = rest.split_at_checked(*len as usize) else {
+            return Err("execute(): the arguments' lengths exceed their buffer".into());
+        };
+        rest = after;
+        match short.get_mut(i) {
+            Some(slot) if lengths.len() <= SHORT => *slot = arg,
+            _ => long.push(arg),
+        }
+    }
+    if !rest.is_empty() {
+        return Err("execute(): the arguments' lengths fall short of their buffer".into());
+    }
+    Ok(if lengths.len() <= SHORT {
+        f(&short[..lengths.len()])
+    } else {
+        f(&long)
+    })
 }
 
 impl WasiView for HostState {
@@ -174,6 +222,10 @@ impl host::Host for HostState {
         self.run_command(command, "execute")
     }
 
+    fn call(&mut self, args: Vec<u8>, lengths: Vec<u32>) -> Result<types::Reply, String> {
+        self.run_flat(&args, &lengths)
+    }
+
     fn log(&mut self, level: String, message: String) -> wasmtime::Result<()> {
         host_api::log(&level, &message).map_err(|e| Refused(format!("log(): {e}")).into())
     }
@@ -218,5 +270,42 @@ impl host::Host for HostState {
     fn override_reply(&mut self, reply: Vec<u8>) -> Result<(), String> {
         let value = codec::decode(&reply).map_err(|e| format!("override_reply(): {e}"))?;
         host_api::override_reply(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_cut;
+
+    fn cut(args: &[u8], lengths: &[u32]) -> Result<Vec<Vec<u8>>, String> {
+        with_cut(args, lengths, |c| c.iter().map(|a| a.to_vec()).collect())
+    }
+
+    #[test]
+    fn a_command_is_cut_out_of_its_buffer() {
+        let got = cut(b"hgetmovie:1genres", &[4, 7, 6]);
+        assert_eq!(
+            got,
+            Ok(vec![
+                b"hget".to_vec(),
+                b"movie:1".to_vec(),
+                b"genres".to_vec()
+            ])
+        );
+        assert_eq!(cut(b"", &[]), Ok(vec![]));
+        assert_eq!(
+            cut(b"ab", &[0, 2, 0]),
+            Ok(vec![vec![], b"ab".to_vec(), vec![]])
+        );
+        // More arguments than the short array holds.
+        let many: Vec<u32> = vec![1; 20];
+        assert_eq!(cut(&[b'x'; 20], &many).map(|c| c.len()), Ok(20));
+    }
+
+    #[test]
+    fn lengths_that_do_not_add_up_are_refused() {
+        assert!(cut(b"abc", &[2]).is_err_and(|e| e.contains("fall short")));
+        assert!(cut(b"abc", &[2, 2]).is_err_and(|e| e.contains("exceed")));
+        assert!(cut(b"abc", &[u32::MAX]).is_err());
     }
 }
