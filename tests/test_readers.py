@@ -9,6 +9,7 @@ import ast
 from collections import Counter
 
 import pytest
+import redis
 
 from conftest import run_ok
 
@@ -253,6 +254,45 @@ def test_keysonlyreader_pattern(r):
         r.set(f"a:{i}", i)
         r.set(f"b:{i}", i)
     assert sorted(run_ok(r, "GB('KeysOnlyReader').run('a:*')")) == sorted(f"a:{i}" for i in range(10))
+
+
+# Keys whose names exercise every rule of Redis's glob patterns.
+GLOB_KEYS = ["movie:1", "movie:", "movies", "a*b", "axb", "a\\b", "h]llo", "hallo", "hello",
+             "h-llo", "h^llo", "k[ab", "kb", "x", "", "[", "]", "?", "a-z", "^", "\\", "ab\\"]
+GLOB_PATTERNS = ["*", "movie:*", "*:*", "a\\*b", "a?b", "h[ae]llo", "h[^e]llo", "h[a-e]llo",
+                 "h[e-a]llo", "h[\\]]llo", "h[a\\-z]llo", "[a-]", "k[ab", "k[]", "?", "\\?",
+                 "*\\", "[\\\\]", "[", "]", "**", "a*", "*b", "h*o", "[^a-z]*", "*[", "\\"]
+
+
+def test_keysonlyreader_matches_as_scan_match_does(r):
+    for k in GLOB_KEYS:
+        r.set(k, "v")
+    r.set(b"bin:\xff\x00", "v")
+    raw = redis.Redis(port=r.connection_pool.connection_kwargs["port"])
+    for pattern in GLOB_PATTERNS + ["bin:*", "bin:?\x00"]:
+        expected = sorted(k.decode("utf-8", "replace")
+                          for k in raw.scan_iter(match=pattern, count=3))
+        got = sorted(run_ok(r, f"GB('KeysOnlyReader').run({pattern!r})"))
+        assert got == expected, pattern
+
+
+def test_keysreader_leaves_out_keys_whose_time_is_over(fresh_server):
+    # Active expiry off: the expired keys stay in the keyspace, as SCAN sees them.
+    s = fresh_server(extra_args=["--enable-debug-command", "yes"])
+    r = s.client()
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    for i in range(20):
+        r.set(f"live:{i}", "v")
+        r.set(f"gone:{i}", "v", px=1)
+    r.set("later", "v", ex=1000)
+    import time
+    time.sleep(0.05)
+    assert r.execute_command("DBSIZE") == 41  # not deleted yet
+    names = sorted(run_ok(r, "GB('KeysOnlyReader').run()"))
+    assert names == sorted([f"live:{i}" for i in range(20)] + ["later"])
+    records = run_ok(r, "GB().map(lambda x: x['key']).run()")
+    assert sorted(records) == names
+    assert sorted(k for k in r.scan_iter()) == names
 
 
 @pytest.mark.parametrize("count", [1, 7, 1000, 100000])
