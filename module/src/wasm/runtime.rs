@@ -31,6 +31,7 @@ fn build() -> Result<Runtime> {
     super::crash::install()?;
     cfg.memory_init_cow(false);
     let engine = Engine::new(&cfg)?;
+    super::crash::armed()?;
     let mut linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     GuestWorld::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
