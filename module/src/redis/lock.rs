@@ -133,9 +133,25 @@ fn lock_now(w: &mut WorkerLock) {
     // thread (which holds the lock whenever module code runs there), so this thread does
     // not own the non-recursive lock already.
     unsafe { raw::RedisModule_ThreadSafeContextLock.unwrap()(w.ctx) };
+    // Writes paused (CLIENT PAUSE, or a master handing over to its replica in a cluster
+    // failover): Redis asserts, and crashes, when a module thread's write is propagated
+    // meanwhile. The thread waits, lock given back, as a paused client would; a pause
+    // cannot start while it holds the lock, so one check per taking suffices.
+    // SAFETY: the lock is held (just taken above, or again below); AvoidReplicaTraffic
+    // reads the pause state (and ends a pause whose time is up), which the lock guards.
+    while unsafe { raw::RedisModule_AvoidReplicaTraffic.unwrap()() } != 0 {
+        // SAFETY: as in `unlock_now`: the lock released is the one just taken here.
+        unsafe { raw::RedisModule_ThreadSafeContextUnlock.unwrap()(w.ctx) };
+        std::thread::sleep(PAUSE_POLL);
+        // SAFETY: as above: this thread does not hold the lock now.
+        unsafe { raw::RedisModule_ThreadSafeContextLock.unwrap()(w.ctx) };
+    }
     w.held = true;
     w.since = Instant::now();
 }
+
+/// How often a worker looks again whether Redis's writes are still paused.
+const PAUSE_POLL: Duration = Duration::from_millis(1);
 
 fn unlock_now(w: &mut WorkerLock) {
     // SAFETY: every caller checks `held`, which is true only between this thread's
