@@ -14,6 +14,7 @@ import os
 import re
 import signal
 
+import pytest
 import redis
 
 from conftest import MODULE, RedisServer, upload, wait_until, wasmrun, wasmrun_ok
@@ -65,15 +66,22 @@ def guests_work_and_trap(c):
     assert c.ping()
 
 
-def test_a_crash_after_guest_calls_writes_one_report():
+@pytest.fixture
+def after_guests():
+    """A server that DEBUG SEGFAULT can crash, once guests have run and trapped."""
     s = RedisServer(extra_args=["--enable-debug-command", "yes"] + REPORTING).start()
     try:
         c = s.client()
         guests_work_and_trap(c)
-        code = crash_and_wait(s, c, "DEBUG", "SEGFAULT")
-        assert_one_report(s.log(), code)
+        yield s, c
     finally:
         s.stop()
+
+
+def test_a_crash_after_guest_calls_writes_one_report(after_guests):
+    s, c = after_guests
+    code = crash_and_wait(s, c, "DEBUG", "SEGFAULT")
+    assert_one_report(s.log(), code)
 
 
 def test_a_crash_inside_a_guests_host_call_writes_one_report():
@@ -107,33 +115,23 @@ def test_a_segv_sent_by_kill_still_says_who_sent_it():
         s.stop()
 
 
-def test_traps_and_reports_survive_crash_log_enabled_changes():
+def test_traps_and_reports_survive_crash_log_enabled_changes(after_guests):
     # CONFIG SET crash-log-enabled makes Redis install its handlers again, over the
     # engine's: a guest's trap must stay a trap, and a crash Redis's.
-    s = RedisServer(extra_args=["--enable-debug-command", "yes"] + REPORTING).start()
-    try:
-        c = s.client()
-        guests_work_and_trap(c)
-        for value in ["no", "yes", "no", "yes"]:
-            c.config_set("crash-log-enabled", value)
-            results, errors = wasmrun(c, "faults", "oob")
-            assert results == [] and "out of bounds" in errors[0], errors
-        assert c.ping()
-        code = crash_and_wait(s, c, "DEBUG", "SEGFAULT")
-        assert_one_report(s.log(), code)
-    finally:
-        s.stop()
+    s, c = after_guests
+    for value in ["no", "yes", "no", "yes"]:
+        c.config_set("crash-log-enabled", value)
+        results, errors = wasmrun(c, "faults", "oob")
+        assert results == [] and "out of bounds" in errors[0], errors
+    assert c.ping()
+    code = crash_and_wait(s, c, "DEBUG", "SEGFAULT")
+    assert_one_report(s.log(), code)
 
 
-def test_no_report_when_crash_log_is_off():
-    s = RedisServer(extra_args=["--enable-debug-command", "yes"] + REPORTING).start()
-    try:
-        c = s.client()
-        guests_work_and_trap(c)
-        c.config_set("crash-log-enabled", "no")
-        assert "out of bounds" in wasmrun(c, "faults", "oob")[1][0]
-        code = crash_and_wait(s, c, "DEBUG", "SEGFAULT")
-        assert "BUG REPORT START" not in s.log()
-        assert code == -11, code
-    finally:
-        s.stop()
+def test_no_report_when_crash_log_is_off(after_guests):
+    s, c = after_guests
+    c.config_set("crash-log-enabled", "no")
+    assert "out of bounds" in wasmrun(c, "faults", "oob")[1][0]
+    code = crash_and_wait(s, c, "DEBUG", "SEGFAULT")
+    assert "BUG REPORT START" not in s.log()
+    assert code == -11, code

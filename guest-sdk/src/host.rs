@@ -348,8 +348,9 @@ mod tests {
         let list = Value::Array(vec![Value::from("a"), Value::Nil]);
         rmpv::encode::write_value(&mut packed, &list).unwrap_or_default();
         assert_eq!(reply_value(wit::Reply::Packed(packed)).ok(), Some(list));
-        assert!(reply_value(wit::Reply::Packed(vec![0x92, 0x01])).is_err()); // truncated
-                                                                             // execute_as's shortcut takes the String out of a bulk reply as is.
+        // A truncated array is an error.
+        assert!(reply_value(wit::Reply::Packed(vec![0x92, 0x01])).is_err());
+        // execute_as's shortcut takes the String out of a bulk reply as is.
         let v = reply_value(wit::Reply::Bulk(b"Drama".to_vec())).unwrap_or(Value::Nil);
         assert_eq!(
             crate::shortcut::take::<Option<String>>(v).ok(),

@@ -45,15 +45,26 @@ pub fn call_in(context: &Context, args: &[&[u8]], mode: Mode) -> Value {
 /// Calls `f` with `args` as slices, without allocating for commands of up to 8 arguments
 /// (an `execute()` per record made that Vec a measurable part of the call).
 pub fn with_refs<R>(args: &[Vec<u8>], f: impl FnOnce(&[&[u8]]) -> R) -> R {
+    with_slices(args.len(), args.iter().map(Vec::as_slice), f)
+}
+
+/// Calls `f` with the `count` slices of `args` gathered, on the stack for up to 8.
+pub fn with_slices<'a, R>(
+    count: usize,
+    args: impl Iterator<Item = &'a [u8]>,
+    f: impl FnOnce(&[&[u8]]) -> R,
+) -> R {
     const SHORT: usize = 8;
-    if args.len() <= SHORT {
+    if count <= SHORT {
         let mut refs: [&[u8]; SHORT] = [&[]; SHORT];
+        let mut n = 0;
         for (r, a) in refs.iter_mut().zip(args) {
-            *r = a.as_slice();
+            *r = a;
+            n += 1;
         }
-        f(&refs[..args.len()])
+        f(&refs[..n])
     } else {
-        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        let refs: Vec<&[u8]> = args.collect();
         f(&refs)
     }
 }

@@ -182,7 +182,7 @@ fn on_config_change(ctx: &redis_module::Context, _names: &[&str]) {
 
 /// What wasmtime calls for a signal that is not a guest's trap: Redis's disposition goes
 /// back, and the signal is taken again by it. Async-signal-safe: an atomic load, a read
-/// of data written before this handler was installed, and system calls.
+/// of the live copy of Redis's dispositions (never written while live), and system calls.
 extern "C" fn hand_back(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     let i = SIGNALS.iter().position(|s| *s == sig);
     let Some(action) = REDIS.get().zip(i).and_then(|(redis, i)| redis.get(i)) else {

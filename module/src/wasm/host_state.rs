@@ -12,6 +12,7 @@ use super::bindings::redisgears::guest::{host, types};
 use crate::engine::codec;
 use crate::engine::value::Value;
 use crate::host_api::{self, Caller};
+use crate::redis::call::with_slices;
 use crate::redis::lock;
 
 /// How much of a guest's stderr is kept (the text of a panic, for the error reply).
@@ -101,15 +102,21 @@ impl HostState {
         r
     }
 
-    fn run_command(&mut self, command: Vec<Vec<u8>>, what: &str) -> Result<Vec<u8>, String> {
+    /// Whether `what()` may call a command of `argc` words now.
+    fn may_call(&self, what: &str, argc: usize) -> Result<(), String> {
         if self.describing {
             return Err(format!(
                 "{what}() is not available while the guest is described"
             ));
         }
-        if command.is_empty() {
+        if argc == 0 {
             return Err(format!("{what}() needs a command name"));
         }
+        Ok(())
+    }
+
+    fn run_command(&mut self, command: Vec<Vec<u8>>, what: &str) -> Result<Vec<u8>, String> {
+        self.may_call(what, command.len())?;
         let reply = if what == "call_next" {
             self.with_redis(|| host_api::call_next(Caller::Guest, command))?
         } else {
@@ -123,13 +130,8 @@ impl HostState {
 
     /// `call`: the command cut out of one buffer, the reply typed where it is simple.
     fn run_flat(&mut self, args: &[u8], lengths: &[u32]) -> Result<types::Reply, String> {
-        if self.describing {
-            return Err("execute() is not available while the guest is described".into());
-        }
+        self.may_call("execute", lengths.len())?;
         let reply = with_cut(args, lengths, |command| {
-            if command.is_empty() {
-                return Value::Error("execute() needs a command name".into());
-            }
             self.with_redis(|| host_api::execute_refs(Caller::Guest, command))
         })?;
         Ok(match reply {
@@ -154,28 +156,24 @@ impl HostState {
 /// Calls `f` with `args` cut at `lengths`, without copying; an error when the lengths
 /// do not add up to the buffer.
 fn with_cut<R>(args: &[u8], lengths: &[u32], f: impl FnOnce(&[&[u8]]) -> R) -> Result<R, String> {
-    const SHORT: usize = 8;
-    let mut short: [&[u8]; SHORT] = [&[]; SHORT];
-    let mut long = Vec::new();
-    let mut rest = args;
-    for (i, len) in lengths.iter().enumerate() {
-        let Some((arg, after)) = rest.split_at_checked(*len as usize) else {
-            return Err("execute(): the arguments' lengths exceed their buffer".into());
-        };
-        rest = after;
-        match short.get_mut(i) {
-            Some(slot) if lengths.len() <= SHORT => *slot = arg,
-            _ => long.push(arg),
+    let total: u64 = lengths.iter().map(|l| u64::from(*l)).sum();
+    match total.cmp(&(args.len() as u64)) {
+        std::cmp::Ordering::Greater => {
+            return Err("execute(): the arguments' lengths exceed their buffer".into())
         }
+        std::cmp::Ordering::Less => {
+            return Err("execute(): the arguments' lengths fall short of their buffer".into())
+        }
+        std::cmp::Ordering::Equal => {}
     }
-    if !rest.is_empty() {
-        return Err("execute(): the arguments' lengths fall short of their buffer".into());
-    }
-    Ok(if lengths.len() <= SHORT {
-        f(&short[..lengths.len()])
-    } else {
-        f(&long)
-    })
+    let mut rest = args;
+    let cut = lengths.iter().map(|len| {
+        // The lengths add up to the buffer: each fits in what is left.
+        let (arg, after) = rest.split_at_checked(*len as usize).unwrap_or((rest, &[]));
+        rest = after;
+        arg
+    });
+    Ok(with_slices(lengths.len(), cut, f))
 }
 
 impl WasiView for HostState {
