@@ -12,6 +12,8 @@ async mode through numTriggered, which counts at the event.
 """
 import ast
 import os
+import re
+import time
 
 import pytest
 
@@ -809,6 +811,65 @@ def test_backpressure_overflow_from_async_execution_writes(fresh_server):
     assert d["numTriggered"] == 300 and d["numSuccess"] == 300
     assert d["numOverflows"] > 0
     assert reg_data(c, first)["numSuccess"] == 1
+    assert s.alive()
+
+
+def test_a_flood_of_events_runs_one_execution_per_event(fresh_server):
+    # A registration's waiting events are taken by one worker back to back; each is still
+    # its own execution, with its own errors and its own place in the statistics.
+    s = fresh_server(module_args=["MaxExecutionsPerRegistration", 2000])
+    c = s.client()
+    rid = register_id(c, "def f(x):\n"
+                         "    if x['key'].endswith('7'):\n"
+                         "        raise ValueError('seven ' + x['key'])\n"
+                         "    execute('sadd', 'fl:seen', x['key'])\n"
+                         "GB().foreach(f).register(prefix='fl:k:*')")
+    pipe = c.pipeline(transaction=False)
+    for i in range(1000):
+        pipe.set(f"fl:k:{i}", i)
+    assert all(pipe.execute())
+    d = wait_finished(c, rid, 1000, timeout=60)
+    sevens = sum(1 for i in range(1000) if str(i).endswith("7"))
+    assert d["numTriggered"] == 1000
+    assert d["numFailures"] == sevens and d["numSuccess"] == 1000 - sevens
+    assert c.scard("fl:seen") == 1000 - sevens
+    execs = [pairs(e) for e in c.execute_command("RG.DUMPEXECUTIONS")]
+    ids = [e["executionId"] for e in execs]
+    assert len(set(ids)) == len(ids) >= 1000, "one execution per event"
+    failed = 0
+    for e in execs:
+        res = c.execute_command("RG.GETRESULTS", e["executionId"])
+        errors = res[1]
+        assert len(errors) <= 1, ("one event, one record, at most one error", errors)
+        if errors:
+            seven = re.search(r"seven fl:k:(\d+)", errors[0])
+            assert seven and seven.group(1).endswith("7"), errors
+            failed += 1
+    assert failed == sevens
+    assert s.alive()
+
+
+def test_a_slow_event_does_not_hold_up_the_ones_behind_it(fresh_server):
+    # The first event's step sleeps (giving the Redis lock back, as time.sleep does in a
+    # step): the events written after it still run meanwhile, on another worker.
+    s = fresh_server()
+    c = s.client()
+    rid = register_id(c, "import time\n"
+                         "def f(x):\n"
+                         "    if x['key'] == 'sl:k:slow':\n"
+                         "        time.sleep(3)\n"
+                         "    execute('rpush', 'sl:done', x['key'])\n"
+                         "GB().foreach(f).register(prefix='sl:k:*')")
+    c.set("sl:k:slow", 1)
+    wait_until(lambda: reg_data(c, rid)["numTriggered"] == 1, what="the slow event")
+    time.sleep(0.05)
+    for i in range(20):
+        c.set(f"sl:k:{i}", i)
+    wait_until(lambda: c.llen("sl:done") >= 20, timeout=2.5,
+               what="the 20 quick events, before the slow one ends")
+    assert "sl:k:slow" not in c.lrange("sl:done", 0, -1)
+    wait_finished(c, rid, 21)
+    assert c.lrange("sl:done", 0, -1)[-1] == "sl:k:slow"
     assert s.alive()
 
 

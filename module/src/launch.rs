@@ -31,7 +31,7 @@ impl Shell for ShardShell {
         Box::new((door::act_as(&exec.run_as), Marker::push(exec)))
     }
     fn end_batch(&self) {
-        lock::release_slice();
+        lock::end_batch();
     }
     fn abandon(&self) {
         lock::atomic_reset();
@@ -196,38 +196,49 @@ pub fn submit_compiled(
 ) {
     globals().pool.submit(move || {
         before();
-        let profile = config::get(Key::ProfileExecutions) == 1;
-        match plan.compile(profile, false) {
-            Ok(stages) => {
-                let mut launch = Launch {
-                    exec,
-                    plan,
-                    reader,
-                    stages,
-                    inline: false,
-                    then,
-                };
-                if let (Some(spread), Some(registration)) =
-                    (SPREAD.get(), launch.exec.registration.clone())
-                {
-                    if moves_records(&launch) {
-                        match spread(launch, &registration) {
-                            Ok(()) => return,
-                            Err(back) => launch = back,
-                        }
+        start_on_worker(exec, plan, reader, then);
+    });
+}
+
+/// Compiles and runs an execution of `plan` on this pool worker (or spreads it over the
+/// cluster when its records move).
+pub fn start_on_worker(
+    exec: Arc<Execution>,
+    plan: Arc<Plan>,
+    reader: Box<dyn Reader>,
+    then: Option<Then>,
+) {
+    let profile = config::get(Key::ProfileExecutions) == 1;
+    match plan.compile(profile, false) {
+        Ok(stages) => {
+            let mut launch = Launch {
+                exec,
+                plan,
+                reader,
+                stages,
+                inline: false,
+                then,
+            };
+            if let (Some(spread), Some(registration)) =
+                (SPREAD.get(), launch.exec.registration.clone())
+            {
+                if moves_records(&launch) {
+                    match spread(launch, &registration) {
+                        Ok(()) => return,
+                        Err(back) => launch = back,
                     }
                 }
-                // Already on a worker: no need to queue again.
-                run_of(launch).work_on_worker();
             }
-            Err(e) => {
-                if not_compiled(&exec, &e, then) {
-                    // `then` may have taken the lock on this worker.
-                    lock::release_slice();
-                }
+            // Already on a worker: no need to queue again.
+            run_of(launch).work_on_worker();
+        }
+        Err(e) => {
+            if not_compiled(&exec, &e, then) {
+                // `then` may have taken the lock on this worker.
+                lock::release_slice();
             }
         }
-    });
+    }
 }
 
 /// Starts an async run of a registration on every master, as an event's run on a

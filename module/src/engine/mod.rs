@@ -1,6 +1,7 @@
 //! The language-agnostic core: values, plans, stages, executions and the worker pool.
 //! Nothing here knows Python, Wasm or Redis.
 
+pub mod backlog;
 pub mod codec;
 pub mod compile;
 pub mod execution;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::backlog::Backlog;
 use super::execution::RunAs;
 use super::plan::Plan;
 use super::value::Value;
@@ -79,6 +80,8 @@ pub struct Registration {
     pub session_index: usize,
     pub stats: Mutex<Stats>,
     pub paused: AtomicBool,
+    /// Its async events waiting for a worker.
+    pub backlog: Backlog,
     /// Host resources the registration keeps alive (the Python session).
     resources: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
 }
@@ -108,6 +111,7 @@ impl Registration {
             session_index: index,
             stats: Default::default(),
             paused: Default::default(),
+            backlog: Backlog::default(),
             resources: Mutex::new(Vec::new()),
         }
     }

@@ -189,16 +189,51 @@ pub fn ensure_locked() {
     })
 }
 
-/// Gives the lock back at the end of a batch (not inside an atomic block).
+/// Gives the lock back (not inside an atomic block): the thread is about to wait or
+/// compute without Redis (a sleep, a future), or its work is done.
 pub fn release_slice() {
+    release_if(|_| true)
+}
+
+/// Gives the lock back at the end of a run's batch, as `release_slice`; while a
+/// `KeepSlice` lives, only when the slice is over.
+pub fn end_batch() {
+    let kept = KEPT.with(|k| k.get() > 0);
+    release_if(|w| !kept || slice_over(w))
+}
+
+fn release_if(when: impl FnOnce(&WorkerLock) -> bool) {
     if on_main_thread() || in_call() {
         return;
     }
     with_worker(|w| {
-        if w.held && w.atomic_depth == 0 {
+        if w.held && w.atomic_depth == 0 && when(w) {
             unlock_now(w);
         }
     })
+}
+
+thread_local! {
+    /// Live `KeepSlice`s on this thread.
+    static KEPT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// While it lives, the ends of batches on this worker (`end_batch`) keep the lock until
+/// the slice is over: runs that follow one another (a registration's backlog of events)
+/// share one taking of the lock instead of a hand-off each. Dropped, it gives the lock
+/// back.
+pub struct KeepSlice(());
+
+pub fn keep_slice() -> KeepSlice {
+    KEPT.with(|k| k.set(k.get() + 1));
+    KeepSlice(())
+}
+
+impl Drop for KeepSlice {
+    fn drop(&mut self) {
+        KEPT.with(|k| k.set(k.get() - 1));
+        release_slice();
+    }
 }
 
 /// Gives the lock back when the slice is over, for code that computes a long time

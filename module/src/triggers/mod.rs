@@ -14,12 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::config::{self, Key};
+use crate::engine::backlog::{self, Pending};
 use crate::engine::execution::{Execution, RunAs, Status};
 use crate::engine::plan::Mode;
 use crate::engine::reader::Reader;
 use crate::engine::registration::Registration;
 use crate::globals::globals;
-use crate::launch::{run_plan_here, submit_compiled, Then};
+use crate::launch::{run_plan_here, start_on_worker, Then};
 use crate::redis::lock;
 
 /// Async events waiting for a worker (bounded by MaxPendingEvents).
@@ -155,8 +156,46 @@ pub fn fire_then(
         run_plan_here(exec.clone(), reg.plan.clone(), reader, then);
         return exec;
     }
-    submit_compiled(exec.clone(), reg.plan.clone(), reader, then, || {
-        PENDING.fetch_sub(1, Ordering::AcqRel);
-    });
+    let pending = Pending {
+        exec: exec.clone(),
+        reader,
+        then,
+    };
+    let drains = config::get(Key::ExecutionThreads).max(1) as usize;
+    if reg.backlog.push(pending, drains, backlog::PATIENCE) {
+        let reg = reg.clone();
+        globals().pool.submit(move || drain(reg));
+    }
     exec
+}
+
+/// Runs a registration's waiting async events on this pool worker, oldest first, one
+/// after another with the Redis lock kept between them (`lock::keep_slice`; it still
+/// goes back whenever its slice is over). After BatchSize events the drain queues itself
+/// again behind the pool's other jobs, so one busy registration does not hold a worker
+/// for ever. A drain ends early when another runs and is not stuck in a slow event
+/// (`engine::backlog`: when more drains run at once).
+fn drain(reg: Arc<Registration>) {
+    /// Events taken at a time: a few, so that a second drain finds some.
+    const CHUNK: usize = 16;
+    let max = config::get(Key::BatchSize).max(1) as usize;
+    let mut done = 0;
+    {
+        let _kept = lock::keep_slice();
+        while done < max {
+            let Some(chunk) = reg.backlog.take(CHUNK) else {
+                return;
+            };
+            for p in chunk {
+                PENDING.fetch_sub(1, Ordering::AcqRel);
+                let _in_progress = reg.backlog.begin(p.exec.seq);
+                start_on_worker(p.exec, reg.plan.clone(), p.reader, p.then);
+                done += 1;
+            }
+            if reg.backlog.retire_extra(backlog::PATIENCE) {
+                return;
+            }
+        }
+    }
+    globals().pool.submit(move || drain(reg));
 }
