@@ -4,7 +4,9 @@ back, at BatchSize 1, 64 and 1024.
 Over N keys, `KeysOnlyReader -> map(identity) -> count()` is timed against the same job
 without the map, for a Python step (RG.PYEXECUTE) and a Wasm guest step (RG.WASMRUN of
 tests/guests/kitchen). The difference divided by N is what a record costs: the call into
-the runtime (once per batch) plus converting the record both ways.
+the runtime (once per batch) plus converting the record both ways. Beside it, a step that
+reads each key and keeps its length (Python `len`, a guest's `map_view` over a View):
+what a step that reads records pays when only a number comes back.
 """
 import time
 
@@ -12,12 +14,24 @@ from harness import deploy_guest, interleaved, median_of
 
 PY_BASE = "GB('KeysOnlyReader').count().run('k:*', convertToStr=False)"
 PY_STEP = "GB('KeysOnlyReader').map(lambda x: x).count().run('k:*', convertToStr=False)"
+PY_LEN = "GB('KeysOnlyReader').map(lambda x: len(x)).count().run('k:*', convertToStr=False)"
 
 JOBS = {
     "python_base": ("RG.PYEXECUTE", PY_BASE),
     "python_step": ("RG.PYEXECUTE", PY_STEP),
     "wasm_base": ("RG.WASMRUN", "kitchen", "count", "k:*"),
     "wasm_step": ("RG.WASMRUN", "kitchen", "map_count", "k:*"),
+    # a step that reads each key and keeps its length: Python's len(), a guest's View
+    "python_len": ("RG.PYEXECUTE", PY_LEN),
+    "wasm_view": ("RG.WASMRUN", "kitchen", "len_count", "k:*"),
+}
+
+# figure name -> (job, the job it is measured against)
+FIGURES = {
+    "python": ("python_step", "python_base"),
+    "wasm": ("wasm_step", "wasm_base"),
+    "python_len": ("python_len", "python_base"),
+    "wasm_view": ("wasm_view", "wasm_base"),
 }
 
 
@@ -44,9 +58,9 @@ def run(figures, server, count, rounds, batches=(1, 64, 1024)):
         for batch in batches:
             c.execute_command("RG.CONFIGSET", "BatchSize", batch)
             results = interleaved(JOBS, rounds, run_one)
-            for runtime in ("python", "wasm"):
-                base = median_of(results[runtime + "_base"], "seconds")
-                step = median_of(results[runtime + "_step"], "seconds")
+            for runtime, (job, against) in FIGURES.items():
+                base = median_of(results[against], "seconds")
+                step = median_of(results[job], "seconds")
                 figures.add("entry_cost", runtime, "ns_per_record",
                             max(step - base, 0.0) / count * 1e9, "ns", batch=batch,
                             records=count, rounds=rounds)

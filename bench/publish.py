@@ -150,16 +150,20 @@ def tables(run):
                    f"{cell(v('ratio_to_worker'), '{:.2f}')} | {cell(v('start_s'), '{:.3f} s')} | "
                    f"{target(run, 'streams', key)} |")
     out += ["", "**Entry cost, ns per record entering a step and coming back**", "",
-            "| batch size | Python step | Wasm guest | target |", "|---|---|---|---|"]
+            "| batch size | Python step | Wasm guest | Python `len` step | Wasm `View` step (len) "
+            "| target |", "|---|---|---|---|---|---|"]
     for batch in (1, 64, 1024):
         py = run.value("entry_cost", "python", "ns_per_record", batch=batch)
         wasm = run.value("entry_cost", "wasm", "ns_per_record", batch=batch)
+        py_len = run.value("entry_cost", "python_len", "ns_per_record", batch=batch)
+        view = run.value("entry_cost", "wasm_view", "ns_per_record", batch=batch)
         goal = ""
         if batch == ENTRY_TARGET[0]:
             goal = "; ".join(f"{who} ≤ {ENTRY_TARGET[1]} ns: "
                              f"{'met' if v is not None and v <= ENTRY_TARGET[1] else '**missed**'}"
                              for who, v in (("Python", py), ("Wasm", wasm)))
-        out.append(f"| {batch} | {cell(py, '{:,.0f}')} | {cell(wasm, '{:,.0f}')} | {goal} |")
+        out.append(f"| {batch} | {cell(py, '{:,.0f}')} | {cell(wasm, '{:,.0f}')} | "
+                   f"{cell(py_len, '{:,.0f}')} | {cell(view, '{:,.0f}')} | {goal} |")
     if run.value("cluster", "python_3_masters", "seconds") is not None:
         n = run.sizes.get("cluster_movies", 0)
         out += ["", f"**Recipe 2 on a 3-master cluster against one server, {n:,} movies** "

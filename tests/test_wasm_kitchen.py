@@ -95,6 +95,15 @@ def test_operations_equal_python(k):
     assert wasmrun_ok(k, "kitchen", "accumulate_len") == [total]
     assert wasmrun_ok(k, "kitchen", "aggregate_len") == [total]
 
+    # steps that read records in place (View) answer as typed steps and Python do
+    assert wasmrun_ok(k, "kitchen", "len_count") == [len(keys)]
+    hashes = [x for x in keys if k.type(x) == "hash"]
+    assert hashes
+    got = sorted((x[0], int(x[1])) for x in wasmrun_ok(k, "kitchen", "views"))
+    assert got == sorted((h, k.hlen(h)) for h in hashes)
+    assert k.smembers("views:seen") == set(hashes)
+    k.delete("views:seen")
+
     types = Counter(k.type(x) for x in keys)
     for job in ("aggregateby_type", "groupby_type", "localgroupby_type", "batchgroupby_type"):
         got = Counter({kv(x)["key"]: kv(x)["value"] for x in wasmrun_ok(k, "kitchen", job)})

@@ -228,6 +228,67 @@ impl GearsBuilder {
         self.step("map", vec![callbacks::map(f)], vec![], fn_name::<F>())
     }
 
+    /// As [`map`](Self::map), with the record read in place ([`View`](crate::View)):
+    /// nothing of it is decoded or copied but what `f` reads. For steps that need a
+    /// field or two of a bigger record.
+    ///
+    /// ```
+    /// use gears::{GearsBuilder, View};
+    /// let b = GearsBuilder::new("KeysReader")
+    ///     .map_view(|r: View<'_>| Ok(r.get("key").and_then(|k| k.as_str()).map(str::len)));
+    /// ```
+    pub fn map_view<O, F>(self, f: F) -> Self
+    where
+        O: Serialize + 'static,
+        F: for<'a> Fn(crate::View<'a>) -> Result<O> + 'static,
+    {
+        self.step("map", vec![callbacks::map_view(f)], vec![], fn_name::<F>())
+    }
+
+    /// As [`filter`](Self::filter), with the record read in place
+    /// ([`View`](crate::View)); a record that passes goes on whole.
+    ///
+    /// ```
+    /// use gears::{GearsBuilder, View};
+    /// let b = GearsBuilder::new("KeysOnlyReader")
+    ///     .filter_view(|k: View<'_>| Ok(k.as_str().is_some_and(|k| k.starts_with("user:"))));
+    /// ```
+    pub fn filter_view<F>(self, f: F) -> Self
+    where
+        F: for<'a> Fn(crate::View<'a>) -> Result<bool> + 'static,
+    {
+        self.step(
+            "filter",
+            vec![callbacks::filter_view(f)],
+            vec![],
+            fn_name::<F>(),
+        )
+    }
+
+    /// As [`foreach`](Self::foreach), with the record read in place
+    /// ([`View`](crate::View)); the record passes on unchanged.
+    ///
+    /// ```
+    /// use gears::{execute, GearsBuilder, View};
+    /// let b = GearsBuilder::new("KeysOnlyReader").foreach_view(|k: View<'_>| {
+    ///     if let Some(k) = k.as_str() {
+    ///         execute(["sadd", "seen", k])?;
+    ///     }
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn foreach_view<F>(self, f: F) -> Self
+    where
+        F: for<'a> Fn(crate::View<'a>) -> Result<()> + 'static,
+    {
+        self.step(
+            "foreach",
+            vec![callbacks::foreach_view(f)],
+            vec![],
+            fn_name::<F>(),
+        )
+    }
+
     /// Replaces each record by the records of `f(record)`, in order.
     ///
     /// ```

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::value::{decode, into_value};
+use crate::view::View;
 use crate::Result;
 
 pub(crate) type MapFn = dyn Fn(Cow<'_, Value>) -> Result<Value>;
@@ -21,6 +22,9 @@ pub(crate) type FoldFn = dyn Fn(&Value, Value) -> Result<Value>;
 pub(crate) type ReduceFn = dyn Fn(&Value, Option<&Value>, Value) -> Result<Value>;
 pub(crate) type KeyFoldFn = dyn Fn(&Value, &Value, Value) -> Result<Value>;
 pub(crate) type BatchReduceFn = dyn Fn(&Value, Vec<Value>) -> Result<Value>;
+pub(crate) type MapViewFn = dyn for<'a> Fn(View<'a>) -> Result<Value>;
+pub(crate) type FilterViewFn = dyn for<'a> Fn(View<'a>) -> Result<bool>;
+pub(crate) type ForeachViewFn = dyn for<'a> Fn(View<'a>) -> Result<()>;
 pub(crate) type Records = Box<dyn Iterator<Item = Result<Value>>>;
 pub(crate) type GeneratorFn = dyn Fn(Vec<String>) -> Result<Records>;
 
@@ -29,12 +33,18 @@ pub(crate) type GeneratorFn = dyn Fn(Vec<String>) -> Result<Records>;
 pub(crate) enum Callback {
     /// `Fn(I) -> O`: map, and every extractor (groupby, countby, avg, repartition...).
     Map(Rc<MapFn>),
+    /// `Fn(View) -> O`: map_view.
+    MapView(Rc<MapViewFn>),
     /// `Fn(I) -> Vec<O>`.
     FlatMap(Rc<FlatMapFn>),
     /// `Fn(I) -> bool`.
     Filter(Rc<FilterFn>),
+    /// `Fn(View) -> bool`: filter_view.
+    FilterView(Rc<FilterViewFn>),
     /// `Fn(I) -> ()`.
     Foreach(Rc<ForeachFn>),
+    /// `Fn(View) -> ()`: foreach_view.
+    ForeachView(Rc<ForeachViewFn>),
     /// `Fn(Option<A>, I) -> A`.
     Accumulate(Rc<AccumulateFn>),
     /// `Fn(A, I) -> A`: aggregate's seq and comb.
@@ -54,6 +64,9 @@ impl Callback {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Callback::Map(_) => "map/extract function Fn(I) -> O",
+            Callback::MapView(_) => "map function Fn(View) -> O",
+            Callback::FilterView(_) => "filter function Fn(View) -> bool",
+            Callback::ForeachView(_) => "foreach function Fn(View) -> ()",
             Callback::FlatMap(_) => "flatmap function Fn(I) -> Vec<O>",
             Callback::Filter(_) => "filter function Fn(I) -> bool",
             Callback::Foreach(_) => "foreach function Fn(I) -> ()",
@@ -76,6 +89,28 @@ where
     Callback::Map(Rc::new(move |r: Cow<'_, Value>| {
         into_value(f(decode(r, "record")?)?)
     }))
+}
+
+pub(crate) fn map_view<O, F>(f: F) -> Callback
+where
+    O: Serialize + 'static,
+    F: for<'a> Fn(View<'a>) -> Result<O> + 'static,
+{
+    Callback::MapView(Rc::new(move |r: View<'_>| into_value(f(r)?)))
+}
+
+pub(crate) fn filter_view<F>(f: F) -> Callback
+where
+    F: for<'a> Fn(View<'a>) -> Result<bool> + 'static,
+{
+    Callback::FilterView(Rc::new(f))
+}
+
+pub(crate) fn foreach_view<F>(f: F) -> Callback
+where
+    F: for<'a> Fn(View<'a>) -> Result<()> + 'static,
+{
+    Callback::ForeachView(Rc::new(f))
 }
 
 pub(crate) fn flatmap<I, O, F>(f: F) -> Callback

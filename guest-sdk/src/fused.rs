@@ -22,9 +22,10 @@ use std::rc::Rc;
 use rmpv::Value;
 
 use crate::callbacks::{
-    AccumulateFn, BatchReduceFn, Callback, FilterFn, FlatMapFn, FoldFn, ForeachFn, KeyFoldFn,
-    MapFn, ReduceFn,
+    AccumulateFn, BatchReduceFn, Callback, FilterFn, FilterViewFn, FlatMapFn, FoldFn, ForeachFn,
+    ForeachViewFn, KeyFoldFn, MapFn, MapViewFn, ReduceFn,
 };
+use crate::view::{self, View};
 
 /// A primitive step as the host describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,9 +37,12 @@ pub(crate) struct FusedSpec {
 
 enum Op {
     Map(Rc<MapFn>),
+    MapView(Rc<MapViewFn>),
     FlatMap(Rc<FlatMapFn>),
     Filter(Rc<FilterFn>),
+    FilterView(Rc<FilterViewFn>),
     Foreach(Rc<ForeachFn>),
+    ForeachView(Rc<ForeachViewFn>),
     Accumulate(Rc<AccumulateFn>),
     AggregateLocal(Rc<FoldFn>, Value),
     LocalGroupBy(Rc<MapFn>, Rc<ReduceFn>),
@@ -255,9 +259,12 @@ impl FusedRun {
             };
             let op = match (spec.op.as_str(), cbs.as_slice()) {
                 ("map", [(_, _, Callback::Map(f))]) => Op::Map(f.clone()),
+                ("map", [(_, _, Callback::MapView(f))]) => Op::MapView(f.clone()),
                 ("flatmap", [(_, _, Callback::FlatMap(f))]) => Op::FlatMap(f.clone()),
                 ("filter", [(_, _, Callback::Filter(f))]) => Op::Filter(f.clone()),
+                ("filter", [(_, _, Callback::FilterView(f))]) => Op::FilterView(f.clone()),
                 ("foreach", [(_, _, Callback::Foreach(f))]) => Op::Foreach(f.clone()),
+                ("foreach", [(_, _, Callback::ForeachView(f))]) => Op::ForeachView(f.clone()),
                 ("accumulate", [(_, _, Callback::Accumulate(f))]) => Op::Accumulate(f.clone()),
                 ("aggregate_local", [(_, _, Callback::Fold(f))]) => {
                     Op::AggregateLocal(f.clone(), zero)
@@ -281,9 +288,10 @@ impl FusedRun {
                         matches!(
                             (kinds[pos], cb),
                             ("map" | "extract (map)", Callback::Map(_))
+                                | ("map", Callback::MapView(_))
                                 | ("flatmap", Callback::FlatMap(_))
-                                | ("filter", Callback::Filter(_))
-                                | ("foreach", Callback::Foreach(_))
+                                | ("filter", Callback::Filter(_) | Callback::FilterView(_))
+                                | ("foreach", Callback::Foreach(_) | Callback::ForeachView(_))
                                 | ("accumulate", Callback::Accumulate(_))
                                 | ("aggregate", Callback::Fold(_))
                                 | ("reduce", Callback::Reduce(_))
@@ -325,6 +333,41 @@ impl FusedRun {
             feed(&self.ops, &mut self.states, 0, r, &mut out);
         }
         self.combined(out)
+    }
+
+    /// Whether the first step reads its records in place (`View`).
+    pub(crate) fn views_first(&self) -> bool {
+        matches!(
+            self.ops.first(),
+            Some(Op::MapView(_) | Op::FilterView(_) | Op::ForeachView(_))
+        )
+    }
+
+    /// Runs a batch, as MessagePack, through the steps: the first step reads each record
+    /// in place (`views_first`); what it outputs or passes on is decoded then.
+    pub(crate) fn push_encoded(&mut self, batch: &[u8]) -> Result<Out, String> {
+        let records = view::records(batch).map_err(|e| e.to_string())?;
+        let mut out = Out::default();
+        for r in records {
+            let r = View(r);
+            match &self.ops[0] {
+                Op::MapView(f) => match f(r) {
+                    Ok(v) => feed(&self.ops, &mut self.states, 1, v, &mut out),
+                    Err(e) => out.errors.push(e.to_string()),
+                },
+                Op::FilterView(f) => match f(r.clone()) {
+                    Ok(true) => feed(&self.ops, &mut self.states, 1, r.to_value(), &mut out),
+                    Ok(false) => {}
+                    Err(e) => out.errors.push(e.to_string()),
+                },
+                Op::ForeachView(f) => match f(r.clone()) {
+                    Ok(()) => feed(&self.ops, &mut self.states, 1, r.to_value(), &mut out),
+                    Err(e) => out.errors.push(e.to_string()),
+                },
+                _ => feed(&self.ops, &mut self.states, 0, r.to_value(), &mut out),
+            }
+        }
+        Ok(self.combined(out))
     }
 
     fn combined(&self, mut out: Out) -> Out {
@@ -404,6 +447,19 @@ fn feed(ops: &[Op], states: &mut [State], i: usize, r: Value, out: &mut Out) {
     match op {
         Op::Map(f) => match f(Cow::Owned(r)) {
             Ok(v) => feed(ops, states, i + 1, v, out),
+            Err(e) => out.errors.push(e.to_string()),
+        },
+        Op::MapView(f) => match f(View::of(&r)) {
+            Ok(v) => feed(ops, states, i + 1, v, out),
+            Err(e) => out.errors.push(e.to_string()),
+        },
+        Op::FilterView(f) => match f(View::of(&r)) {
+            Ok(true) => feed(ops, states, i + 1, r, out),
+            Ok(false) => {}
+            Err(e) => out.errors.push(e.to_string()),
+        },
+        Op::ForeachView(f) => match f(View::of(&r)) {
+            Ok(()) => feed(ops, states, i + 1, r, out),
             Err(e) => out.errors.push(e.to_string()),
         },
         Op::FlatMap(f) => match f(r) {

@@ -41,6 +41,24 @@
 //! name; structs are written as maps). A record that does not decode into the argument
 //! type is dropped with an error, like any error of the function.
 //!
+//! A step that reads only a field or two of its record can take a [`View`] instead
+//! (`map_view`, `filter_view`, `foreach_view`): the record is read where it lies, in the
+//! buffer the host sent the batch in, and nothing is decoded or copied but what the step
+//! reads; [`View::decode`] gives the typed record on demand.
+//!
+//! ```
+//! use gears::{execute, GearsBuilder, View};
+//! // recipe 1 reading only each record's key
+//! let key = |r: &View<'_>| r.get("key").and_then(|k| k.as_str()).map(String::from);
+//! let b = GearsBuilder::new("KeysReader")
+//!     .filter_view(move |r: View<'_>| Ok(key(&r).as_deref() != Some("all_keys")))
+//!     .foreach_view(|r: View<'_>| {
+//!         let key = r.get("key").and_then(|k| k.as_str()).unwrap_or_default();
+//!         execute(["sadd", "all_keys", key])?;
+//!         Ok(())
+//!     });
+//! ```
+//!
 //! ## Semantics
 //!
 //! Steps behave as in Python (SPEC.md): each record travels depth-first through
@@ -76,6 +94,7 @@ mod records;
 mod shortcut;
 mod unpack;
 mod value;
+mod view;
 
 /// The runtime behind [`guest!`]; public only for the macro's expansion.
 #[doc(hidden)]
@@ -90,6 +109,7 @@ pub use host::{
 };
 pub use records::{GroupResult, KeyRecord, StreamRecord, TimeRecord};
 pub use value::{from_value, to_value};
+pub use view::View;
 
 /// A dynamic record: rmpv's MessagePack value (nil, bool, integer, float, str, bin,
 /// array, map, ext). Step functions that take or return `Value` see records exactly as

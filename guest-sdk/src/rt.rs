@@ -193,12 +193,19 @@ pub fn open_run(f: DescribeFn, steps: Vec<FusedStep>) -> Result<u32, String> {
 /// `push`: decodes the batch once, runs it, encodes the outputs once.
 pub fn push(run: u32, records: Vec<u8>) -> Result<BatchOut, String> {
     panic_hook();
-    let records = match unpack(&records).map_err(|e| format!("push: {e}"))? {
-        Value::Array(items) => items,
-        _ => return Err("push: the records are not a MessagePack array".into()),
-    };
     with_handle(run, |h| match h {
-        Handle::Run(r) => Ok(batch_out(r.push(records))),
+        // Its first step reads the records where they lie (`View`).
+        Handle::Run(r) if r.views_first() => r
+            .push_encoded(&records)
+            .map(batch_out)
+            .map_err(|e| format!("push: {e}")),
+        Handle::Run(r) => {
+            let records = match unpack(&records).map_err(|e| format!("push: {e}"))? {
+                Value::Array(items) => items,
+                _ => return Err("push: the records are not a MessagePack array".into()),
+            };
+            Ok(batch_out(r.push(records)))
+        }
         Handle::Generator(_) => Err(format!("push: handle {run} is a generator, not a run")),
     })?
 }

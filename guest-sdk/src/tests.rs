@@ -7,7 +7,7 @@ use rmpv::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::__rt::{self as rt, BatchOut, Description, FusedStep};
-use crate::{Error, GearsBuilder, Guest, KeyRecord, Mode, Register, Run};
+use crate::{Error, GearsBuilder, Guest, KeyRecord, Mode, Register, Run, View};
 
 thread_local! {
     static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
@@ -820,4 +820,121 @@ fn a_combiner_must_be_last() {
     ];
     let e = rt::open_run(describe_split, steps).unwrap_err();
     assert!(e.contains("a combiner must be the last step"), "{e}");
+}
+
+fn describe_views(g: &mut Guest) {
+    g.job(
+        "views",
+        GearsBuilder::new("KeysReader")
+            .filter_view(|r: View<'_>| {
+                let key = r.get("key").and_then(|k| k.as_str());
+                note(format!("filter {key:?}"));
+                match key {
+                    Some("bad") => Err(Error::msg("bad record")),
+                    Some(k) => Ok(k != "all_keys"),
+                    None => Err(Error::msg("no key")),
+                }
+            })
+            .foreach_view(|r: View<'_>| {
+                let value = r.get("value").and_then(|v| v.as_str()).unwrap_or("-");
+                note(format!("foreach {value}"));
+                Ok(())
+            })
+            .map_view(|r: View<'_>| {
+                // a typed record, decoded because the step asks
+                let typed: OnlyKey = r.decode()?;
+                Ok(format!(
+                    "{}={}",
+                    typed.key,
+                    r.get("value").and_then(|v| v.as_str()).unwrap_or("")
+                ))
+            })
+            .run(Run::new()),
+    );
+}
+
+fn key_record(k: &str, v: &str) -> Value {
+    Value::Map(vec![
+        (s("key"), s(k)),
+        (s("value"), s(v)),
+        (s("type"), s("string")),
+        (s("event"), Value::Nil),
+    ])
+}
+
+#[test]
+fn view_steps_read_records_in_place_first_and_later() {
+    let d = rt::describe(describe_views).unwrap();
+    let steps = vec![
+        step("filter", cbs(&d, "views", 0), None),
+        step("foreach", cbs(&d, "views", 1), None),
+        step("map", cbs(&d, "views", 2), None),
+    ];
+    let batch = vec![
+        key_record("x", "1"),
+        key_record("all_keys", "2"),
+        key_record("bad", "3"),
+        Value::from(5),
+        key_record("y", "4"),
+    ];
+    let (recs, errs) = run_all(describe_views, steps, vec![batch]);
+    assert_eq!(recs, vec![s("x=1"), s("y=4")]);
+    assert_eq!(errs, vec!["bad record".to_string(), "no key".to_string()]);
+    assert_eq!(
+        take_log(),
+        [
+            "filter Some(\"x\")",
+            "foreach 1",
+            "filter Some(\"all_keys\")",
+            "filter Some(\"bad\")",
+            "filter None",
+            "filter Some(\"y\")",
+            "foreach 4",
+        ]
+    );
+}
+
+#[test]
+fn a_view_step_after_a_typed_one_and_a_view_that_passes_records_on() {
+    let d = rt::describe(describe_views).unwrap();
+    // The map_view alone (the first step reads in place) and after the foreach_view.
+    let (recs, errs) = run_all(
+        describe_views,
+        vec![step("map", cbs(&d, "views", 2), None)],
+        vec![vec![key_record("k", "v"), Value::from(1)]],
+    );
+    assert_eq!(recs, vec![s("k=v")]);
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("cannot decode the record as"),
+        "{}",
+        errs[0]
+    );
+    let (recs, errs) = run_all(
+        describe_views,
+        vec![
+            step("foreach", cbs(&d, "views", 1), None),
+            step("map", cbs(&d, "views", 2), None),
+        ],
+        vec![vec![key_record("k", "v")]],
+    );
+    assert_eq!(recs, vec![s("k=v")]);
+    assert!(errs.is_empty());
+    // A view step that passes records on gives them whole to what follows.
+    let (recs, _) = run_all(
+        describe_views,
+        vec![step("foreach", cbs(&d, "views", 1), None)],
+        vec![vec![key_record("k", "v"), Value::from(1)]],
+    );
+    assert_eq!(recs, vec![key_record("k", "v"), Value::from(1)]);
+    take_log();
+}
+
+#[test]
+fn a_view_step_needs_an_array_of_records() {
+    let d = rt::describe(describe_views).unwrap();
+    let h = rt::open_run(describe_views, vec![step("map", cbs(&d, "views", 2), None)]).unwrap();
+    let e = rt::push(h, crate::builder::encode(&s("x"))).unwrap_err();
+    assert!(e.contains("not a MessagePack array"), "{e}");
+    rt::close(h);
 }

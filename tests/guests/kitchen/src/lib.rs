@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use gears::{
     atomic, call_next, config_get, execute, execute_as, hashtag, log, override_reply, shard_id,
     try_log, Error, GearsBuilder, Guest, KeyRecord, Mode, Register, Run, StreamRecord, TimeRecord,
-    Value,
+    Value, View,
 };
 use serde::Serialize;
 
@@ -63,6 +63,31 @@ fn jobs(g: &mut Guest) {
     g.job(
         "map_count",
         names().map(|k: String| Ok(k)).count().run(Run::new()),
+    );
+    // ... and of a step that reads each record in place (a View) and keeps its length
+    g.job(
+        "len_count",
+        names()
+            .map_view(|k: View<'_>| Ok(k.as_str().map(str::len)))
+            .count()
+            .run(Run::new()),
+    );
+    // the View steps over whole keyspace records: the same answers as typed steps
+    g.job(
+        "views",
+        keys()
+            .filter_view(|r: View<'_>| Ok(r.get("type").and_then(|t| t.as_str()) == Some("hash")))
+            .foreach_view(|r: View<'_>| {
+                let key = r.get("key").and_then(|k| k.as_str()).unwrap_or_default();
+                execute(["sadd", "views:seen", key])?;
+                Ok(())
+            })
+            .map_view(|r: View<'_>| {
+                let typed: KeyRecord = r.decode()?;
+                let fields = r.get("value").map(|v| v.entries().len()).unwrap_or(0);
+                Ok((typed.key, fields))
+            })
+            .run(Run::new()),
     );
     g.job("countby_type", keys().countby(kind).run(Run::new()));
     g.job(
