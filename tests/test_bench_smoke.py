@@ -22,7 +22,7 @@ EXPECTED = {
     "memory": {"lua", "python", "wasm", "client", "lua_floor"} | BATCH_PEERS,
     "triggers": {"none", "python_sync", "python_async", "wasm_sync", "wasm_async"} | PEERS,
     "streams": {"python", "wasm", "worker"} | PEERS,
-    "entry_cost": {"python", "wasm"},
+    "entry_cost": {"python", "wasm", "python_len", "wasm_view"},
     "cluster": {"python_1_shard", "python_3_masters", "wasm_1_shard", "wasm_3_masters",
                 "repartition"},
 }
