@@ -121,21 +121,13 @@ impl Drop for InProgress<'_> {
 mod tests {
     use super::*;
     use crate::engine::execution::RunAs;
+    use crate::engine::reader::VecReader;
     use crate::engine::registry::Registry;
-    use crate::engine::value::Value;
-
-    struct Nothing;
-
-    impl Reader for Nothing {
-        fn next_batch(&mut self, _max: usize) -> anyhow::Result<Option<Vec<Value>>> {
-            Ok(None)
-        }
-    }
 
     fn pending(registry: &Registry) -> Pending {
         Pending {
             exec: registry.create(None, Vec::new(), RunAs::new("default", 0)),
-            reader: Box::new(Nothing),
+            reader: Box::new(VecReader::new(Vec::new())),
             then: None,
         }
     }
