@@ -14,18 +14,22 @@ the Python recipe on the same servers is a control for changes that only touch g
 
 Jobs: `wasm` (recipe 2 as RG.WASMRUN genres count), `python` (recipe 2 by RG.PYEXECUTE),
 `entry` (the kitchen guest's map_count: records entering a guest and back), `count`
-(the kitchen guest's count: the reader alone).
+(the kitchen guest's count: the reader alone), `pyasync` / `wasmasync` (recipe 1 as
+printed, an async trigger, in Python / as the all_keys guest: 20,000 SETs of new keys,
+the CPU from the first SET until every event's execution has ended).
 """
 import argparse
 import os
 import statistics
 
-from harness import deploy_guest, redis74  # puts tests/ and recipes/python/ on the path
+from harness import deploy_guest, redis74, register_python  # puts tests/ and recipes/python/ on the path
 
 import conftest  # noqa: E402
 from load_movies import load  # noqa: E402
 
 RECIPE = os.path.join(conftest.ROOT, "recipes", "python", "count_genres.py")
+ALL_KEYS = os.path.join(conftest.ROOT, "recipes", "python", "all_keys.py")
+ASYNC_SETS = 20_000
 
 JOBS = {
     "wasm": ("RG.WASMRUN", "genres", "count", "movie:*"),
@@ -51,7 +55,42 @@ def start(build, guests, movies):
     return server, c
 
 
+def settled(c):
+    """Whether every execution the registrations started has ended."""
+    for d in conftest.dump_regs(c).values():
+        data = d["data"]
+        ended = data["numSuccess"] + data["numFailures"] + data["numAborted"]
+        if ended < data["numTriggered"]:
+            return False
+    return True
+
+
+def run_async(server, c, job, serial=[0]):
+    """CPU of ASYNC_SETS SETs of new keys and of the async trigger's every execution."""
+    if job == "pyasync":
+        with open(ALL_KEYS) as f:
+            done = register_python(c, f.read())
+    else:
+        done = deploy_guest(c, "all_keys")
+    serial[0] += 1
+    pipe = c.pipeline(transaction=False)
+    try:
+        before = cpu_seconds(server.proc.pid)
+        for i in range(ASYNC_SETS):
+            pipe.set(f"ab:{serial[0]}:{i}", i)
+            if i % 500 == 499:
+                pipe.execute()
+        pipe.execute()
+        conftest.wait_until(lambda: settled(c), timeout=120, interval=0.05, what="drained")
+        return cpu_seconds(server.proc.pid) - before
+    finally:
+        done()
+        c.delete("all_keys")
+
+
 def run_once(server, c, job, code):
+    if job in ("pyasync", "wasmasync"):
+        return run_async(server, c, job)
     command = ("RG.PYEXECUTE", code) if job == "python" else JOBS[job]
     before = cpu_seconds(server.proc.pid)
     reply = c.execute_command(*command)
@@ -71,7 +110,7 @@ def main():
     ap.add_argument("--jobs", default="wasm,python,entry")
     args = ap.parse_args()
     jobs = args.jobs.split(",")
-    unknown = [j for j in jobs if j != "python" and j not in JOBS]
+    unknown = [j for j in jobs if j not in ("python", "pyasync", "wasmasync") and j not in JOBS]
     if unknown:
         ap.error(f"unknown jobs {unknown}")
     with open(RECIPE) as f:

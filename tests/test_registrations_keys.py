@@ -849,6 +849,36 @@ def test_a_flood_of_events_runs_one_execution_per_event(fresh_server):
     assert s.alive()
 
 
+def test_events_run_together_stay_each_in_their_own_database(fresh_server):
+    # Events of databases 0 and 1 interleaved: a worker runs them a few at a time through
+    # one entry into Python, and each still acts in its own event's database, with its
+    # own results.
+    s = fresh_server()
+    c = s.client()
+    rid = register_id(c, "GB().map(lambda x: x['key']).foreach("
+                         "lambda k: execute('set', k.replace('db:k:', 'db:seen:'), k))"
+                         ".register(prefix='db:k:*')")
+    pipe = c.pipeline(transaction=False)
+    for i in range(300):
+        pipe.execute_command("SELECT", i % 2)
+        pipe.set(f"db:k:{i}", i)
+    pipe.execute()
+    wait_finished(c, rid, 300, timeout=60)
+    in_db = {db: s.client(db=db) for db in (0, 1)}
+    for i in range(300):
+        assert in_db[i % 2].get(f"db:seen:{i}") == f"db:k:{i}", i
+        assert in_db[1 - i % 2].get(f"db:seen:{i}") is None, i
+    # The executions kept (MaxExecutionsPerRegistration) each hold their own event's key.
+    results = []
+    for e in c.execute_command("RG.DUMPEXECUTIONS"):
+        res, errors = c.execute_command("RG.GETRESULTS", pairs(e)["executionId"])
+        assert errors == [] and len(res) == 1, (res, errors)
+        results.append(res[0])
+    assert results and len(set(results)) == len(results)
+    assert set(results) <= {f"db:k:{i}" for i in range(300)}
+    assert s.alive()
+
+
 def test_a_slow_event_does_not_hold_up_the_ones_behind_it(fresh_server):
     # The first event's step sleeps (giving the Redis lock back, as time.sleep does in a
     # step): the events written after it still run meanwhile, on another worker.

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::config::{self, Key};
+use crate::engine::backlog::{Backlog, Pending};
+use crate::engine::cohort::{self, Cohort};
 use crate::engine::compile::{without_exchanges, Stage};
 use crate::engine::execution::{ExecState, Execution, Status};
 use crate::engine::plan::{Exchange, Mode, Plan};
@@ -239,6 +241,41 @@ pub fn start_on_worker(
             }
         }
     }
+}
+
+/// Runs async events of a registration's `plan` on this pool worker, oldest first: as
+/// one cohort (`engine::cohort`: the plan compiled once, the runtime entered once) when
+/// the plan has one operator and moves no records, else one run each. `backlog` is told
+/// which event is in progress.
+pub fn run_events(plan: &Arc<Plan>, events: Vec<Pending>, backlog: &Backlog) {
+    let profile = config::get(Key::ProfileExecutions) == 1;
+    let operator = || {
+        plan.compile(false, false)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|stages| {
+                cohort::single_operator(stages)
+                    .ok_or_else(|| "the plan changed shape while it ran".to_string())
+            })
+    };
+    let first = match plan.mode {
+        Mode::Async if !profile && cohort::fits(&plan.steps) => operator().ok(),
+        _ => None,
+    };
+    let Some(first) = first else {
+        for p in events {
+            let _in_progress = backlog.begin(p.exec.seq);
+            start_on_worker(p.exec, plan.clone(), p.reader, p.then);
+        }
+        return;
+    };
+    let shell = shell();
+    Cohort {
+        shell: &*shell,
+        host: plan.host.as_ref(),
+        operator: &operator,
+        backlog: Some(backlog),
+    }
+    .run(events, Some(first));
 }
 
 /// Starts an async run of a registration on every master, as an event's run on a

@@ -3,6 +3,7 @@
 
 pub mod backlog;
 pub mod codec;
+pub mod cohort;
 pub mod compile;
 pub mod execution;
 pub mod fault;

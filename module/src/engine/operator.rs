@@ -45,6 +45,20 @@ impl RunCtx {
     }
 }
 
+/// The events of a cohort (`engine::cohort`) as an operator takes them: each one started,
+/// run as a whole run of its own, and ended, one after another.
+pub trait Events {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Starts event `i`: the thread acts for it until `end(i)`; its records and its run's
+    /// context. None: it does not run (aborted meanwhile) and is over already.
+    fn start(&mut self, i: usize) -> Option<(Vec<Value>, &mut RunCtx)>;
+    /// Event `i` ran: what came out of it (its records, or why it stopped).
+    fn end(&mut self, i: usize, out: Result<Vec<Value>, Stop>);
+}
+
 pub trait Operator: Send {
     /// Runs a batch through the operator's steps; returns what comes out.
     fn push(&mut self, cx: &mut RunCtx, batch: Vec<Value>) -> Result<Vec<Value>, Stop>;
@@ -58,6 +72,46 @@ pub trait Operator: Send {
     fn parked(&self) -> bool {
         false
     }
+    /// Runs `events` one after another, each as a whole run of its own (its batch
+    /// pushed, then finished). An operator that can go on from one event's run to the
+    /// next enters its runtime once for all of them. Runs at least the first event and
+    /// returns how many it took: it stops after one that failed or left anything in the
+    /// operator, which is then not used again. This one takes the first only.
+    fn push_each(&mut self, events: &mut dyn Events) -> usize {
+        push_first(self, events)
+    }
+}
+
+/// `Operator::push_each` of an operator that takes one event only.
+pub fn push_first<O: Operator + ?Sized>(op: &mut O, events: &mut dyn Events) -> usize {
+    if events.is_empty() {
+        return 0;
+    }
+    if let Some((input, cx)) = events.start(0) {
+        let out = op.push(cx, input).and_then(|mut out| {
+            out.extend(op.finish(cx)?);
+            Ok(out)
+        });
+        events.end(0, out);
+    }
+    1
+}
+/// `Operator::push_each` of an operator of stateless steps (it holds nothing from one
+/// batch to the next, so it has nothing to finish): each event's batch pushed in turn,
+/// up to one that failed.
+pub fn push_stateless<O: Operator + ?Sized>(op: &mut O, events: &mut dyn Events) -> usize {
+    for i in 0..events.len() {
+        let Some((input, cx)) = events.start(i) else {
+            continue;
+        };
+        let out = op.push(cx, input);
+        let failed = out.is_err();
+        events.end(i, out);
+        if failed {
+            return i + 1;
+        }
+    }
+    events.len()
 }
 
 /// An operator that passes its batches through (the engine's tests).

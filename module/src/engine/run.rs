@@ -202,7 +202,7 @@ pub struct Run {
     state: Mutex<State>,
 }
 
-fn panic_text(panic: &(dyn Any + Send)) -> String {
+pub(super) fn panic_text(panic: &(dyn Any + Send)) -> String {
     let what = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -720,66 +720,107 @@ impl Run {
                 std::mem::take(&mut st.step_nanos),
             )
         };
-        let replies = catch_unwind(AssertUnwindSafe(|| {
-            fault::hit(Point::Reply);
-            replies(results)
-        }));
-        let (results, fault) = match replies {
-            Ok(results) => (results, fault),
-            Err(panic) => (Vec::new(), Some(panic_text(&*panic))),
-        };
-        let mut all_errors = cx.errors;
-        all_errors.extend(errors);
-        let (results, status) = match (outcome, &fault) {
-            (_, None) if gave_up.is_some() => {
-                all_errors.extend(gave_up);
-                (results, Status::Aborted)
-            }
-            (_, Some(fault)) => {
-                all_errors.push(fault.clone());
-                (Vec::new(), Status::Done)
-            }
-            (None, None) => (results, Status::Done),
-            (Some(Stop::Aborted), None) => {
-                all_errors.push("Execution was aborted".into());
-                (Vec::new(), Status::Aborted)
-            }
-            (Some(Stop::Failed(msg)), None) => {
-                all_errors.push(msg);
-                (Vec::new(), Status::Done)
-            }
-        };
-        self.exec.set_entries(cx.entries);
-        self.exec.set_fault(fault);
-        let total_ms = started.map_or(0, |t| t.elapsed().as_millis() as u64);
-        self.answer(self.exec.record(
-            results,
-            all_errors,
-            status,
-            total_ms,
-            read_nanos / 1_000_000,
-            step_nanos,
-        ));
+        let mut cx = cx;
+        cx.errors.extend(errors);
+        record_ending(
+            &self.exec,
+            &*self.shell,
+            Ending {
+                results,
+                cx,
+                stop: outcome,
+                fault,
+                gave_up,
+                started,
+                read_nanos,
+                step_nanos,
+            },
+        );
         self.run_then();
-    }
-
-    /// After `Execution::record`: if it recorded the outcome (the first one does), the
-    /// registry is trimmed, then the waiters are answered.
-    fn answer(&self, recorded: bool) {
-        if recorded {
-            self.shell.after_record(&self.exec);
-            self.exec.answer_waiters();
-        }
     }
 
     fn run_then(&self) {
         let then = lock(&self.then).take();
         if let Some(then) = then {
-            let _slice = SliceGuard(&*self.shell);
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| then(&self.exec))) {
-                eprintln!("gears: {}", panic_text(&*panic));
-            }
+            run_then(&*self.shell, &self.exec, then);
         }
+    }
+}
+
+/// Runs an execution's `then` with the lock slice given back after it, whatever happens.
+pub(super) fn run_then(shell: &dyn Shell, exec: &Execution, then: Then) {
+    let _slice = SliceGuard(shell);
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| then(exec))) {
+        eprintln!("gears: {}", panic_text(&*panic));
+    }
+}
+
+/// How one shard's part of an execution ended.
+pub(super) struct Ending {
+    pub results: Vec<Value>,
+    /// Its context, with every error met on the way.
+    pub cx: RunCtx,
+    pub stop: Option<Stop>,
+    /// A fault (a panic) that failed the run.
+    pub fault: Option<String>,
+    /// Why the run was ended from outside (it ends aborted with what it gathered).
+    pub gave_up: Option<String>,
+    pub started: Option<Instant>,
+    pub read_nanos: u64,
+    pub step_nanos: Vec<u64>,
+}
+
+/// Records how `exec` ended; if that recorded its outcome (the first one does), the
+/// registry is trimmed, then the waiters are answered.
+pub(super) fn record_ending(exec: &Execution, shell: &dyn Shell, e: Ending) {
+    let replies = catch_unwind(AssertUnwindSafe(|| {
+        fault::hit(Point::Reply);
+        replies(e.results)
+    }));
+    let (results, fault) = match replies {
+        Ok(results) => (results, e.fault),
+        Err(panic) => (Vec::new(), Some(panic_text(&*panic))),
+    };
+    let mut all_errors = e.cx.errors;
+    let (results, status) = match (e.stop, &fault) {
+        (_, None) if e.gave_up.is_some() => {
+            all_errors.extend(e.gave_up);
+            (results, Status::Aborted)
+        }
+        (_, Some(fault)) => {
+            all_errors.push(fault.clone());
+            (Vec::new(), Status::Done)
+        }
+        (None, None) => (results, Status::Done),
+        (Some(Stop::Aborted), None) => {
+            all_errors.push("Execution was aborted".into());
+            (Vec::new(), Status::Aborted)
+        }
+        (Some(Stop::Failed(msg)), None) => {
+            all_errors.push(msg);
+            (Vec::new(), Status::Done)
+        }
+    };
+    exec.set_entries(e.cx.entries);
+    exec.set_fault(fault);
+    let total_ms = e.started.map_or(0, |t| t.elapsed().as_millis() as u64);
+    let recorded = exec.record(
+        results,
+        all_errors,
+        status,
+        total_ms,
+        e.read_nanos / 1_000_000,
+        e.step_nanos,
+    );
+    answer(exec, shell, recorded);
+}
+
+/// After `Execution::record`: if it recorded the outcome, the registry is trimmed, then
+/// the waiters are answered.
+fn answer(exec: &Execution, shell: &dyn Shell, recorded: bool) {
+    if recorded {
+        shell.after_record(exec);
+        exec.answer_waiters();
     }
 }
 
@@ -789,14 +830,15 @@ impl Drop for Run {
         // the run was let go) still ends its execution, so no client waits for ever.
         let finished = lock(&self.state).finished;
         if !finished {
-            self.answer(self.exec.record(
+            let recorded = self.exec.record(
                 Vec::new(),
                 vec!["the execution was dropped before it finished (a bug was caught)".into()],
                 Status::Done,
                 0,
                 0,
                 Vec::new(),
-            ));
+            );
+            answer(&self.exec, &*self.shell, recorded);
         }
     }
 }

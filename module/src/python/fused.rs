@@ -9,7 +9,7 @@ use super::convert::{describe_error, host, to_py, to_reply, to_value};
 use super::errors::ExecutionAborted;
 use super::shim;
 use super::watchdog;
-use crate::engine::operator::{Operator, RunCtx, Stop};
+use crate::engine::operator::{Events, Operator, RunCtx, Stop};
 use crate::engine::plan::{Combiner, OutputForm};
 use crate::engine::spares::{SpareKey, Spares};
 use crate::engine::value::Value;
@@ -40,7 +40,8 @@ pub fn operator<'py>(
     o: Options,
     spare: Option<(Arc<PySpares>, SpareKey)>,
 ) -> anyhow::Result<Box<dyn Operator>> {
-    let spare = spare.filter(|_| o.combiner.is_none() && !o.profile);
+    let reusable = o.combiner.is_none() && !o.profile;
+    let spare = spare.filter(|_| reusable);
     let kept = spare.as_ref().and_then(|(spares, key)| spares.take(key));
     let run = match kept {
         Some(run) => run,
@@ -64,6 +65,7 @@ pub fn operator<'py>(
         waiting: false,
         clean: false,
         spare,
+        reusable,
         sync: o.sync,
         profile: o.profile,
         plain_strings: o.plain_strings,
@@ -76,6 +78,8 @@ struct FusedOp {
     /// The last push or finish ended with nothing left in the run (`Spares`).
     clean: bool,
     spare: Option<(Arc<PySpares>, SpareKey)>,
+    /// A clean run may go on with another event's records (no combiner, no profiling).
+    reusable: bool,
     output: OutputForm,
     steps: usize,
     needs_finish: bool,
@@ -98,6 +102,46 @@ fn stop_of(py: Python<'_>, err: PyErr) -> Stop {
 }
 
 impl FusedOp {
+    fn push_in(
+        &mut self,
+        py: Python<'_>,
+        cx: &mut RunCtx,
+        batch: Vec<Value>,
+    ) -> Result<Vec<Value>, Stop> {
+        self.clean = false;
+        let _watch = watchdog::enter(py);
+        cx.count_entry("python");
+        let list = PyList::empty(py);
+        for v in &batch {
+            list.append(to_py(py, v).map_err(|e| stop_of(py, e))?)
+                .map_err(|e| stop_of(py, e))?;
+        }
+        drop(batch);
+        let reply = self
+            .run(py)?
+            .call_method1("push", (list,))
+            .map_err(|e| stop_of(py, e))?;
+        let (out, needs_finish, waiting) = self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
+        self.needs_finish = needs_finish;
+        self.waiting = waiting;
+        self.clean = !needs_finish && !waiting;
+        Ok(out)
+    }
+
+    fn finish_in(&mut self, py: Python<'_>, cx: &mut RunCtx) -> Result<Vec<Value>, Stop> {
+        self.clean = false;
+        let _watch = watchdog::enter(py);
+        cx.count_entry("python");
+        let reply = self
+            .run(py)?
+            .call_method0("finish")
+            .map_err(|e| stop_of(py, e))?;
+        let (out, _, _) = self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
+        self.needs_finish = false;
+        self.waiting = false;
+        Ok(out)
+    }
+
     fn run<'py>(&self, py: Python<'py>) -> Result<&Bound<'py, PyAny>, Stop> {
         match &self.run {
             Some(run) => Ok(run.bind(py)),
@@ -135,45 +179,39 @@ impl FusedOp {
 
 impl Operator for FusedOp {
     fn push(&mut self, cx: &mut RunCtx, batch: Vec<Value>) -> Result<Vec<Value>, Stop> {
-        self.clean = false;
-        Python::attach(|py| {
-            let _watch = watchdog::enter(py);
-            cx.count_entry("python");
-            let list = PyList::empty(py);
-            for v in &batch {
-                list.append(to_py(py, v).map_err(|e| stop_of(py, e))?)
-                    .map_err(|e| stop_of(py, e))?;
-            }
-            drop(batch);
-            let reply = self
-                .run(py)?
-                .call_method1("push", (list,))
-                .map_err(|e| stop_of(py, e))?;
-            let (out, needs_finish, waiting) =
-                self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
-            self.needs_finish = needs_finish;
-            self.waiting = waiting;
-            self.clean = !needs_finish && !waiting;
-            Ok(out)
-        })
+        Python::attach(|py| self.push_in(py, cx, batch))
     }
 
     fn finish(&mut self, cx: &mut RunCtx) -> Result<Vec<Value>, Stop> {
         if !self.needs_finish {
             return Ok(Vec::new());
         }
-        self.clean = false;
+        Python::attach(|py| self.finish_in(py, cx))
+    }
+
+    /// One GIL entry for the events: a clean run (nothing held, nothing parked) goes on
+    /// with the next event's records, as a spare run would.
+    fn push_each(&mut self, events: &mut dyn Events) -> usize {
+        super::thread_state::keep();
         Python::attach(|py| {
-            let _watch = watchdog::enter(py);
-            cx.count_entry("python");
-            let reply = self
-                .run(py)?
-                .call_method0("finish")
-                .map_err(|e| stop_of(py, e))?;
-            let (out, _, _) = self.outputs(cx, &reply).map_err(|e| stop_of(py, e))?;
-            self.needs_finish = false;
-            self.waiting = false;
-            Ok(out)
+            for i in 0..events.len() {
+                let Some((input, cx)) = events.start(i) else {
+                    continue;
+                };
+                let mut out = self.push_in(py, cx, input);
+                if let (Ok(records), true) = (&mut out, self.needs_finish) {
+                    match self.finish_in(py, cx) {
+                        Ok(more) => records.extend(more),
+                        Err(stop) => out = Err(stop),
+                    }
+                }
+                let go_on = out.is_ok() && self.clean && self.reusable;
+                events.end(i, out);
+                if !go_on {
+                    return i + 1;
+                }
+            }
+            events.len()
         })
     }
 

@@ -20,7 +20,7 @@ use crate::engine::plan::Mode;
 use crate::engine::reader::Reader;
 use crate::engine::registration::Registration;
 use crate::globals::globals;
-use crate::launch::{run_plan_here, start_on_worker, Then};
+use crate::launch::{run_events, run_plan_here, Then};
 use crate::redis::lock;
 
 /// Async events waiting for a worker (bounded by MaxPendingEvents).
@@ -169,11 +169,12 @@ pub fn fire_then(
     exec
 }
 
-/// Runs a registration's waiting async events on this pool worker, oldest first, one
-/// after another with the Redis lock kept between them (`lock::keep_slice`; it still
-/// goes back whenever its slice is over). After BatchSize events the drain queues itself
-/// again behind the pool's other jobs, so one busy registration does not hold a worker
-/// for ever. A drain ends early when another runs and is not stuck in a slow event
+/// Runs a registration's waiting async events on this pool worker, oldest first, a few
+/// at a time (`launch::run_events`: one entry into the runtime for them when it can),
+/// with the Redis lock kept between them (`lock::keep_slice`; it still goes back
+/// whenever its slice is over). After BatchSize events the drain queues itself again
+/// behind the pool's other jobs, so one busy registration does not hold a worker for
+/// ever. A drain ends early when another runs and is not stuck in a slow event
 /// (`engine::backlog`: when more drains run at once).
 fn drain(reg: Arc<Registration>) {
     /// Events taken at a time: a few, so that a second drain finds some.
@@ -186,12 +187,9 @@ fn drain(reg: Arc<Registration>) {
             let Some(chunk) = reg.backlog.take(CHUNK) else {
                 return;
             };
-            for p in chunk {
-                PENDING.fetch_sub(1, Ordering::AcqRel);
-                let _in_progress = reg.backlog.begin(p.exec.seq);
-                start_on_worker(p.exec, reg.plan.clone(), p.reader, p.then);
-                done += 1;
-            }
+            PENDING.fetch_sub(chunk.len(), Ordering::AcqRel);
+            done += chunk.len();
+            run_events(&reg.plan, chunk, &reg.backlog);
             if reg.backlog.retire_extra(backlog::PATIENCE) {
                 return;
             }

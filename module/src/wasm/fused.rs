@@ -7,7 +7,7 @@ use super::bindings::types::FusedStep;
 use super::program::Program;
 use super::runtime::{Fault, GuestInstance};
 use crate::engine::codec;
-use crate::engine::operator::{Operator, RunCtx, Stop};
+use crate::engine::operator::{push_first, push_stateless, Events, Operator, RunCtx, Stop};
 use crate::engine::spares::{SpareKey, Spares};
 use crate::engine::value::Value;
 
@@ -168,6 +168,15 @@ impl Operator for FusedOp {
             self.close(open);
         }
         Ok(out)
+    }
+
+    /// Stateless steps hold nothing between batches: the open run goes on with the next
+    /// event's records (one instance and one open run for all of them).
+    fn push_each(&mut self, events: &mut dyn Events) -> usize {
+        match self.spare {
+            Some(_) => push_stateless(self, events),
+            None => push_first(self, events),
+        }
     }
 
     fn step_nanos(&self) -> Vec<u64> {

@@ -30,6 +30,10 @@ fn build() -> Result<Runtime> {
     // Redis's crash report kept Redis's: crash.rs, before the engine installs its handlers.
     super::crash::install()?;
     cfg.memory_init_cow(false);
+    // Profiling guests (bench/README.md): perf names their JIT code from /tmp/perf-<pid>.map.
+    if std::env::var_os("GEARS_PERFMAP").is_some() {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine = Engine::new(&cfg)?;
     super::crash::armed()?;
     let mut linker = Linker::new(&engine);
