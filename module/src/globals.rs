@@ -45,6 +45,12 @@ pub fn init(globals: Globals) {
     let _ = GLOBALS.set(globals);
 }
 
+/// The process-wide state, if the module has loaded (INFO may come before, in a crash
+/// report).
+pub fn loaded() -> Option<&'static Globals> {
+    GLOBALS.get()
+}
+
 /// The process-wide state. Only called after a successful load.
 pub fn globals() -> &'static Globals {
     GLOBALS

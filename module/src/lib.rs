@@ -125,6 +125,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
             return Status::Err;
         }
     }
+    let python_version = python.then(python::runtime::version);
+    if let Some(v) = &python_version {
+        commands::info::set_python_version(v.clone());
+    }
     let threads = config::get(config::Key::ExecutionThreads) as usize;
     let pool = match engine::pool::Pool::new(threads, redis::lock::mark_worker) {
         Ok(pool) => pool,
@@ -165,6 +169,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         python,
     });
     distributed::ask::set_answerer(commands::executions::answer);
+    commands::info::install(ctx);
     if let Some(me) = &node_id {
         // Drawn once per process: peers tell a restart from a reconnect by it.
         let incarnation = cluster::incarnation::draw();
@@ -182,7 +187,39 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("gears: {e}"));
         return Status::Err;
     }
+    ctx.log_notice(&banner(python_version.as_deref(), threads));
     Status::Ok
+}
+
+/// The load line: what this server runs (INFO rg has the same and more).
+fn banner(python: Option<&str>, threads: usize) -> String {
+    let python = match python {
+        Some(v) => format!("Python {v}"),
+        None => "Python off".into(),
+    };
+    format!(
+        "gears {} loaded: {python}, {threads} execution threads, Wasm guests of contract {} \
+         to {} (wasmtime)",
+        commands::info::VERSION,
+        wasm::bindings::OLDEST_CONTRACT,
+        wasm::bindings::CONTRACT_VERSION,
+    )
+}
+
+/// MODULE LIST's version: major * 10000 + minor * 100 + patch of the crate's version.
+const fn module_version() -> i32 {
+    let v = env!("CARGO_PKG_VERSION").as_bytes();
+    let mut parts = [0i32; 3];
+    let (mut i, mut k) = (0, 0);
+    while i < v.len() && k < 3 {
+        match v[i] {
+            b'0'..=b'9' => parts[k] = parts[k] * 10 + (v[i] - b'0') as i32,
+            b'.' => k += 1,
+            _ => break,
+        }
+        i += 1;
+    }
+    parts[0] * 10000 + parts[1] * 100 + parts[2]
 }
 
 /// MODULE UNLOAD would leave the interpreter and the worker threads behind: refuse it.
@@ -236,7 +273,7 @@ command!(rg_innermsg, commands::cluster::inner_msg);
 #[cfg(not(test))]
 redis_module::redis_module! {
     name: "rg",
-    version: 1,
+    version: module_version(),
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
     data_types: [GEARS_AUX],
     init: init,

@@ -36,7 +36,13 @@ pub fn config_set(_ctx: &Context, args: &[RedisString]) -> Result<Answer, String
     let mut out = Vec::new();
     for pair in args[1..].chunks(2) {
         let (name, value) = (text(&pair[0])?, text(&pair[1])?);
-        out.push(match config::set_by_name(&name, &value, false) {
+        let set = config::set_by_name(&name, &value, false);
+        if set.is_ok() {
+            crate::redis::log::notice(&format!("config {name}"), || {
+                format!("RG.CONFIGSET {name} {value}")
+            });
+        }
+        out.push(match set {
             Ok(Set::Known) => Value::Status("OK".into()),
             Ok(Set::Extra) => {
                 Value::Status("OK - value was saved in extra config dictionary".into())

@@ -5,6 +5,7 @@ pub mod categories;
 pub mod cluster;
 pub mod config;
 pub mod executions;
+pub mod info;
 pub mod inner_hook;
 pub mod python;
 pub mod registrations;

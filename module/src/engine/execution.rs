@@ -1,7 +1,7 @@
 //! One run of a plan: its status, results and errors, and the clients waiting for it.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::value::Value;
@@ -118,6 +118,30 @@ pub struct Execution {
     transient: AtomicBool,
 }
 
+/// How many executions this shard made and how they ended, since it started (INFO).
+pub struct Outcomes {
+    pub created: AtomicU64,
+    /// Ended with no error.
+    pub done: AtomicU64,
+    /// Ended with errors (a record's, or the run's own).
+    pub failed: AtomicU64,
+    pub aborted: AtomicU64,
+}
+
+impl Outcomes {
+    const fn new() -> Outcomes {
+        Outcomes {
+            created: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            aborted: AtomicU64::new(0),
+        }
+    }
+}
+
+/// This shard's outcomes: plain counters, read without any lock (even in a crash report).
+pub static OUTCOMES: Outcomes = Outcomes::new();
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock only means a panic elsewhere was caught; the data is still usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -131,6 +155,7 @@ impl Execution {
         steps: Vec<StepReport>,
         run_as: RunAs,
     ) -> Self {
+        OUTCOMES.created.fetch_add(1, Ordering::Relaxed);
         Execution {
             id,
             seq,
@@ -274,6 +299,12 @@ impl Execution {
             if st.status.is_finished() {
                 return false;
             }
+            let ended = match status {
+                Status::Aborted => &OUTCOMES.aborted,
+                _ if errors.is_empty() => &OUTCOMES.done,
+                _ => &OUTCOMES.failed,
+            };
+            ended.fetch_add(1, Ordering::Relaxed);
             st.status = status;
             st.results = results;
             st.errors = errors;

@@ -74,6 +74,14 @@ pub fn init() -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("starting Python: {e}"))
 }
 
+/// The interpreter's version ("3.11.7"). Takes the GIL: at load only.
+pub fn version() -> String {
+    Python::attach(|py| {
+        let v = py.version_info();
+        format!("{}.{}.{}", v.major, v.minor, v.patch)
+    })
+}
+
 /// C stack one unit of the recursion limit may take: CPython 3.11 counts C-level
 /// recursion (repr, ==, pickle, sorted(key=...) calling back into Python) against the
 /// same limit. The worst pattern measured, a function recursing through

@@ -29,6 +29,7 @@ pub mod door;
 pub mod fast;
 pub mod filter;
 pub mod lock;
+pub mod log;
 pub mod offload;
 pub mod reply;
 pub mod string;

@@ -26,6 +26,11 @@ use crate::redis::lock;
 /// Async events waiting for a worker (bounded by MaxPendingEvents).
 static PENDING: AtomicUsize = AtomicUsize::new(0);
 
+/// Async events waiting for a worker now (INFO).
+pub fn pending_events() -> usize {
+    PENDING.load(Ordering::Relaxed)
+}
+
 thread_local! {
     /// Set while a command runs inside MULTI or Lua: its triggers cannot block the
     /// client, so they run inline.
@@ -138,7 +143,11 @@ pub fn fire_then(
     reg.stats().triggered += 1;
     let owner = reg.clone();
     exec.on_finish(Box::new(move |st| {
-        owner.record_run(st.total_ms, &st.errors, st.status == Status::Aborted)
+        let aborted = st.status == Status::Aborted;
+        owner.record_run(st.total_ms, &st.errors, aborted);
+        if let (false, Some(error)) = (aborted, st.errors.first()) {
+            log_failure(&owner, error);
+        }
     }));
     let inline = reg.plan.mode == Mode::Sync || FORCE_INLINE.with(|f| f.get()) || {
         let max = config::get(Key::MaxPendingEvents).max(1) as usize;
@@ -146,6 +155,13 @@ pub fn fire_then(
         if queued >= max {
             PENDING.fetch_sub(1, Ordering::AcqRel);
             reg.stats().overflows += 1;
+            crate::redis::log::warning(&format!("overflow {}", reg.id), || {
+                format!(
+                    "registration {}: MaxPendingEvents ({max}) async events wait already: \
+                     an event ran at once, as a sync one would",
+                    reg.id
+                )
+            });
             true
         } else {
             false
@@ -167,6 +183,22 @@ pub fn fire_then(
         globals().pool.submit(move || drain(reg));
     }
     exec
+}
+
+/// One warning in the log per registration and interval for failed executions
+/// (`redis::log`): an operator sees that it fails and why, never a flood.
+fn log_failure(reg: &Registration, error: &str) {
+    /// Characters of the error shown.
+    const LONGEST: usize = 300;
+    crate::redis::log::warning(&format!("failed {}", reg.id), || {
+        let shown: String = error.chars().take(LONGEST).collect();
+        let more = if shown.len() < error.len() { "..." } else { "" };
+        format!(
+            "registration {} ({}) failed: {shown}{more}",
+            reg.id,
+            reg.trigger.reader()
+        )
+    });
 }
 
 /// Runs a registration's waiting async events on this pool worker, oldest first, a few

@@ -108,6 +108,12 @@ impl FusedOp {
                 out
             }
             Err(fault) => {
+                if let Fault::Trapped(e) = &fault {
+                    let name = &self.program.name;
+                    crate::redis::log::warning(&format!("trap {name}"), || {
+                        format!("guest {name} trapped: {e}")
+                    });
+                }
                 if let (Fault::Error(_), Some(open)) = (&fault, self.open.take()) {
                     self.close(open);
                 }

@@ -114,6 +114,16 @@ impl StagedGuest {
     pub fn install(self) -> Vec<String> {
         let ids = self.ids();
         let name = self.program.name.as_str();
+        let replaced = guests().contains_key(name);
+        let hash = self.program.hash.clone();
+        let registrations = self.made.iter().flatten().count();
+        crate::redis::log::notice(&format!("guest {name}"), || {
+            format!(
+                "guest {name} {} (sha256 {hash}, contract {}, {registrations} registrations)",
+                if replaced { "replaced" } else { "installed" },
+                self.program.version,
+            )
+        });
         for r in registrations_of(name) {
             globals().registrations.remove(&r.id);
         }
@@ -230,6 +240,9 @@ pub fn delete(name: &str) -> Result<(), String> {
     if guests().remove(name).is_none() {
         return Err(format!("guest '{name}' does not exist"));
     }
+    crate::redis::log::notice(&format!("guest {name} deleted"), || {
+        format!("guest {name} deleted")
+    });
     for r in registrations_of(name) {
         globals().registrations.remove(&r.id);
     }

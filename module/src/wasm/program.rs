@@ -139,6 +139,11 @@ impl Program {
         }
     }
 
+    /// Instances kept ready for the next run (INFO).
+    pub fn idle_instances(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Whether the guest was built for contract `major.minor` or a later minor of it.
     pub fn speaks(&self, major: u32, minor: u32) -> bool {
         let mut parts = self.version.split('.').map(|p| p.parse::<u32>().ok());

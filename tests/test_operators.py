@@ -1,0 +1,111 @@
+"""What an operator sees of the module without RG.* commands: INFO rg, MODULE LIST's
+version, and the lines it writes in Redis's log (a load banner; failed registrations,
+guest traps, guest uploads and configuration changes, each kind at most once per 10 s)."""
+import hashlib
+import re
+
+from conftest import (ROOT, guest_bytes, pairs, register_id, upload, wait_until,
+                      wasmrun)
+
+
+def cargo_version():
+    with open(f"{ROOT}/module/Cargo.toml") as f:
+        return re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
+
+
+def info(c):
+    return c.execute_command("INFO", "rg")
+
+
+def log_lines(server, pattern):
+    return [line for line in server.log().splitlines() if re.search(pattern, line)]
+
+
+def test_module_list_and_the_load_line_say_the_version(fresh_server):
+    s = fresh_server()
+    c = s.client()
+    version = cargo_version()
+    major, minor, patch = (int(p) for p in version.split("."))
+    mod = pairs(next(m for m in c.execute_command("MODULE", "LIST")
+                     if pairs(m)["name"] == "rg"))
+    assert mod["ver"] == major * 10000 + minor * 100 + patch
+    banner = log_lines(s, r"<rg> gears .* loaded:")
+    assert len(banner) == 1, banner
+    python = info(c)["rg_python"]
+    assert re.fullmatch(r"3\.\d+\.\d+", python), python
+    assert f"gears {version} loaded: Python {python}" in banner[0]
+    assert info(c)["rg_version"] == version
+
+
+def test_info_figures_move_as_jobs_and_events_run(fresh_server):
+    s = fresh_server()
+    c = s.client()
+    before = info(c)
+    assert before["rg_executions_running"] == 0
+    assert before["rg_registrations"] == 0 and before["rg_wasm_guests"] == 0
+
+    c.set("k1", 1)
+    assert c.execute_command("RG.PYEXECUTE", "GB().run()")[1] == []
+    reply = c.execute_command("RG.PYEXECUTE", "GB().map(lambda x: 1 / 0).run()")
+    assert reply[1], reply
+    after = info(c)
+    assert after["rg_executions_created"] == before["rg_executions_created"] + 2
+    assert after["rg_executions_done"] == before["rg_executions_done"] + 1
+    assert after["rg_executions_failed"] == before["rg_executions_failed"] + 1
+    assert after["rg_executions_running"] == 0
+
+    rid = register_id(c, "GB().foreach(lambda x: 1 / 0 if x['key'].endswith('x') else None)"
+                         ".register(prefix='ev:*')")
+    for key in ("ev:1", "ev:2", "ev:x"):
+        c.set(key, 1)
+    wait_until(lambda: info(c)["rg_registrations_succeeded"]
+               + info(c)["rg_registrations_failed"] == 3, what="3 events run")
+    now = info(c)
+    assert now["rg_registrations"] == 1
+    assert now["rg_registrations_triggered"] == 3
+    assert now["rg_registrations_failed"] == 1
+    assert now["rg_events_pending"] == 0
+    assert now[f"rg_registration_{rid}"] == {
+        "reader": "KeysReader", "mode": "async", "triggered": 3, "succeeded": 2,
+        "failed": 1, "aborted": 0, "paused": 0}
+    assert now["rg_python_memory_bytes"] > 0
+
+    upload(c, "all_keys")
+    assert info(c)["rg_wasm_guests"] == 1
+    assert info(c)["rg_registrations"] == 2
+    assert s.alive()
+
+
+def test_a_failing_registration_writes_one_log_line(fresh_server):
+    s = fresh_server()
+    c = s.client()
+    rid = register_id(c, "def boom(x):\n"
+                         "    raise ValueError('no good: ' + x['key'])\n"
+                         "GB().foreach(boom).register(prefix='bad:*')")
+    for i in range(50):
+        c.set(f"bad:{i}", i)
+    wait_until(lambda: info(c)["rg_registrations_failed"] == 50, what="50 failures")
+    lines = log_lines(s, f"registration {rid} ")
+    assert len(lines) == 1, lines
+    assert "(KeysReader) failed:" in lines[0] and "no good: bad:" in lines[0], lines
+
+
+def test_guest_uploads_traps_and_config_changes_are_logged(fresh_server):
+    s = fresh_server()
+    c = s.client()
+    c.set("one", 1)  # the faults guest's jobs fail on a record
+    upload(c, "faults")
+    sha = hashlib.sha256(guest_bytes("faults")).hexdigest()
+    installed = log_lines(s, r"guest faults installed")
+    assert len(installed) == 1 and f"sha256 {sha}" in installed[0], installed
+    for _ in range(5):
+        assert "out of bounds" in wasmrun(c, "faults", "oob")[1][0]
+    traps = log_lines(s, r"guest faults trapped")
+    assert len(traps) == 1 and "out of bounds" in traps[0], traps
+
+    assert c.execute_command("RG.CONFIGSET", "MaxExecutions", "500") == ["OK"]
+    assert len(log_lines(s, r"RG.CONFIGSET MaxExecutions 500")) == 1
+
+    c.execute_command("RG.WASMDELETE", "faults")
+    assert len(log_lines(s, r"guest faults deleted")) == 1
+    assert s.alive()
