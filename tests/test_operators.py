@@ -1,10 +1,15 @@
 """What an operator sees of the module without RG.* commands: INFO rg, MODULE LIST's
-version, and the lines it writes in Redis's log (a load banner; failed registrations,
+version, COMMAND DOCS, and the lines it writes in Redis's log (a load banner; failed registrations,
 guest traps, guest uploads and configuration changes, each kind at most once per 10 s)."""
 import hashlib
+import json
 import re
+import subprocess
 
-from conftest import (ROOT, guest_bytes, pairs, register_id, upload, wait_until,
+import pytest
+import redis
+
+from conftest import (REDIS_CLI, ROOT, guest_bytes, pairs, register_id, upload, wait_until,
                       wasmrun)
 
 
@@ -109,3 +114,29 @@ def test_guest_uploads_traps_and_config_changes_are_logged(fresh_server):
     c.execute_command("RG.WASMDELETE", "faults")
     assert len(log_lines(s, r"guest faults deleted")) == 1
     assert s.alive()
+
+
+def command_docs(server, command):
+    out = subprocess.run([REDIS_CLI, "-p", str(server.port), "--json", "COMMAND", "DOCS",
+                          command], capture_output=True, text=True, check=True).stdout
+    docs = json.loads(out)
+    return docs.get(command.lower())
+
+
+def test_command_docs_give_summaries_and_arguments(server):
+    docs = command_docs(server, "RG.PYEXECUTE")
+    assert docs["module"] == "rg" and "Python" in docs["summary"], docs
+    args = {a["name"]: a for a in docs["arguments"]}
+    assert args["code"]["type"] == "string" and "flags" not in args["code"]
+    assert args["unblocking"] == {"name": "unblocking", "type": "pure-token",
+                                  "token": "UNBLOCKING", "flags": ["optional"]}
+    assert args["requirement"]["token"] == "REQUIREMENTS"
+    assert args["requirement"]["flags"] == ["optional", "multiple"]
+    for internal in ("RG.INNERREGISTER", "RG.INNERWASM", "RG.HELLO", "RG.INNERMSG",
+                     "RG.INNERHOOK"):
+        assert command_docs(server, internal)["summary"].startswith("Internal: "), internal
+    # The docs leave the commands' own checks alone: a missing argument is still their error.
+    c = server.client()
+    with pytest.raises(redis.ResponseError) as e:
+        c.execute_command("RG.WASMDELETE")
+    assert "wrong number of arguments" in str(e.value).lower() or "arity" in str(e.value).lower()

@@ -155,6 +155,12 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
             return Status::Err;
         }
     }
+    match commands::docs::apply(ctx) {
+        Ok(true) => {}
+        Ok(false) => ctx.log_notice("gears: this server keeps no docs of module commands"),
+        // Docs are help text: a server that refuses them still runs the commands.
+        Err(e) => ctx.log_warning(&format!("gears: command docs not set: {e}")),
+    }
     // On a cluster node the shard id is the node id; its topology is read on a timer.
     let node_id = redis::cluster::my_id();
     let shard_id = node_id.clone().unwrap_or_else(|| "0".repeat(40));

@@ -20,7 +20,7 @@ use redis_module::{raw, Context};
 const GEARS: &str = "gears";
 
 /// Categories per command (without `gears`, added where it exists).
-const CATEGORIES: &[(&str, &str)] = &[
+pub(super) const CATEGORIES: &[(&str, &str)] = &[
     ("rg.pyexecute", "admin dangerous slow"),
     ("rg.configset", "admin dangerous slow"),
     ("rg.unregister", "admin dangerous slow"),

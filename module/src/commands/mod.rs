@@ -4,6 +4,7 @@
 pub mod categories;
 pub mod cluster;
 pub mod config;
+pub mod docs;
 pub mod executions;
 pub mod info;
 pub mod inner_hook;
