@@ -26,9 +26,11 @@ ID_RE = re.compile(r"^0{40}-\d+$")
 UNKNOWN_ID = ZERO + "-987654321"
 ResponseError = redis.exceptions.ResponseError
 
+# 1.2's keys, then this module's: runtime entries and a running execution's progress.
 PLAN_KEYS = [
     "status", "shards_received", "shards_completed", "results", "errors",
-    "total_duration", "read_duration", "steps", "python_entries",
+    "total_duration", "read_duration", "steps", "python_entries", "records_read",
+    "started_at",
 ]
 STATUSES = {
     "created", "running", "pending_receive", "pending_run", "pending_cluster",
@@ -470,10 +472,13 @@ def test_dumpexecutions_shape(c):
     raw = c.execute_command("RG.DUMPEXECUTIONS")
     assert isinstance(raw, list)
     for entry in raw:
-        assert entry[0::2] == ["executionId", "status", "registered"], entry
+        # 1.2's three, then when it started (unix ms) and how long it ran.
+        assert entry[0::2] == ["executionId", "status", "registered", "startedAt",
+                               "durationMs"], entry
         assert ID_RE.match(entry[1])
         assert entry[3] in STATUSES
         assert entry[5] in (0, 1)
+        assert abs(entry[7] / 1000 - time.time()) < 600 and entry[9] >= 0, entry
     d = dump_executions(c)
     for eid in ids:
         assert d[eid]["status"] == "done"
@@ -484,6 +489,42 @@ def test_dumpexecutions_shows_running(c):
     with gated(c) as eid:
         assert dump_executions(c)[eid]["status"] == "running"
     assert dump_executions(c)[eid]["status"] == "done"
+
+
+def test_a_running_execution_shows_its_progress(c):
+    # A job over 50 keys whose step waits at key 25 for a gate: RG.GETEXECUTION shows the
+    # records read so far and the time so far, RG.DUMPEXECUTIONS the time so far.
+    c.mset({f"pg:{i:02}": i for i in range(50)})
+    code = textwrap.dedent("""
+        import time
+        def step(x):
+            if x['key'] == 'pg:25':
+                deadline = time.time() + 20
+                while time.time() < deadline and execute('exists', 'gate') == 0:
+                    time.sleep(0.01)
+            return x['key']
+        GB().map(step).run('pg:*')
+    """)
+    batch = c.execute_command("RG.CONFIGGET", "BatchSize")[0]
+    c.execute_command("RG.CONFIGSET", "BatchSize", "10")
+    try:
+        eid = unblocking(c, code)
+        wait_until(lambda: get_plan(c, eid)["records_read"] >= 10, what="records read")
+        time.sleep(0.3)
+        p = get_plan(c, eid)
+        assert p["status"] == "running"
+        assert 10 <= p["records_read"] < 50, p
+        assert p["total_duration"] >= 250, p
+        assert abs(p["started_at"] / 1000 - time.time()) < 60, p
+        assert dump_executions(c)[eid]["durationMs"] >= 250
+        c.set("gate", "1")
+        wait_status(c, eid, "done")
+        p = get_plan(c, eid)
+        assert p["records_read"] == 50 and p["results"] == 50, p
+        assert dump_executions(c)[eid]["durationMs"] == p["total_duration"]
+    finally:
+        c.set("gate", "1")
+        c.execute_command("RG.CONFIGSET", "BatchSize", batch)
 
 
 def test_dumpexecutions_extra_argument_refused(c):

@@ -35,7 +35,9 @@ fn find(args: &[RedisString]) -> Result<Arc<Execution>, String> {
     globals().registry.get(&id).ok_or_else(|| not_found(&id))
 }
 
-fn plan_reply(st: &ExecState) -> Value {
+/// 1.2's execution plan, then what this module adds at its end: runtime entries and,
+/// for a running execution's progress, records read and its start (unix ms).
+fn plan_reply(exec: &Execution, st: &ExecState) -> Value {
     let s = |x: &str| Value::str(x);
     let steps = st
         .steps
@@ -70,13 +72,17 @@ fn plan_reply(st: &ExecState) -> Value {
         s("errors"),
         Value::List(st.errors.iter().map(|e| Value::str(e.as_str())).collect()),
         s("total_duration"),
-        Value::Int(st.total_ms as i64),
+        Value::Int(st.duration_ms() as i64),
         s("read_duration"),
         Value::Int(st.read_ms as i64),
         s("steps"),
         Value::List(steps),
         s("python_entries"),
         Value::Int(python_entries as i64),
+        s("records_read"),
+        Value::Int(exec.records_read() as i64),
+        s("started_at"),
+        Value::Int(st.started_at_ms as i64),
     ])
 }
 
@@ -118,7 +124,7 @@ fn shard_entry(exec: &Execution) -> Value {
         Value::str("shard_id"),
         Value::str(globals().shard_id.as_str()),
         Value::str("execution_plan"),
-        plan_reply(&st),
+        plan_reply(exec, &st),
     ])
 }
 
@@ -235,13 +241,20 @@ pub fn dump_executions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, S
         .list()
         .iter()
         .map(|e| {
+            let st = e.state();
+            // 1.2's three fields, then when it started (unix ms, 0 before) and how long
+            // it ran (so far, while it runs).
             Value::List(vec![
                 Value::str("executionId"),
                 Value::str(e.id.as_str()),
                 Value::str("status"),
-                Value::str(e.status().as_str()),
+                Value::str(st.status.as_str()),
                 Value::str("registered"),
                 Value::Int(e.registration.is_some() as i64),
+                Value::str("startedAt"),
+                Value::Int(st.started_at_ms as i64),
+                Value::str("durationMs"),
+                Value::Int(st.duration_ms() as i64),
             ])
         })
         .collect();

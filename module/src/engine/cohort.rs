@@ -259,7 +259,10 @@ impl Cohort<'_> {
             }
             fault::hit(Point::Reader);
             match reader.next_batch(batch_size) {
-                Ok(Some(batch)) => records.extend(batch),
+                Ok(Some(batch)) => {
+                    exec.add_read(batch.len());
+                    records.extend(batch)
+                }
                 Ok(None) => return Ok(()),
                 Err(e) => {
                     self.shell.end_batch();

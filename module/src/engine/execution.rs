@@ -53,6 +53,20 @@ pub struct ExecState {
     /// their part (0 and 0 for a run of one shard).
     pub shards_received: usize,
     pub shards_completed: usize,
+    /// When it started running (unix milliseconds; 0 until then), and the instant.
+    pub started_at_ms: u64,
+    pub started: Option<std::time::Instant>,
+}
+
+impl ExecState {
+    /// Milliseconds it has run: its total once finished, the time so far while it runs.
+    pub fn duration_ms(&self) -> u64 {
+        match (self.status.is_finished(), self.started) {
+            (true, _) => self.total_ms,
+            (false, Some(t)) => t.elapsed().as_millis() as u64,
+            (false, None) => 0,
+        }
+    }
 }
 
 /// What RG.ABORTEXECUTION did.
@@ -109,6 +123,8 @@ pub struct Execution {
     state: Mutex<ExecState>,
     waiters: Mutex<Vec<Waiter>>,
     abort_requested: Arc<AtomicBool>,
+    /// Records read so far (progress of a running execution).
+    records_read: AtomicU64,
     /// How to interrupt user code running right now (set by a host while it runs a step).
     interrupt: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
     /// Host resources that live as long as the execution runs (e.g. a Python session).
@@ -172,9 +188,12 @@ impl Execution {
                 fault: None,
                 shards_received: 0,
                 shards_completed: 0,
+                started_at_ms: 0,
+                started: None,
             }),
             waiters: Mutex::new(Vec::new()),
             abort_requested: Arc::new(AtomicBool::new(false)),
+            records_read: AtomicU64::new(0),
             interrupt: Mutex::new(None),
             keep_alive: Mutex::new(Vec::new()),
             transient: AtomicBool::new(false),
@@ -206,7 +225,20 @@ impl Execution {
             return false;
         }
         st.status = Status::Running;
+        st.started = Some(std::time::Instant::now());
+        st.started_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         true
+    }
+
+    /// Counts records its reader gave (progress).
+    pub fn add_read(&self, n: usize) {
+        self.records_read.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn records_read(&self) -> u64 {
+        self.records_read.load(Ordering::Relaxed)
     }
 
     pub fn keep_alive(&self, resource: Box<dyn Any + Send>) {

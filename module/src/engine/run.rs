@@ -541,7 +541,12 @@ impl Run {
             let batch = input.next_batch(batch_size);
             *read_nanos += t.elapsed().as_nanos() as u64;
             let batch = match batch {
-                Ok(Some(batch)) => batch,
+                Ok(Some(batch)) => {
+                    if k == 0 {
+                        self.exec.add_read(batch.len());
+                    }
+                    batch
+                }
                 Ok(None) => break,
                 Err(e) => {
                     self.shell.end_batch();
