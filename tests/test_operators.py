@@ -1,5 +1,6 @@
 """What an operator sees of the module without RG.* commands: INFO rg, MODULE LIST's
-version, COMMAND DOCS, and the lines it writes in Redis's log (a load banner; failed registrations,
+version, COMMAND DOCS, its settings as Redis configuration (rg.*), and the lines it writes
+in Redis's log (a load banner; failed registrations,
 guest traps, guest uploads and configuration changes, each kind at most once per 10 s)."""
 import hashlib
 import json
@@ -9,8 +10,8 @@ import subprocess
 import pytest
 import redis
 
-from conftest import (REDIS_CLI, ROOT, guest_bytes, pairs, register_id, upload, wait_until,
-                      wasmrun)
+from conftest import (MODULE, REDIS_CLI, REDIS_SERVER, ROOT, free_port, guest_bytes, pairs,
+                      register_id, upload, wait_until, wasmrun)
 
 
 def cargo_version():
@@ -24,6 +25,10 @@ def info(c):
 
 def log_lines(server, pattern):
     return [line for line in server.log().splitlines() if re.search(pattern, line)]
+
+
+def log_lines_of(path, pattern):
+    return [line for line in path.read_text().splitlines() if re.search(pattern, line)]
 
 
 def test_module_list_and_the_load_line_say_the_version(fresh_server):
@@ -140,3 +145,77 @@ def test_command_docs_give_summaries_and_arguments(server):
     with pytest.raises(redis.ResponseError) as e:
         c.execute_command("RG.WASMDELETE")
     assert "wrong number of arguments" in str(e.value).lower() or "arity" in str(e.value).lower()
+
+
+class ConfServer:
+    """redis-server started from a redis.conf (CONFIG REWRITE needs one), restartable."""
+
+    def __init__(self, tmp_path, *lines):
+        self.port = free_port()
+        self.conf = tmp_path / "redis.conf"
+        self.logfile = tmp_path / "redis.log"
+        self.conf.write_text("\n".join([
+            f"port {self.port}", "bind 127.0.0.1", f"dir {tmp_path}",
+            f"logfile {self.logfile}", 'save ""', "appendonly no",
+            f"loadmodule {MODULE}", *lines]) + "\n")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([REDIS_SERVER, str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        c = redis.Redis(port=self.port, decode_responses=True)
+
+        def up():
+            assert self.proc.poll() is None, self.logfile.read_text()[-2000:]
+            try:
+                return c.ping()
+            except redis.exceptions.ConnectionError:
+                return False
+        wait_until(up, timeout=20, what="redis-server from its redis.conf")
+        return c
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def test_settings_are_redis_configuration_kept_by_config_rewrite(tmp_path):
+    s = ConfServer(tmp_path, "rg.maxexecutions 321")
+    c = s.start()
+    try:
+        assert c.config_get("rg.maxexecutions") == {"rg.maxexecutions": "321"}
+        assert c.execute_command("RG.CONFIGGET", "MaxExecutions") == [321]
+        assert c.config_set("rg.batchsize", 100)
+        assert c.execute_command("RG.CONFIGGET", "BatchSize") == [100]
+        # RG.CONFIGSET and CONFIG see one value.
+        assert c.execute_command("RG.CONFIGSET", "LockSliceMicros", "700") == ["OK"]
+        assert c.config_get("rg.lockslicemicros") == {"rg.lockslicemicros": "700"}
+        # The same bounds and load-only entries as RG.CONFIGSET.
+        with pytest.raises(redis.ResponseError):
+            c.config_set("rg.batchsize", 0)
+        with pytest.raises(redis.ResponseError):
+            c.config_set("rg.executionthreads", 5)
+        assert c.execute_command("RG.CONFIGGET", "BatchSize") == [100]
+        assert len(log_lines_of(s.logfile, r"CONFIG SET rg.batchsize 100")) == 1
+        assert c.config_rewrite()
+    finally:
+        s.stop()
+    assert "rg.batchsize 100" in s.conf.read_text()
+    c = s.start()
+    try:
+        assert c.execute_command("RG.CONFIGGET", "BatchSize", "LockSliceMicros",
+                                 "MaxExecutions") == [100, 700, 321]
+    finally:
+        s.stop()
+
+
+def test_a_load_argument_gives_way_to_redis_conf(tmp_path):
+    s = ConfServer(tmp_path, "rg.executionthreads 2")
+    s.conf.write_text(s.conf.read_text().replace(
+        f"loadmodule {MODULE}", f"loadmodule {MODULE} ExecutionThreads 4 BatchSize 64"))
+    c = s.start()
+    try:
+        assert c.execute_command("RG.CONFIGGET", "ExecutionThreads", "BatchSize") == [2, 64]
+        assert c.config_get("rg.executionthreads")["rg.executionthreads"] == "2"
+    finally:
+        s.stop()

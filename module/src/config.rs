@@ -88,6 +88,11 @@ pub fn get(key: Key) -> i64 {
     VALUES[key as usize].load(Ordering::Relaxed)
 }
 
+/// The value of the entry at `index` of ENTRIES (0 for none).
+pub fn get_index(index: usize) -> i64 {
+    VALUES.get(index).map_or(0, |v| v.load(Ordering::Relaxed))
+}
+
 fn find(name: &str) -> Option<usize> {
     ENTRIES
         .iter()

@@ -102,6 +102,16 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("gears: {e}"));
         return Status::Err;
     }
+    match commands::redis_config::register(ctx) {
+        Ok(true) => {}
+        Ok(false) => ctx.log_notice(
+            "gears: this server has no module configuration: use load arguments and RG.CONFIGSET",
+        ),
+        Err(e) => {
+            ctx.log_warning(&format!("gears: {e}"));
+            return Status::Err;
+        }
+    }
     redis::lock::init_main_thread(ctx);
     if let Some(point) = std::env::var("GEARS_TEST_PANIC")
         .ok()

@@ -9,6 +9,7 @@ pub mod executions;
 pub mod info;
 pub mod inner_hook;
 pub mod python;
+pub mod redis_config;
 pub mod registrations;
 pub mod requirements;
 pub mod trigger;
