@@ -78,7 +78,7 @@ def test_info_figures_move_as_jobs_and_events_run(fresh_server):
     assert now[f"rg_registration_{rid}"] == {
         "reader": "KeysReader", "mode": "async", "triggered": 3, "succeeded": 2,
         "failed": 1, "aborted": 0, "paused": 0}
-    assert now["rg_python_memory_bytes"] > 0
+    assert now["rg_python_allocated_bytes"] > 0
 
     upload(c, "all_keys")
     assert info(c)["rg_wasm_guests"] == 1

@@ -185,7 +185,6 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         python,
     });
     distributed::ask::set_answerer(commands::executions::answer);
-    commands::info::install(ctx);
     if let Some(me) = &node_id {
         // Drawn once per process: peers tell a restart from a reconnect by it.
         let incarnation = cluster::incarnation::draw();

@@ -1,5 +1,6 @@
-//! The module's INFO sections (`INFO rg`, `INFO modules`, `INFO everything`): what an
-//! operator watches without an RG.* command.
+//! The module's INFO sections `rg_executions`, `rg_registrations` and `rg_runtime` (beside
+//! `rg_python`, python/info.rs, and `rg_cluster`, distributed/info.rs): what an operator
+//! watches without an RG.* command (`INFO rg`, `INFO modules`, `INFO everything`).
 //!
 //! Every figure is read without waiting on anything a run may hold for long: counters
 //! are atomics, lists are snapshots taken under the module's short internal locks, and
@@ -7,12 +8,11 @@
 //! worker). In a crash report only the counters are written: the crashed thread may hold
 //! any lock.
 
-use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
-use redis_module::{raw, Context, InfoContext, RedisResult};
+use redis_module::{InfoContext, RedisResult};
 
 use crate::config::{self, Key};
 use crate::engine::execution::OUTCOMES;
@@ -32,15 +32,12 @@ pub fn set_python_version(version: String) {
 /// At most this many registrations get a line of their own.
 const REGISTRATION_LINES: usize = 100;
 
-/// Puts this module's INFO sections in place of the generic ones (at load).
-pub fn install(ctx: &Context) {
-    raw::register_info_function(ctx.ctx, Some(info));
-}
+#[linkme::distributed_slice(redis_module::server_events::INFO_COMMAND_HANDLER_LIST)]
+static GEARS_INFO: fn(&InfoContext, bool) -> RedisResult<()> = info;
 
-extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, for_crash_report: c_int) {
-    let ctx = InfoContext::new(ctx);
-    // No panic may cross into Redis; a failed INFO only loses this module's sections.
-    let _ = catch_unwind(AssertUnwindSafe(|| write(&ctx, for_crash_report != 0)));
+fn info(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()> {
+    // INFO is called from C: a panic here only loses these sections.
+    catch_unwind(AssertUnwindSafe(|| write(ctx, for_crash_report))).unwrap_or(Ok(()))
 }
 
 enum Field {
@@ -158,11 +155,6 @@ fn runtime(g: &Globals) -> Vec<(String, Field)> {
         ),
         ("python".into(), Field::Text(python)),
     ];
-    if g.python {
-        let mem = crate::python::memory::stats();
-        fields.push(("python_memory_bytes".into(), int(mem.current)));
-        fields.push(("python_memory_peak_bytes".into(), int(mem.peak)));
-    }
     let guests = crate::wasm::guests::list();
     let idle: usize = guests.iter().map(|p| p.idle_instances()).sum();
     fields.push(("wasm_guests".into(), int(guests.len() as u64)));
