@@ -92,6 +92,8 @@ mod fused;
 mod host;
 mod records;
 mod shortcut;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 mod unpack;
 mod value;
 mod view;
