@@ -353,4 +353,9 @@ impl TestHost {
     pub(crate) fn overridden(&self, reply: Value) {
         self.state.overrides.borrow_mut().push(reply);
     }
+
+    /// While the guest is described, commands fail as on the real host.
+    pub(crate) fn describing(&self, on: bool) {
+        self.state.describing.set(on);
+    }
 }
