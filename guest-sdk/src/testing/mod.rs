@@ -112,3 +112,6 @@ pub fn with_host<T>(host: &TestHost, f: impl FnOnce() -> T) -> T {
     let _guard = host.install();
     f()
 }
+
+#[cfg(test)]
+mod tests;
