@@ -9,7 +9,7 @@ use super::plan::{compile, description, Description, Operator, PlanInfo};
 use crate::__rt::DescribeFn;
 use crate::builder::{encode, Guest};
 use crate::callbacks::Callback;
-use crate::fused::FusedRun;
+use crate::fused::{FusedRun, Out};
 use crate::{Error, Result};
 
 /// What a run gives: its results and one error text per record that failed.
@@ -306,20 +306,45 @@ impl Running {
                 .map_err(|e| Error::msg(format!("push: {e}")))?,
             Running::Fused(run) => run.push(records),
         };
-        errors.extend(out.errors);
-        // The host decodes what the guest outputs before anything else sees it.
-        Ok(out.records.into_iter().map(engine).collect())
+        decoded(out, errors)
     }
 
-    fn finish(&mut self, errors: &mut Vec<String>) -> Vec<Value> {
+    fn finish(&mut self, errors: &mut Vec<String>) -> Result<Vec<Value>> {
         match self {
-            Running::Native(op) => op.finish(),
-            Running::Fused(run) => {
-                let out = run.finish();
-                errors.extend(out.errors);
-                out.records.into_iter().map(engine).collect()
-            }
+            Running::Native(op) => Ok(op.finish()),
+            Running::Fused(run) => decoded(run.finish(), errors),
         }
+    }
+}
+
+/// A guest's output as the host decodes it before anything else sees it; a value the
+/// host's codec refuses fails the run, as it fails the execution.
+fn decoded(out: Out, errors: &mut Vec<String>) -> Result<Vec<Value>> {
+    errors.extend(out.errors);
+    out.records
+        .into_iter()
+        .map(|r| match refused(&r, 0) {
+            Some(e) => Err(Error::msg(format!("the guest returned a bad batch: {e}"))),
+            None => Ok(engine(r)),
+        })
+        .collect()
+}
+
+/// Why the host's codec (module/src/engine/codec.rs) would refuse `v`, if it would.
+fn refused(v: &Value, depth: usize) -> Option<String> {
+    const MAX_DEPTH: usize = 128;
+    if depth > MAX_DEPTH {
+        return Some(format!("value nested deeper than {MAX_DEPTH} levels"));
+    }
+    match v {
+        // 1: an error element; 2 and 3: a tuple or set between shards.
+        Value::Ext(1..=3, _) => None,
+        Value::Ext(ty, _) => Some(format!("unknown MessagePack ext type {ty}")),
+        Value::Array(items) => items.iter().find_map(|i| refused(i, depth + 1)),
+        Value::Map(pairs) => pairs
+            .iter()
+            .find_map(|(k, v)| refused(k, depth + 1).or_else(|| refused(v, depth + 1))),
+        _ => None,
     }
 }
 
@@ -339,7 +364,7 @@ fn run_plan(g: &Guest, plan: &PlanInfo, records: Vec<Value>) -> Result<Outcome> 
     let records = records.into_iter().map(engine).collect();
     let mut results = through(&mut ops, 0, records, &mut errors)?;
     for i in 0..ops.len() {
-        let flushed = ops[i].finish(&mut errors);
+        let flushed = ops[i].finish(&mut errors)?;
         results.extend(through(&mut ops, i + 1, flushed, &mut errors)?);
     }
     Ok((results, errors))

@@ -799,3 +799,22 @@ fn the_keyspace_answers_as_redis() {
         Reply::error("ERR unknown command 'nope'")
     );
 }
+
+#[test]
+fn a_value_the_host_cannot_decode_fails_the_run() {
+    fn f(g: &mut Guest) {
+        g.job(
+            "ext",
+            GearsBuilder::new("KeysOnlyReader")
+                .map(|_k: String| Ok(Value::Ext(9, vec![1])))
+                .run(Run::new()),
+        );
+    }
+    let e = run_job(f, "ext", vec![s("k")], &[])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "the guest returned a bad batch: unknown MessagePack ext type 9"
+    );
+}
