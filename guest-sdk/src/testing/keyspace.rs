@@ -665,6 +665,38 @@ impl Keyspace {
         self
     }
 
+    /// The StreamReader records of a stream's messages, oldest first:
+    /// `{key, id, value: {field: value}}` (empty when `key` is not a stream).
+    ///
+    /// ```
+    /// use gears::{testing::Keyspace, StreamRecord};
+    /// let mut ks = Keyspace::new();
+    /// ks.command(["xadd", "s", "1-1", "user", "ann"]);
+    /// let m: StreamRecord = gears::from_value(&ks.stream_records("s")[0]).unwrap();
+    /// assert_eq!((m.id.as_str(), m.get("user")), ("1-1", Some("ann")));
+    /// ```
+    pub fn stream_records(&self, key: impl AsRef<[u8]>) -> Vec<Value> {
+        let key = key.as_ref();
+        let Some(Entry::Stream(s)) = self.keys.get(key) else {
+            return Vec::new();
+        };
+        let name = Value::from(String::from_utf8_lossy(key).into_owned());
+        s.entries
+            .iter()
+            .map(|((ms, seq), pairs)| {
+                let fields = pairs
+                    .iter()
+                    .map(|(f, v)| (bytes_value(f), bytes_value(v)))
+                    .collect();
+                Value::Map(vec![
+                    (Value::from("key"), name.clone()),
+                    (Value::from("id"), Value::from(format!("{ms}-{seq}"))),
+                    (Value::from("value"), Value::Map(fields)),
+                ])
+            })
+            .collect()
+    }
+
     fn replace_other(&mut self, key: &[u8], kind: &str) {
         if self.keys.get(key).is_some_and(|e| e.type_name() != kind) {
             self.keys.remove(key);
