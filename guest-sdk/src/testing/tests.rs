@@ -818,3 +818,32 @@ fn a_value_the_host_cannot_decode_fails_the_run() {
         "the guest returned a bad batch: unknown MessagePack ext type 9"
     );
 }
+
+#[test]
+fn a_stream_registration_runs_over_the_streams_records() {
+    fn f(g: &mut Guest) {
+        g.registration(
+            GearsBuilder::new("StreamReader")
+                .foreach(|m: crate::StreamRecord| {
+                    let mut cmd = vec!["hset".to_string(), format!("msg:{}", m.id)];
+                    for (f, v) in m.value {
+                        cmd.extend([f, v]);
+                    }
+                    execute(&cmd)?;
+                    Ok(())
+                })
+                .register(Register::new().prefix("events")),
+        );
+    }
+    let host = TestHost::new();
+    host.command(["xadd", "events", "1-0", "user", "ann", "n", "1"])
+        .unwrap();
+    host.command(["xadd", "events", "2-0", "user", "bob"])
+        .unwrap();
+    let records = host.keyspace().stream_records("events");
+    let (out, errors) = with_host(&host, || run_registration(f, 0, records)).unwrap();
+    assert_eq!((out.len(), errors.len()), (2, 0));
+    assert_eq!(host.command(["hget", "msg:1-0", "n"]).unwrap(), s("1"));
+    assert_eq!(host.command(["hget", "msg:2-0", "user"]).unwrap(), s("bob"));
+    assert!(host.keyspace().stream_records("nope").is_empty());
+}
