@@ -201,7 +201,10 @@ impl Keyspace {
     }
 
     fn dispatch(&mut self, name: &str, a: &[Bytes]) -> Answer {
-        let key = &a[0];
+        // Every command but PING has a key (its arity says so).
+        let Some(key) = a.first() else {
+            return Ok(Reply::Status("PONG".into()));
+        };
         match name {
             "get" => self.get_str(key).map(|v| v.map_or(Reply::Nil, bulk)),
             "set" => self.set_cmd(a),
@@ -364,10 +367,7 @@ impl Keyspace {
                 int(&a[1])?;
                 Ok(Reply::Int(i64::from(self.keys.contains_key(key))))
             }
-            "ping" => Ok(match a.first() {
-                Some(m) => bulk(m),
-                None => Reply::Status("PONG".into()),
-            }),
+            "ping" => Ok(bulk(key)),
             "xadd" => self.xadd(a),
             "xlen" => Ok(count(match self.typed(key, "stream")? {
                 Some(Entry::Stream(s)) => s.entries.len(),
