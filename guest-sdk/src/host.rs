@@ -4,7 +4,12 @@ use rmpv::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+// Inside a component the WIT imports; on a native target (`cargo test`) the same
+// functions backed by the thread's `gears::testing` host, as wit-bindgen's stubs abort.
+#[cfg(target_arch = "wasm32")]
 use crate::__rt::bindings::redisgears::guest::host as wit;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::backend as wit;
 use crate::value::{from_value, to_value};
 use crate::{Error, Result};
 

@@ -69,6 +69,13 @@
 //! results are `{key, value}` maps. A panic aborts the guest instance: the host fails
 //! the execution.
 //!
+//! ## Testing
+//!
+//! Under `cargo test` (any target but wasm32) host calls go to a fake of the module
+//! instead of the WebAssembly imports: [`testing`] has an in-memory keyspace, a test host
+//! that records logs and commands, and runners that take a guest's describe function and
+//! run its jobs and registrations as one shard of the module would.
+//!
 //! The describe function must build the same plans every time it is called (the host
 //! may call it in every fresh instance, and callbacks are numbered in the order they
 //! are added).
@@ -92,6 +99,8 @@ mod fused;
 mod host;
 mod records;
 mod shortcut;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 mod unpack;
 mod value;
 mod view;

@@ -79,7 +79,7 @@ fn panic_hook() {
     });
 }
 
-fn build(f: DescribeFn) -> Result<Guest, String> {
+pub(crate) fn build(f: DescribeFn) -> Result<Guest, String> {
     let mut g = Guest::default();
     f(&mut g);
     if g.errors.is_empty() {
