@@ -25,7 +25,7 @@ REDIS74 := target/servers/redis-7.4/redis-server
 FLOOR := target/bench/floor.so
 PORT ?= 6379
 
-.PHONY: setup build guests run cluster cluster-stop test test-unit test-sdk test-shim test-blackbox bench bench-quick bench-budget lint clean
+.PHONY: setup build guests new-guest run cluster cluster-stop test test-unit test-sdk test-shim test-blackbox bench bench-quick bench-budget lint clean
 
 setup:
 	@missing=""; \
@@ -44,6 +44,11 @@ build: setup
 	cp -r python-shim/gears $(SHIM_DIR)/
 	$(PYTHON) -m pip install -q --no-deps --target $(SHIM_DIR) -r python-shim/requirements.txt
 	@$(MAKE) --no-print-directory guests
+
+# A new guest crate outside this workspace, from templates/guest:
+# make new-guest NAME=my_guest [DIR=<parent directory, default ..>]
+new-guest:
+	@sh scripts/new-guest.sh "$(NAME)" "$(or $(DIR),..)"
 
 # The Wasm guests (recipes, test guests): components for wasm32-wasip2, out of the host
 # build (workspace members, not default-members). Artifacts: target/wasm32-wasip2/release/*.wasm

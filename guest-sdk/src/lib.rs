@@ -160,6 +160,15 @@ pub const CONTRACT_VERSION: &str = "1.3.0";
 #[macro_export]
 macro_rules! guest {
     ($describe:expr) => {
+        /// The guest's describe function, for `gears::testing` on a native target (where
+        /// the component's exports do not exist, so nothing else uses it).
+        #[doc(hidden)]
+        #[cfg(not(target_arch = "wasm32"))]
+        pub fn __gears_describe(g: &mut $crate::Guest) {
+            let describe: $crate::__rt::DescribeFn = $describe;
+            describe(g)
+        }
+
         const _: () = {
             struct GearsGuestExports;
 
@@ -204,6 +213,9 @@ macro_rules! guest {
                 }
             }
 
+            // The component's exports exist only in a component: a native build (`cargo
+            // test` of the guest crate, with gears::testing) links without them.
+            #[cfg(target_arch = "wasm32")]
     $crate::__rt::bindings::export!(GearsGuestExports with_types_in $crate::__rt::bindings);
         };
     };
