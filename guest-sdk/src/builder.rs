@@ -73,8 +73,8 @@ pub(crate) struct StepDef {
 /// whose argument and result types are any serde types: each record is decoded into the
 /// argument type (a [`Value`] takes it as is) and the result encoded back.
 ///
-/// Every operation has the name and meaning of its Python counterpart (SPEC.md,
-/// "Operations"); functions return [`Result`], and an `Err` drops the record it was
+/// Every operation has the name and meaning of its Python counterpart (RedisGears 1.2's
+/// GearsBuilder; docs/coming-from-redisgears-1.2.md lists them); functions return [`Result`], and an `Err` drops the record it was
 /// working on and adds the error's text to the execution's errors.
 ///
 /// ```

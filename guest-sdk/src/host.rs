@@ -307,7 +307,7 @@ where
 
 /// Inside a hook or a `commands(...)` registration: the reply the command's client gets
 /// instead of the command's own. A str starting with `+` is a status reply, with `-` an
-/// error reply (SPEC.md); other values reply as results do.
+/// error reply; other values reply as results do (wit/ENCODING.md).
 ///
 /// ```no_run
 /// # fn f() -> gears::Result<()> {

@@ -61,7 +61,7 @@
 //!
 //! ## Semantics
 //!
-//! Steps behave as in Python (SPEC.md): each record travels depth-first through
+//! Steps behave as in Python (RedisGears 1.2's GearsBuilder): each record travels depth-first through
 //! consecutive steps; an `Err` from a step function drops only that record and adds its
 //! text to the execution's errors; `accumulate` starts at `None`; `aggregate` and
 //! `aggregateby` start every group from a copy of `zero`; group keys are compared by

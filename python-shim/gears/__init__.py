@@ -7,6 +7,13 @@ runs of steps, the PythonReader); it is not part of ``__all__``.
 
 import sys as _sys
 
+try:
+    import _gears  # noqa: F401  (inside Redis: the module's native side)
+except ImportError:
+    # Anywhere else (an IDE, a test, pip install ./python-shim): a local dry run.
+    from . import local as _local
+    _sys.modules['_gears'] = _local.native
+
 from .builder import GearsBuilder, GB, registerTE
 from .runtime import (execute, atomic, log, configGet, gearsConfigGet, hashtag,
                       gearsFuture, isAsyncAllow, call_next, override_reply, createFuture,

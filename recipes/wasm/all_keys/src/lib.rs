@@ -1,4 +1,4 @@
-//! Recipe 1 of RECIPES.md as a Wasm guest: every key change, except to `all_keys`
+//! Recipe 1 (recipes/python/all_keys.py) as a Wasm guest: every key change, except to `all_keys`
 //! itself, adds the key's name to the set `all_keys`.
 
 use gears::{execute, GearsBuilder, Guest, Mode, Register, View};

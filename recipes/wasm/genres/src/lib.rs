@@ -1,4 +1,4 @@
-//! Recipe 2 of RECIPES.md as a Wasm guest: count movies by genre.
+//! Recipe 2 (recipes/python/count_genres.py) as a Wasm guest: count movies by genre.
 //!
 //! `RG.WASMRUN genres count movie:*` replies one `{key: genre, value: n}` per genre.
 

@@ -1,4 +1,4 @@
-//! Recipe 3 of RECIPES.md as a Wasm guest: every message added to the stream
+//! Recipe 3 (recipes/python/stream_to_keys.py) as a Wasm guest: every message added to the stream
 //! `inputStream` is consumed, and each of its field/value pairs becomes a string key.
 
 use gears::{execute, GearsBuilder, Guest, Register, StreamRecord};
