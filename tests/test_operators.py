@@ -75,7 +75,9 @@ def test_info_figures_move_as_jobs_and_events_run(fresh_server):
     assert now["rg_registrations_triggered"] == 3
     assert now["rg_registrations_failed"] == 1
     assert now["rg_events_pending"] == 0
-    assert now[f"rg_registration_{rid}"] == {
+    line = now[f"rg_registration_{rid}"]
+    assert line.pop("owner").startswith("session:"), line
+    assert line == {
         "reader": "KeysReader", "mode": "async", "triggered": 3, "succeeded": 2,
         "failed": 1, "aborted": 0, "paused": 0}
     assert now["rg_python_allocated_bytes"] > 0
@@ -83,6 +85,8 @@ def test_info_figures_move_as_jobs_and_events_run(fresh_server):
     upload(c, "all_keys")
     assert info(c)["rg_wasm_guests"] == 1
     assert info(c)["rg_registrations"] == 2
+    owners = {v["owner"] for k, v in info(c).items() if k.startswith("rg_registration_")}
+    assert "guest:all_keys" in owners, owners
     assert s.alive()
 
 
