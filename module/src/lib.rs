@@ -8,6 +8,8 @@
 //! From the top of the house down; a module imports only from the ones below it.
 //!
 //! - `commands/`: the RG.* handlers, one file per family; each runs behind `guarded`.
+//!   Beside them, what Redis itself shows of the module: `info` (INFO rg), `docs`
+//!   (COMMAND DOCS), `redis_config` (CONFIG rg.*), `categories` (ACL categories).
 //! - `persist`: registrations and guests in the RDB (aux data).
 //! - `python/`, `wasm/`: the two language hosts. Each turns its front end's builder into
 //!   engine steps, fuses its consecutive steps into one operator, and adapts `host_api`.
@@ -20,9 +22,11 @@
 //! - `readers/`: run() sources (SCAN, stream ranges, shard ids).
 //! - `config`, `globals`: the RG.CONFIG values; the state created at load.
 //! - `redis/`: the thin Redis layer: the lock and its slices, the execute() door, ACL,
-//!   calls, the read fast path, replies, blocked clients, the command filter.
+//!   calls, the read fast path, replies, blocked clients, the command filter, the
+//!   rate-limited log lines.
 //! - `engine/`, `cluster/`: the language- and Redis-agnostic core (values, plans, compile,
-//!   the stage runner, executions, registrations, the pool) and hash slots.
+//!   the stage runner, cohorts of async events, executions, registrations, the pool) and
+//!   hash slots.
 
 // Unsafe code says why it is sound: every unsafe block (and unsafe impl) a `// SAFETY:`
 // comment, every unsafe fn, private ones too (module/clippy.toml), a `# Safety` section
