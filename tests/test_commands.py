@@ -492,7 +492,7 @@ def test_dumpexecutions_shows_running(c):
 
 
 def test_a_running_execution_shows_its_progress(c):
-    # A job over 50 keys whose step waits at key 25 for a gate: RG.GETEXECUTION shows the
+    # A job over 50 keys whose step waits at one key for a gate: RG.GETEXECUTION shows the
     # records read so far and the time so far, RG.DUMPEXECUTIONS the time so far.
     c.mset({f"pg:{i:02}": i for i in range(50)})
     code = textwrap.dedent("""
@@ -513,7 +513,8 @@ def test_a_running_execution_shows_its_progress(c):
         time.sleep(0.3)
         p = get_plan(c, eid)
         assert p["status"] == "running"
-        assert 10 <= p["records_read"] < 50, p
+        # At least the batch holding the gated key; SCAN's order decides how many more.
+        assert 10 <= p["records_read"] <= 50, p
         assert p["total_duration"] >= 250, p
         assert abs(p["started_at"] / 1000 - time.time()) < 60, p
         assert dump_executions(c)[eid]["durationMs"] >= 250

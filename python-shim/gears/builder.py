@@ -1,6 +1,13 @@
 """GearsBuilder / GB: records a plan and hands it to the host (see CONTRACT.md)."""
 
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, List, Optional
+
 import _gears
+
+# A record: whatever the reader or the step before gave (a key record is a dict).
+Record = Any
 
 __all__ = ['GearsBuilder', 'GB', 'READERS', 'MODES']
 
@@ -101,7 +108,8 @@ class GearsBuilder(object):
     Every operation records a step and returns the builder; ``run()`` ends the chain.
     """
 
-    def __init__(self, reader='KeysReader', defaultArg='*', desc=None):
+    def __init__(self, reader: str = 'KeysReader', defaultArg: Any = '*',
+                 desc: Optional[str] = None) -> None:
         if not isinstance(reader, str):
             raise TypeError('GearsBuilder(): reader must be a str, got %s'
                             % type(reader).__name__)
@@ -127,90 +135,115 @@ class GearsBuilder(object):
 
     # -- local operations --
 
-    def map(self, f):
+    def map(self, f: Callable[[Record], Any]) -> GearsBuilder:
+        """Each record becomes f(record)."""
         _check_callable('map', 'f', f)
         return self._add('map', (f,))
 
-    def flatmap(self, f):
+    def flatmap(self, f: Callable[[Record], Iterable[Any]]) -> GearsBuilder:
+        """Each record becomes the items of f(record)."""
         _check_callable('flatmap', 'f', f)
         return self._add('flatmap', (f,))
 
-    def foreach(self, f):
+    def foreach(self, f: Callable[[Record], Any]) -> GearsBuilder:
+        """Calls f(record) and passes the record on."""
         _check_callable('foreach', 'f', f)
         return self._add('foreach', (f,))
 
-    def filter(self, f):
+    def filter(self, f: Callable[[Record], Any]) -> GearsBuilder:
+        """Keeps the records for which f(record) is true."""
         _check_callable('filter', 'f', f)
         return self._add('filter', (f,))
 
-    def accumulate(self, f):
+    def accumulate(self, f: Callable[[Any, Record], Any]) -> GearsBuilder:
+        """One record in the end: a = f(a, record) over every record, a starting at None."""
         _check_callable('accumulate', 'f', f)
         return self._add('accumulate', (f,))
 
-    def localgroupby(self, extract, reduce):
+    def localgroupby(self, extract: Callable[[Record], Any],
+                     reduce: Callable[[Any, Any, Record], Any]) -> GearsBuilder:
+        """Per key of this shard, a = reduce(key, a, record): ``{'key': k, 'value': a}``."""
         _check_callable('localgroupby', 'extract', extract)
         _check_callable('localgroupby', 'reduce', reduce)
         return self._add('localgroupby', (extract, reduce))
 
-    def limit(self, length, offset=0):
+    def limit(self, length: int, offset: int = 0) -> GearsBuilder:
+        """Keeps `length` records after the first `offset`."""
         _check_count('limit', 'length', length, 0)
         _check_count('limit', 'offset', offset, 0)
         return self._add('limit', (length, offset))
 
     # -- operations that move records between shards --
 
-    def collect(self):
+    def collect(self) -> GearsBuilder:
+        """Brings every shard's records to the one that started the run."""
         return self._add('collect', ())
 
-    def repartition(self, extract):
+    def repartition(self, extract: Callable[[Record], Any]) -> GearsBuilder:
+        """Moves each record to the shard that owns the key extract(record)."""
         _check_callable('repartition', 'extract', extract)
         return self._add('repartition', (extract,))
 
-    def groupby(self, extract, reduce):
+    def groupby(self, extract: Callable[[Record], Any],
+                reduce: Callable[[Any, Any, Record], Any]) -> GearsBuilder:
+        """Per key over all shards, a = reduce(key, a, record): ``{'key': k, 'value': a}``."""
         _check_callable('groupby', 'extract', extract)
         _check_callable('groupby', 'reduce', reduce)
         return self._add('groupby', (extract, reduce))
 
-    def batchgroupby(self, extract, reduce):
+    def batchgroupby(self, extract: Callable[[Record], Any],
+                     reduce: Callable[[Any, List[Record]], Any]) -> GearsBuilder:
+        """Per key, reduce(key, records) once over all of its records."""
         _check_callable('batchgroupby', 'extract', extract)
         _check_callable('batchgroupby', 'reduce', reduce)
         return self._add('batchgroupby', (extract, reduce))
 
-    def aggregate(self, zero, seq, comb):
+    def aggregate(self, zero: Any, seq: Callable[[Any, Record], Any],
+                  comb: Callable[[Any, Any], Any]) -> GearsBuilder:
+        """One value: seq folds each shard's records from zero, comb folds the shards'."""
         _check_callable('aggregate', 'seq', seq)
         _check_callable('aggregate', 'comb', comb)
         return self._add('aggregate', (zero, seq, comb))
 
-    def aggregateby(self, extract, zero, seq, comb):
+    def aggregateby(self, extract: Callable[[Record], Any], zero: Any,
+                    seq: Callable[[Any, Any, Record], Any],
+                    comb: Callable[[Any, Any, Any], Any]) -> GearsBuilder:
+        """Per key, aggregate: ``{'key': k, 'value': a}``."""
         _check_callable('aggregateby', 'extract', extract)
         _check_callable('aggregateby', 'seq', seq)
         _check_callable('aggregateby', 'comb', comb)
         return self._add('aggregateby', (extract, zero, seq, comb))
 
-    def count(self):
+    def count(self) -> GearsBuilder:
+        """The number of records."""
         return self._add('count', ())
 
-    def countby(self, extract=None):
+    def countby(self, extract: Optional[Callable[[Record], Any]] = None) -> GearsBuilder:
+        """Per key (the record itself by default): ``{'key': k, 'value': n}``."""
         if extract is not None:
             _check_callable('countby', 'extract', extract)
             extract = _str_keys(extract)
         return self._add('countby', (extract,))
 
-    def distinct(self):
+    def distinct(self) -> GearsBuilder:
+        """Each different record once."""
         return self._add('distinct', ())
 
-    def avg(self, extract=None):
+    def avg(self, extract: Optional[Callable[[Record], float]] = None) -> GearsBuilder:
+        """The average of the records (or of extract(record))."""
         if extract is not None:
             _check_callable('avg', 'extract', extract)
         return self._add('avg', (extract,))
 
-    def sort(self, reverse=False):
+    def sort(self, reverse: bool = False) -> GearsBuilder:
+        """The records in order."""
         reverse = _check_bool('sort', 'reverse', reverse)
         return self._add('sort', (reverse,))
 
     # -- ending the chain --
 
-    def run(self, arg=None, convertToStr=True, collect=True, **kwargs):
+    def run(self, arg: Any = None, convertToStr: bool = True, collect: bool = True,
+            **kwargs: Any) -> Any:
         """Run the plan once as a batch. ``arg`` (default: defaultArg) is the key pattern
         (KeysReader, KeysOnlyReader), the stream key (StreamReader) or the generator
         function (PythonReader)."""
@@ -271,7 +304,8 @@ class GearsBuilder(object):
         # Called by a step: the run goes on in the background; await it for its results.
         return _StepRun(eid)
 
-    def register(self, prefix='*', convertToStr=True, collect=True, **kwargs):
+    def register(self, prefix: str = '*', convertToStr: bool = True, collect: bool = True,
+                 **kwargs: Any) -> Optional[str]:
         """Bind the plan to events; returns the registration id. ``prefix`` (KeysReader)
         is a key prefix ending in '*', or one exact key name."""
         reader = self.reader

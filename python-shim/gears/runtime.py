@@ -3,9 +3,12 @@
 Everything here is a thin layer over the native module ``_gears`` (see CONTRACT.md).
 """
 
+from __future__ import annotations
+
 import asyncio
 import threading
 import weakref as _weakref
+from typing import TYPE_CHECKING, Any, Optional
 
 import _gears
 
@@ -15,16 +18,23 @@ __all__ = [
     'setFutureException', 'runCoroutine', 'flat_error', 'GearsFlatError',
 ]
 
-# `execute` is the hottest call of most recipes: bind the native function directly so a
-# call costs no extra Python frame.
-execute = _gears.execute
+if TYPE_CHECKING:  # what an IDE or a type checker sees of the native functions below
+    def execute(command: str, *args: Any) -> Any:
+        """Runs a Redis command for the code's owner and returns its reply (an error reply
+        raises GearsError)."""
 
-# call_next(*args): inside a CommandReader hook, the next hook or the real command.
-call_next = _gears.call_next
+    def call_next(*args: Any) -> Any:
+        """Inside a CommandReader hook: the next hook, or the real command."""
 
-# override_reply(value): inside a KeysReader registration with commands= (sync), the
-# reply the intercepted command's client gets instead of the command's own.
-override_reply = _gears.override_reply
+    def override_reply(value: Any) -> None:
+        """Inside a KeysReader registration with commands= (sync): the reply the
+        intercepted command's client gets instead of the command's own."""
+else:
+    # `execute` is the hottest call of most recipes: bind the native function directly so
+    # a call costs no extra Python frame.
+    execute = _gears.execute
+    call_next = _gears.call_next
+    override_reply = _gears.override_reply
 
 # Per-thread stack of the fused runs currently executing (a step may call execute(), which
 # can start a nested sync execution on the same thread). gearsFuture() looks at the top.
@@ -65,31 +75,31 @@ class atomic(object):
         return False
 
 
-def log(msg, level='notice'):
+def log(msg: Any, level: str = 'notice') -> None:
     """Write ``msg`` to the Redis log. level: debug, verbose, notice or warning."""
     if not isinstance(msg, str):
         msg = str(msg)
     _gears.log(msg, level)
 
 
-def configGet(name):
+def configGet(name: str) -> Optional[str]:
     """The module configuration value ``name`` (case-insensitive) as str, None when unknown."""
     return _gears.config_get(name)
 
 
-def gearsConfigGet(name, default=None):
+def gearsConfigGet(name: str, default: Any = None) -> Any:
     """Like configGet, but returns ``default`` when the value is unknown."""
     val = _gears.config_get(name)
     return default if val is None else val
 
 
-def hashtag():
+def hashtag() -> str:
     """A tag whose hash slot belongs to this shard, without braces (as in RedisGears 1.2):
     keys written ``'name{%s}' % hashtag()`` live on this shard."""
     return _gears.hashtag()
 
 
-def isAsyncAllow():
+def isAsyncAllow() -> bool:
     """True when the current step may return a gearsFuture() or be an ``async def``:
     in an async execution, and in a sync one that may move to the background (not inside
     MULTI, a script, a hook or another execution)."""
@@ -170,7 +180,7 @@ class GearsFuture(object):
         return '<gearsFuture %s>' % state
 
 
-def gearsFuture():
+def gearsFuture() -> GearsFuture:
     """Create a future to return from a step (async executions only). ``async def`` steps
     run on the worker, inside their run, so they may create futures too."""
     if not _gears.is_async_allowed():
