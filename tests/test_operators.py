@@ -23,12 +23,16 @@ def info(c):
     return c.execute_command("INFO", "rg")
 
 
+def matching(text, pattern):
+    return [line for line in text.splitlines() if re.search(pattern, line)]
+
+
 def log_lines(server, pattern):
-    return [line for line in server.log().splitlines() if re.search(pattern, line)]
+    return matching(server.log(), pattern)
 
 
 def log_lines_of(path, pattern):
-    return [line for line in path.read_text().splitlines() if re.search(pattern, line)]
+    return matching(path.read_text(), pattern)
 
 
 def test_module_list_and_the_load_line_say_the_version(fresh_server):

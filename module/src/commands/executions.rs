@@ -82,7 +82,7 @@ fn plan_reply(exec: &Execution, st: &ExecState) -> Value {
         s("records_read"),
         Value::Int(exec.records_read() as i64),
         s("started_at"),
-        Value::Int(st.started_at_ms as i64),
+        Value::Int(st.started_at_ms() as i64),
     ])
 }
 
@@ -252,7 +252,7 @@ pub fn dump_executions(_ctx: &Context, args: &[RedisString]) -> Result<Answer, S
                 Value::str("registered"),
                 Value::Int(e.registration.is_some() as i64),
                 Value::str("startedAt"),
-                Value::Int(st.started_at_ms as i64),
+                Value::Int(st.started_at_ms() as i64),
                 Value::str("durationMs"),
                 Value::Int(st.duration_ms() as i64),
             ])

@@ -94,7 +94,6 @@ struct Event {
     then: Option<Then>,
     input: Vec<Value>,
     cx: RunCtx,
-    started: Instant,
     read_nanos: u64,
     /// Over (recorded): it is not run again.
     over: bool,
@@ -161,13 +160,12 @@ impl Cohort<'_> {
                 }
                 continue;
             }
-            let started = Instant::now();
+            let read_from = Instant::now();
             let mut ev = Event {
                 exec: p.exec,
                 then: p.then,
                 input: Vec::new(),
                 cx: RunCtx::new(false),
-                started,
                 read_nanos: 0,
                 over: false,
             };
@@ -175,7 +173,7 @@ impl Cohort<'_> {
                 Ok(records) => ev.input = records,
                 Err((stop, fault)) => self.end(&mut ev, Err(stop), fault),
             }
-            ev.read_nanos = started.elapsed().as_nanos() as u64;
+            ev.read_nanos = read_from.elapsed().as_nanos() as u64;
             events.push(ev);
         }
         let mut from = 0;
@@ -302,7 +300,6 @@ impl Cohort<'_> {
                 stop,
                 fault,
                 gave_up: None,
-                started: Some(ev.started),
                 read_nanos: ev.read_nanos,
                 step_nanos: Vec::new(),
             },

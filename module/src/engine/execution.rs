@@ -53,12 +53,23 @@ pub struct ExecState {
     /// their part (0 and 0 for a run of one shard).
     pub shards_received: usize,
     pub shards_completed: usize,
-    /// When it started running (unix milliseconds; 0 until then), and the instant.
-    pub started_at_ms: u64,
+    /// When it started running (None until then): its total time, and its progress.
     pub started: Option<std::time::Instant>,
 }
 
 impl ExecState {
+    /// When it started running, in unix milliseconds (0 until then). Derived from the
+    /// instant at reply time, so starting an execution reads one clock, not two.
+    pub fn started_at_ms(&self) -> u64 {
+        let (Some(t), Ok(now)) = (
+            self.started,
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH),
+        ) else {
+            return 0;
+        };
+        now.saturating_sub(t.elapsed()).as_millis() as u64
+    }
+
     /// Milliseconds it has run: its total once finished, the time so far while it runs.
     pub fn duration_ms(&self) -> u64 {
         match (self.status.is_finished(), self.started) {
@@ -188,7 +199,6 @@ impl Execution {
                 fault: None,
                 shards_received: 0,
                 shards_completed: 0,
-                started_at_ms: 0,
                 started: None,
             }),
             waiters: Mutex::new(Vec::new()),
@@ -226,9 +236,6 @@ impl Execution {
         }
         st.status = Status::Running;
         st.started = Some(std::time::Instant::now());
-        st.started_at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         true
     }
 

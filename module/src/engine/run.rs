@@ -174,7 +174,8 @@ struct State {
     /// Why the run was ended from outside before its input was complete (a silent
     /// shard, a restarted one): it ends aborted, with the results gathered so far.
     gave_up: Option<String>,
-    started: Option<Instant>,
+    /// The execution started (`Execution::start`, which notes when).
+    started: bool,
     read_nanos: u64,
     step_nanos: Vec<u64>,
     /// The run left the thread that started it to finish its stage on the pool (see
@@ -276,7 +277,7 @@ impl Run {
                 stop: None,
                 fault: None,
                 gave_up: None,
-                started: None,
+                started: false,
                 read_nanos: 0,
                 step_nanos: vec![0; steps],
                 moved: false,
@@ -376,7 +377,7 @@ impl Run {
                 if st.finished || st.running || (st.stop.is_none() && !self.ready(&st)) {
                     return;
                 }
-                if st.next == 0 && st.started.is_none() {
+                if st.next == 0 && !st.started {
                     if !self.exec.start() {
                         // Aborted before it started: RG.ABORTEXECUTION recorded it.
                         st.finished = true;
@@ -384,12 +385,12 @@ impl Run {
                         self.run_then();
                         return;
                     }
-                    st.started = Some(Instant::now());
+                    st.started = true;
                     st.cx = Some(RunCtx::new(self.shell.profile()));
                 }
                 let k = st.next;
                 let n = st.stages.len();
-                if st.stop.is_some() && k < n && st.started.is_some() {
+                if st.stop.is_some() && k < n && st.started {
                     // Ended from outside between stages: the shards waiting for this
                     // one's batches still get its last ones (with the reason).
                     gather_partial(&mut st);
@@ -701,7 +702,7 @@ impl Run {
 
     /// Records the outcome and answers the waiters.
     fn finish(&self) {
-        let (outcome, fault, gave_up, results, errors, cx, started, read_nanos, step_nanos) = {
+        let (outcome, fault, gave_up, results, errors, cx, read_nanos, step_nanos) = {
             let mut st = self.state();
             if st.finished {
                 return;
@@ -720,7 +721,6 @@ impl Run {
                 results,
                 errors,
                 st.cx.take().unwrap_or_else(|| RunCtx::new(false)),
-                st.started,
                 st.read_nanos,
                 std::mem::take(&mut st.step_nanos),
             )
@@ -736,7 +736,6 @@ impl Run {
                 stop: outcome,
                 fault,
                 gave_up,
-                started,
                 read_nanos,
                 step_nanos,
             },
@@ -770,7 +769,6 @@ pub(super) struct Ending {
     pub fault: Option<String>,
     /// Why the run was ended from outside (it ends aborted with what it gathered).
     pub gave_up: Option<String>,
-    pub started: Option<Instant>,
     pub read_nanos: u64,
     pub step_nanos: Vec<u64>,
 }
@@ -808,7 +806,11 @@ pub(super) fn record_ending(exec: &Execution, shell: &dyn Shell, e: Ending) {
     };
     exec.set_entries(e.cx.entries);
     exec.set_fault(fault);
-    let total_ms = e.started.map_or(0, |t| t.elapsed().as_millis() as u64);
+    // From the execution's own start (0 for one that never started).
+    let total_ms = exec
+        .state()
+        .started
+        .map_or(0, |t| t.elapsed().as_millis() as u64);
     let recorded = exec.record(
         results,
         all_errors,
