@@ -25,7 +25,7 @@ REDIS74 := target/servers/redis-7.4/redis-server
 FLOOR := target/bench/floor.so
 PORT ?= 6379
 
-.PHONY: setup build guests new-guest run cluster cluster-stop test test-unit test-sdk test-shim test-blackbox bench bench-quick bench-budget lint clean
+.PHONY: setup build dist guests new-guest run cluster cluster-stop test test-unit test-sdk test-shim test-blackbox bench bench-quick bench-budget lint clean
 
 setup:
 	@missing=""; \
@@ -44,6 +44,32 @@ build: setup
 	cp -r python-shim/gears $(SHIM_DIR)/
 	$(PYTHON) -m pip install -q --no-deps --target $(SHIM_DIR) -r python-shim/requirements.txt
 	@$(MAKE) --no-print-directory guests
+
+# A package for other machines (docs/deploy.md): redisgears.so, the loader a redis.conf
+# loads, picks gears-core-python.so (the module with Python; no RUNPATH, libpython is found
+# at run time) or gears-core.so (no Python, no libpython) by PythonEnabled; with them the
+# Python runtime, the authoring shim and the docs. The two builds rebuild the module crate
+# twice more and once back to the development build (about 30 s each).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' module/Cargo.toml | head -n 1)
+DIST_NAME := gears-$(VERSION)-linux-$(shell uname -m)
+DIST := target/dist/$(DIST_NAME).tar.gz
+DIST_DIR := target/dist/$(DIST_NAME)
+
+dist: build
+	@rm -rf $(DIST_DIR) $(DIST) && mkdir -p $(DIST_DIR)
+	cargo build --release -p redisgears-rs --no-default-features
+	cp $(MODULE) $(DIST_DIR)/gears-core.so
+	GEARS_NO_RPATH=1 cargo build --release -p redisgears-rs
+	cp $(MODULE) $(DIST_DIR)/gears-core-python.so
+	cargo build --release -p redisgears-rs
+	cargo build --release -p gears-loader
+	cp target/release/libredisgears.so $(DIST_DIR)/redisgears.so
+	cp -r $(SHIM_DIR) $(DIST_DIR)/gears-python
+	mkdir -p $(DIST_DIR)/python-shim && cp -r python-shim/gears python-shim/_build \
+		python-shim/pyproject.toml python-shim/requirements.txt $(DIST_DIR)/python-shim/
+	cp -r docs README.md $(DIST_DIR)/
+	tar -C target/dist --exclude=__pycache__ -czf $(DIST) $(DIST_NAME)
+	@echo "$(DIST)"
 
 # A new guest crate outside this workspace, from templates/guest:
 # make new-guest NAME=my_guest [DIR=<parent directory, default ..>]
@@ -70,6 +96,7 @@ cluster-stop:
 
 test-unit:
 	cargo test --release -p redisgears-rs --lib
+	cargo test --release -p gears-loader
 
 test-sdk:
 	cargo test --release -p gears-guest-sdk
@@ -105,6 +132,7 @@ TRAVEL_TESTS = tests/test_operations.py tests/test_wasm_kitchen.py tests/test_re
 
 test-blackbox: $(VALKEY) $(REJSON) $(REDIS74) $(FLOOR)
 	GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) REJSON_MODULE=$(CURDIR)/$(REJSON) \
+		GEARS_DIST=$(CURDIR)/$(DIST) \
 		$(PYTHON) -m pytest -q tests
 	GEARS_TEST_PLAN_TRAVEL=1 GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) \
 		$(PYTHON) -m pytest -q $(TRAVEL_TESTS)
@@ -112,7 +140,7 @@ test-blackbox: $(VALKEY) $(REJSON) $(REDIS74) $(FLOOR)
 # lint right after build. Its clippy pass checks the dependencies again (check metadata
 # is not build's rlibs; only build scripts and proc-macros are shared): on a fresh clone
 # after make build, ~5 CPU-minutes, about 3 minutes of 2 idle cores.
-test: build lint test-unit test-sdk test-shim test-blackbox
+test: build lint test-unit test-sdk test-shim dist test-blackbox
 
 # The bench (bench/README.md): every workload against its peers. bench rewrites the
 # README's figures and chart from its run; bench-quick (small sizes, < 2 min) only prints.
@@ -138,6 +166,8 @@ lint: setup
 	@for c in clippy rustfmt; do rustup component list --installed | grep -q "^$$c-" || rustup component add $$c; done
 	cargo fmt --all -- --check
 	cargo clippy --release -p redisgears-rs -- -D warnings
+	cargo clippy --release -p redisgears-rs --no-default-features -- -D warnings
+	cargo clippy --release -p gears-loader -- -D warnings
 	cargo clippy --release -p gears-guest-sdk -- -D warnings
 
 clean:

@@ -91,9 +91,16 @@ class RedisServer:
         if self.load_module:
             cmd += ["--loadmodule", MODULE] + [str(a) for a in self.module_args]
         cmd += [str(a) for a in self.extra_args]
+        return self.launch(cmd)
+
+    def launch(self, cmd, wait=True):
+        """Starts `cmd` (a redis-server command line) and, with `wait`, polls until it
+        answers PING."""
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env
         )
+        if not wait:
+            return self
         client = redis.Redis(port=self.port, decode_responses=True)
 
         def up():

@@ -48,6 +48,7 @@ pub mod host_api;
 pub mod launch;
 pub mod persist;
 pub mod plans;
+#[cfg(feature = "python")]
 pub mod python;
 pub mod readers;
 pub mod redis;
@@ -133,13 +134,17 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     redis::fast::init(ctx);
     redis::lock::set_slice_micros(config::get(config::Key::LockSliceMicros) as u64);
     let python = config::get(config::Key::PythonEnabled) == 1;
-    if python {
-        if let Err(e) = python::runtime::init() {
-            ctx.log_warning(&format!("gears: {e:#}"));
-            return Status::Err;
+    let python_version = if python {
+        match start_python() {
+            Ok(version) => Some(version),
+            Err(e) => {
+                ctx.log_warning(&format!("gears: {e:#}"));
+                return Status::Err;
+            }
         }
-    }
-    let python_version = python.then(python::runtime::version);
+    } else {
+        None
+    };
     if let Some(v) = &python_version {
         commands::info::set_python_version(v.clone());
     }
@@ -208,6 +213,21 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     }
     ctx.log_notice(&banner(python_version.as_deref(), threads));
     Status::Ok
+}
+
+/// Starts the interpreter; its version ("3.11.7").
+#[cfg(feature = "python")]
+fn start_python() -> anyhow::Result<String> {
+    python::runtime::init()?;
+    Ok(python::runtime::version())
+}
+
+#[cfg(not(feature = "python"))]
+fn start_python() -> anyhow::Result<String> {
+    anyhow::bail!(
+        "this build of the module has no Python: load it with PythonEnabled 0, or load \
+         redisgears.so, which picks the build for the PythonEnabled it is given"
+    )
 }
 
 /// The load line: what this server runs (INFO rg has the same and more).

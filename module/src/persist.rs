@@ -11,6 +11,7 @@ use redis_module::raw;
 
 use crate::engine::execution::RunAs;
 use crate::globals::globals;
+#[cfg(feature = "python")]
 use crate::python::{script, session};
 use crate::wasm::guests;
 
@@ -81,12 +82,36 @@ pub fn sessions_to_save() -> Vec<SavedSession> {
     by_session
         .into_iter()
         .filter_map(|(sid, mut ids)| {
-            let (desc, code, owner) = session::source(&sid)?;
+            let (desc, code, owner) = session_source(&sid)?;
             ids.sort();
             Some((sid, desc, code.to_string(), ids, owner))
         })
         .collect()
 }
+
+#[cfg(feature = "python")]
+fn session_source(sid: &str) -> Option<(Option<String>, std::sync::Arc<str>, RunAs)> {
+    session::source(sid)
+}
+
+/// Without the Python host no session is ever made.
+#[cfg(not(feature = "python"))]
+fn session_source(_sid: &str) -> Option<(Option<String>, std::sync::Arc<str>, RunAs)> {
+    None
+}
+
+#[cfg(feature = "python")]
+fn restore_session((sid, desc, code, ids, owner): SavedSession) {
+    if let Err(e) = script::restore(&sid, desc, &code, ids, &owner) {
+        redis_module::logging::log_warning(format!(
+            "gears: session {sid} could not be re-created: {e}"
+        ));
+    }
+}
+
+/// Never called: without the Python host `globals().python` is false.
+#[cfg(not(feature = "python"))]
+fn restore_session(_: SavedSession) {}
 
 /// A guest to persist: (name, description, component bytes, registration ids by index,
 /// "" where one was unregistered, owner).
@@ -245,18 +270,15 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
         globals()
             .registrations
             .set_version(if legacy { 1 } else { version });
-        for (sid, desc, code, ids, owner) in sessions {
+        for session in sessions {
             if !globals().python {
                 redis_module::logging::log_warning(format!(
-                    "gears: session {sid} is not re-created: Python is disabled"
+                    "gears: session {} is not re-created: Python is disabled",
+                    session.0
                 ));
                 continue;
             }
-            if let Err(e) = script::restore(&sid, desc, &code, ids, &owner) {
-                redis_module::logging::log_warning(format!(
-                    "gears: session {sid} could not be re-created: {e}"
-                ));
-            }
+            restore_session(session);
         }
         for (name, desc, bytes, ids, owner) in saved_guests {
             if let Err(e) = guests::install(&name, desc, bytes, true, Some(ids), owner) {

@@ -8,10 +8,17 @@ pub mod docs;
 pub mod executions;
 pub mod info;
 pub mod inner_hook;
+#[cfg(feature = "python")]
+pub mod python;
+#[cfg(not(feature = "python"))]
+#[path = "python_off.rs"]
 pub mod python;
 pub mod redis_config;
 pub mod registrations;
+#[cfg(feature = "python")]
 pub mod requirements;
+#[cfg(not(feature = "python"))]
+pub use python as requirements;
 pub mod trigger;
 pub mod wasm;
 

@@ -18,7 +18,9 @@ use crate::engine::execution::{Abort, RunAs};
 use crate::engine::registration::Stats;
 use crate::engine::value::Value;
 use crate::globals::globals;
+#[cfg(feature = "python")]
 use crate::python::requirements;
+#[cfg(feature = "python")]
 use crate::python::script::{self, StagedSession};
 use crate::redis::lock;
 use crate::wasm::guests::{self, StagedGuest};
@@ -67,6 +69,7 @@ pub struct Ready {
 }
 
 enum Staged {
+    #[cfg(feature = "python")]
     Session(Box<StagedSession>),
     Guest(StagedGuest),
     /// Checked; nothing to build ahead.
@@ -75,6 +78,7 @@ enum Staged {
 
 impl Ready {
     /// A Python session this master staged itself (RG.PYEXECUTE ran the script).
+    #[cfg(feature = "python")]
     pub fn session(
         session: StagedSession,
         desc: Option<String>,
@@ -116,6 +120,7 @@ impl Ready {
     pub fn commit(self, ctx: &Context, version: u64) {
         globals().registrations.advance(version);
         match self.staged {
+            #[cfg(feature = "python")]
             Staged::Session(session) => {
                 for other in session.install() {
                     ctx.replicate("RG.UNREGISTER", &[other.as_bytes()]);
@@ -128,6 +133,45 @@ impl Ready {
         }
         replicate(ctx, &self.change);
     }
+}
+
+#[cfg(feature = "python")]
+fn stage_session(
+    sid: &str,
+    desc: &Option<String>,
+    code: &str,
+    ids: &[(usize, String)],
+    replace_with: &Option<String>,
+    owner: &RunAs,
+) -> Result<Staged, String> {
+    // pip takes seconds and touches no Redis: the session's requirements are installed
+    // before the lock is taken (with it, this master would stop answering, its cluster
+    // bus included).
+    requirements::ensure(&requirements::of(code), false)?;
+    let _ctx = lock::context();
+    let staged = script::stage(
+        sid,
+        desc.clone(),
+        code,
+        ids.to_vec(),
+        replace_with.clone(),
+        owner,
+    );
+    lock::release_slice();
+    Ok(Staged::Session(Box::new(staged?)))
+}
+
+/// Never called: without the Python host `globals().python` is false.
+#[cfg(not(feature = "python"))]
+fn stage_session(
+    _sid: &str,
+    _desc: &Option<String>,
+    _code: &str,
+    _ids: &[(usize, String)],
+    _replace_with: &Option<String>,
+    _owner: &RunAs,
+) -> Result<Staged, String> {
+    Err("this build of the module has no Python".into())
 }
 
 /// Stages a change that came from another master (a pool thread: it takes the Redis
@@ -147,21 +191,7 @@ pub fn stage(change: Change) -> Result<Ready, String> {
                 return Err("Python is disabled on this server (PythonEnabled 0)".into());
             }
             let owner = RunAs::new(user, *db);
-            // pip takes seconds and touches no Redis: the session's requirements are
-            // installed before the lock is taken (with it, this master would stop
-            // answering, its cluster bus included).
-            requirements::ensure(&requirements::of(code), false)?;
-            let _ctx = lock::context();
-            let staged = script::stage(
-                sid,
-                desc.clone(),
-                code,
-                ids.clone(),
-                replace_with.clone(),
-                &owner,
-            );
-            lock::release_slice();
-            Staged::Session(Box::new(staged?))
+            stage_session(sid, desc, code, ids, replace_with, &owner)?
         }
         Change::Guest {
             name,

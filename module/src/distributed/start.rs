@@ -16,6 +16,7 @@ use crate::engine::value::Value;
 use crate::globals::globals;
 use crate::launch::{self, Launch};
 use crate::plans::readers::reader_of;
+#[cfg(feature = "python")]
 use crate::python::host::PythonHost;
 use crate::redis::lock;
 use crate::wasm::host::WasmHost;
@@ -440,6 +441,7 @@ fn resolve(host: &str, reference: &Value) -> Result<Arc<dyn Host>> {
                 globals().shard_id
             )
         }
+        #[cfg(feature = "python")]
         "python" => {
             let traceback = config::get(Key::PythonAttemptTraceback) == 1;
             PythonHost::resolve(reference, traceback)
