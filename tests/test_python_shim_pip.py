@@ -26,6 +26,10 @@ def test_pip_installs_gears_into_a_virtualenv_and_runs_a_recipe_dry(tmp_path):
     where = py("-c", "import gears; print(gears.__file__)")
     assert where.returncode == 0, where.stderr
     assert str(venv) in where.stdout, where.stdout  # the installed copy, not the checkout
+    # PEP 561: a type checker reads the installed package's hints (and the native stub)
+    installed = os.path.dirname(where.stdout.strip())
+    for name in ("py.typed", "_gears.pyi"):
+        assert os.path.exists(os.path.join(installed, name)), os.listdir(installed)
 
     bad = py("-c", "from gears import GB\nGB().map(1)")
     assert "argument must be a function" in bad.stderr, bad.stderr

@@ -39,7 +39,9 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     for base, dirs, names in os.walk(os.path.join(ROOT, PACKAGE)):
         dirs[:] = sorted(d for d in dirs if d != '__pycache__')
         for n in sorted(names):
-            if n.endswith('.py'):
+            # the modules, their stubs (.pyi) and the PEP 561 marker (py.typed): a type
+            # checker reads the installed package's hints
+            if n.endswith(('.py', '.pyi')) or n == 'py.typed':
                 path = os.path.join(base, n)
                 files.append((os.path.relpath(path, ROOT), open(path, 'rb').read()))
     files.append((info + '/METADATA', (

@@ -34,8 +34,12 @@ import types
 from collections import deque
 from itertools import islice
 from time import perf_counter_ns
+from typing import TYPE_CHECKING
 
-import _gears
+if TYPE_CHECKING:
+    from . import _gears  # the native module's types (gears/_gears.pyi)
+else:
+    import _gears
 
 from . import _profile
 from . import runtime as _runtime
@@ -64,7 +68,7 @@ _WAIT_SLICE = 0.1  # seconds: longest blocking wait before looking at aborts aga
 _THIS_FILE = os.path.normcase(os.path.abspath(__file__))
 _RUNTIME_FILE = os.path.normcase(os.path.abspath(_runtime.__file__))
 _SKIP_DIRS = tuple(
-    os.path.normcase(os.path.dirname(os.path.abspath(m.__file__))) + os.sep
+    os.path.normcase(os.path.dirname(os.path.abspath(m.__file__))) + os.sep  # type: ignore
     for m in (asyncio,)
 ) + (os.path.normcase(os.path.dirname(os.path.abspath(threading.__file__))) +
      os.sep + 'concurrent' + os.sep,)

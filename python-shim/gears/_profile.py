@@ -13,9 +13,10 @@ import cProfile
 import io
 import pstats
 import threading
+from typing import Dict
 
 _lock = threading.Lock()
-_stats = {}  # session id -> pstats.Stats
+_stats: Dict[str, pstats.Stats] = {}  # session id -> pstats.Stats
 
 SESSION_NAME = '__gears_session__'
 

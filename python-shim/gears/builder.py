@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, List, Optional
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Generator, Iterable, List, Literal,
+                    Optional, Tuple, overload)
 
-import _gears
+if TYPE_CHECKING:
+    from . import _gears  # the native module's types (gears/_gears.pyi)
+else:
+    import _gears
 
 # A record: whatever the reader or the step before gave (a key record is a dict).
 Record = Any
+# The name of a reader, for GearsBuilder(reader=...) ('ShardIDReader' is 1.2's C spelling).
+ReaderName = Literal['KeysReader', 'KeysOnlyReader', 'StreamReader', 'ShardsIDReader',
+                     'ShardIDReader', 'PythonReader', 'CommandReader', 'TimeReader']
+# An execution mode, for run(mode=...) and register(mode=...).
+Mode = Literal['async', 'async_local', 'sync']
+# A step as the host gets it: (operation, its arguments).
+Step = Tuple[str, Tuple[Any, ...]]
 
 __all__ = ['GearsBuilder', 'GB', 'READERS', 'MODES']
 
@@ -36,14 +47,14 @@ _RUN_KWARGS = {
 }
 
 
-def _check_callable(method, name, f):
+def _check_callable(method: str, name: str, f: Any) -> None:
     if not callable(f):
         # "argument must be a function" is RedisGears 1.2's text, which tools match.
         raise TypeError('%s(): argument must be a function (%s must be callable, got %s)'
                         % (method, name, type(f).__name__))
 
 
-def _str_keys(extract):
+def _str_keys(extract: Callable[[Record], Any]) -> Callable[[Record], Any]:
     """countby's extractor with RedisGears 1.2's keys: str (anything else by its repr()),
     as the Python group steps make them (gears._fused.KEYS_AS_STR). countby counts in
     native code, so the extractor converts."""
@@ -51,13 +62,13 @@ def _str_keys(extract):
     if not _fused.KEYS_AS_STR:
         return extract
 
-    def key(r):
+    def key(r: Record) -> Any:
         k = extract(r)
         return k if type(k) is str else repr(k)
     return key
 
 
-def _check_bool(method, name, v):
+def _check_bool(method: str, name: str, v: Any) -> bool:
     # bool, or an int used as one (0/1), like RedisGears 1.2 accepted
     if isinstance(v, bool):
         return v
@@ -66,7 +77,7 @@ def _check_bool(method, name, v):
     raise TypeError('%s(): %s must be a bool, got %s' % (method, name, type(v).__name__))
 
 
-def _check_str_list(method, name, v):
+def _check_str_list(method: str, name: str, v: Any) -> Optional[List[str]]:
     if v is None:
         return None
     try:
@@ -78,20 +89,20 @@ def _check_str_list(method, name, v):
     return items
 
 
-def _check_mode(method, mode):
+def _check_mode(method: str, mode: Any) -> str:
     if mode not in MODES:
         raise ValueError('%s(): unknown execution mode %r (mode must be one of %s)'
                          % (method, mode, ', '.join(MODES)))
     return mode
 
 
-def _check_str(method, name, v):
+def _check_str(method: str, name: str, v: Any) -> str:
     if not isinstance(v, str):
         raise TypeError('%s(): %s must be a str, got %s' % (method, name, type(v).__name__))
     return v
 
 
-def _check_count(method, name, v, minimum):
+def _check_count(method: str, name: str, v: Any, minimum: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise TypeError('%s(): %s must be an int, got %s'
                         % (method, name, type(v).__name__))
@@ -108,7 +119,7 @@ class GearsBuilder(object):
     Every operation records a step and returns the builder; ``run()`` ends the chain.
     """
 
-    def __init__(self, reader: str = 'KeysReader', defaultArg: Any = '*',
+    def __init__(self, reader: ReaderName = 'KeysReader', defaultArg: Any = '*',
                  desc: Optional[str] = None) -> None:
         if not isinstance(reader, str):
             raise TypeError('GearsBuilder(): reader must be a str, got %s'
@@ -121,15 +132,15 @@ class GearsBuilder(object):
         if desc is not None and not isinstance(desc, str):
             raise TypeError('GearsBuilder(): desc must be a str or None, got %s'
                             % type(desc).__name__)
-        self.reader = reader
-        self.defaultArg = defaultArg
-        self.desc = desc
-        self.steps = []
+        self.reader: str = reader
+        self.defaultArg: Any = defaultArg
+        self.desc: Optional[str] = desc
+        self.steps: List[Step] = []
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'GearsBuilder(%r, steps=%s)' % (self.reader, [s[0] for s in self.steps])
 
-    def _add(self, op, args):
+    def _add(self, op: str, args: Tuple[Any, ...]) -> GearsBuilder:
         self.steps.append((op, args))
         return self
 
@@ -241,6 +252,36 @@ class GearsBuilder(object):
         return self._add('sort', (reverse,))
 
     # -- ending the chain --
+    #
+    # run() and register() take keyword arguments that depend on the reader: the overloads
+    # below name them, one per reader, for an IDE and a type checker (at run time only the
+    # implementation after them exists, and it checks them per reader).
+
+    @overload
+    def run(self, arg: Optional[str] = None, convertToStr: bool = True, collect: bool = True,
+            *, noScan: bool = False, readValue: bool = True, mode: Mode = 'async') -> Any:
+        """KeysReader: the keys matching the pattern ``arg`` (default: defaultArg) as
+        ``{'key', 'value', 'type', 'event'}`` records; noScan: ``arg`` is one key name;
+        readValue=False: no 'value' nor 'type'."""
+
+    @overload
+    def run(self, arg: Optional[str] = None, convertToStr: bool = True, collect: bool = True,
+            *, count: int = 1000, noScan: bool = False,
+            patternGenerator: Optional[Callable[[], str]] = None,
+            mode: Mode = 'async') -> Any:
+        """KeysOnlyReader: the key names matching ``arg``, scanned ``count`` at a time;
+        patternGenerator() gives the pattern at run time, on each shard."""
+
+    @overload
+    def run(self, arg: Optional[str] = None, convertToStr: bool = True, collect: bool = True,
+            *, fromId: str = '0-0', mode: Mode = 'async') -> Any:
+        """StreamReader: the entries of stream ``arg`` from ``fromId`` on."""
+
+    @overload
+    def run(self, arg: Optional[Callable[[], Iterable[Any]]] = None, convertToStr: bool = True,
+            collect: bool = True, *, mode: Mode = 'async') -> Any:
+        """PythonReader: the items of the generator function ``arg``; ShardsIDReader
+        (``arg`` unused): one record per shard, its id."""
 
     def run(self, arg: Any = None, convertToStr: bool = True, collect: bool = True,
             **kwargs: Any) -> Any:
@@ -263,6 +304,7 @@ class GearsBuilder(object):
         if not arg:
             arg = self.defaultArg
 
+        reader_args: Dict[str, Any]
         if reader == 'KeysReader':
             reader_args = {
                 'pattern': _check_str('run', 'pattern', arg),
@@ -304,6 +346,49 @@ class GearsBuilder(object):
         # Called by a step: the run goes on in the background; await it for its results.
         return _StepRun(eid)
 
+    @overload
+    def register(self, prefix: str = '*', convertToStr: bool = True, collect: bool = True,
+                 *, eventTypes: Optional[Iterable[str]] = None,
+                 keyTypes: Optional[Iterable[str]] = None,
+                 commands: Optional[Iterable[str]] = None, readValue: bool = True,
+                 mode: Mode = 'async', onRegistered: Optional[Callable[[], Any]] = None,
+                 regex: Optional[str] = None) -> Optional[str]:
+        """KeysReader: runs on each keyspace event (of ``eventTypes``, on keys of
+        ``keyTypes``) on a key matching ``prefix``; ``commands``: only events of these
+        commands, which wait for the run (sync: it may override_reply). ``regex``: the
+        deprecated name of prefix."""
+
+    @overload
+    def register(self, prefix: str = '*', convertToStr: bool = True, collect: bool = True,
+                 *, batch: int = 1, duration: int = 0,
+                 onFailedPolicy: Literal['continue', 'abort', 'retry'] = 'continue',
+                 onFailedRetryInterval: int = 1, trimStream: bool = True,
+                 mode: Mode = 'async', onRegistered: Optional[Callable[[], Any]] = None,
+                 regex: Optional[str] = None) -> Optional[str]:
+        """StreamReader: runs on the new entries of the streams matching ``prefix``, once
+        ``batch`` entries came or ``duration`` ms passed; trimStream: the entries read are
+        trimmed. ``regex``: the deprecated name of prefix."""
+
+    @overload
+    def register(self, prefix: str = '*', convertToStr: bool = True, collect: bool = True,
+                 *, trigger: str, mode: Mode = 'async',
+                 onRegistered: Optional[Callable[[], Any]] = None) -> Optional[str]:
+        """CommandReader: ``RG.TRIGGER <trigger> args...`` runs the plan on the record
+        ``[trigger, args...]`` and replies with its results."""
+
+    @overload
+    def register(self, prefix: str = '*', convertToStr: bool = True, collect: bool = True,
+                 *, hook: str, keyprefix: Optional[str] = None, mode: Mode = 'sync',
+                 onRegistered: Optional[Callable[[], Any]] = None) -> Optional[str]:
+        """CommandReader: the plan runs instead of command ``hook`` (on keys starting with
+        ``keyprefix``); call_next() runs the command itself."""
+
+    @overload
+    def register(self, prefix: str = '*', convertToStr: bool = True, collect: bool = True,
+                 *, interval: int, mode: Mode = 'async',
+                 onRegistered: Optional[Callable[[], Any]] = None) -> Optional[str]:
+        """TimeReader: runs every ``interval`` milliseconds."""
+
     def register(self, prefix: str = '*', convertToStr: bool = True, collect: bool = True,
                  **kwargs: Any) -> Optional[str]:
         """Bind the plan to events; returns the registration id. ``prefix`` (KeysReader)
@@ -324,6 +409,7 @@ class GearsBuilder(object):
         on_registered = kwargs.get('onRegistered', None)
         if on_registered is not None:
             _check_callable('register', 'onRegistered', on_registered)
+        reader_args: Dict[str, Any]
         if reader == 'KeysReader':
             reader_args = {
                 'commands': _check_str_list('register', 'commands', kwargs.get('commands')),
@@ -380,7 +466,7 @@ class GearsBuilder(object):
         return _gears.register(reader, reader_args, steps, options)
 
 
-def _arity_checked(method):
+def _arity_checked(method: Callable[..., GearsBuilder]) -> Callable[..., GearsBuilder]:
     """A step method that refuses a wrong number of arguments with RedisGears 1.2's
     "wrong number of args" (plus what Python says is wrong)."""
     import functools
@@ -388,7 +474,7 @@ def _arity_checked(method):
     sig = inspect.signature(method)
 
     @functools.wraps(method)
-    def checked(self, *args, **kwargs):
+    def checked(self: GearsBuilder, *args: Any, **kwargs: Any) -> GearsBuilder:
         try:
             sig.bind(self, *args, **kwargs)
         except TypeError as e:
@@ -412,10 +498,10 @@ class _StepRun(object):
 
     __slots__ = ('id',)
 
-    def __init__(self, eid):
+    def __init__(self, eid: str) -> None:
         self.id = eid
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, List[List[Any]]]:
         import asyncio
         pause = 0.001
         while True:
@@ -425,11 +511,11 @@ class _StepRun(object):
             yield from asyncio.sleep(pause).__await__()
             pause = min(pause * 2, 0.05)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return '<run %s>' % self.id
 
 
-def registerTE(period, callback, key=None):
+def registerTE(period: float, callback: Callable[[], Any], key: Any = None) -> Optional[str]:
     """RedisGears 1.2's time event: ``callback()`` every ``period`` seconds, as a
     registration of this script (a TimeReader one: RG.DUMPREGISTRATIONS lists it,
     RG.UNREGISTER removes it, it persists and replicates with its session). Returns its

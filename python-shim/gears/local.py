@@ -20,10 +20,16 @@ no modes or threads (everything runs at once, in order), a subset of commands (s
 hashes, sets, lists, keys), StreamReader / CommandReader / TimeReader only register.
 """
 
+from __future__ import annotations
+
 import copy
 import fnmatch
 import sys
 import traceback
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+# A step as gears.builder hands it over: (operation, its arguments).
+_Step = Tuple[str, Tuple[Any, ...]]
 
 __all__ = ['Keyspace', 'Run', 'keyspace', 'runs', 'registrations', 'logs', 'last_run',
            'fire', 'reset', 'main']
@@ -40,56 +46,60 @@ class ExecutionAborted(BaseException):
 class Keyspace(object):
     """Keys to values: bytes-free Python strings, dicts (hashes), sets and lists."""
 
-    def __init__(self):
-        self.data = {}
+    def __init__(self) -> None:
+        self.data: Dict[str, Any] = {}
 
-    def set(self, key, value):
+    def set(self, key: str, value: Any) -> Keyspace:
+        """Sets string ``key`` to ``str(value)``; returns the keyspace (calls chain)."""
         self.data[key] = str(value)
         return self
 
-    def type_of(self, key):
+    def type_of(self, key: str) -> str:
+        """The key's type as TYPE tells it: string, hash, set, list or none."""
         v = self.data.get(key)
-        return {str: 'string', dict: 'hash', set: 'set', list: 'list'}.get(type(v), 'none')
+        kinds: Dict[type, str] = {str: 'string', dict: 'hash', set: 'set', list: 'list'}
+        return kinds.get(type(v), 'none')
 
-    def keys(self, pattern='*'):
+    def keys(self, pattern: str = '*') -> List[str]:
+        """The key names matching the glob ``pattern``, sorted."""
         return sorted(k for k in self.data if fnmatch.fnmatchcase(k, pattern))
 
-    def _typed(self, key, kind):
+    def _typed(self, key: str, kind: type) -> Any:
         v = self.data.get(key)
         if v is not None and type(v) is not kind:
             raise GearsError('WRONGTYPE Operation against a key holding the wrong kind of value')
         return v
 
-    def execute(self, name, *args):
+    def execute(self, name: str, *args: Any) -> Any:
         """One command, answered as Redis would through execute()."""
         cmd = name.lower()
-        args = [a if isinstance(a, str) else str(a) for a in args]
+        strs = [a if isinstance(a, str) else str(a) for a in args]
         handler = _COMMANDS.get(cmd)
         if handler is None:
             raise GearsError("ERR unknown command '%s' (the local dry run has: %s)"
                              % (name, ', '.join(sorted(_COMMANDS))))
-        return handler(self, *args)
+        return handler(self, *strs)
 
 
-def _int(v):
+def _int(v: Any) -> int:
     try:
         return int(v)
     except (TypeError, ValueError):
         raise GearsError('ERR value is not an integer or out of range')
 
 
-def _incrby(ks, key, by):
+def _incrby(ks: Keyspace, key: str, by: Any) -> int:
     cur = _int(ks._typed(key, str) or 0) + _int(by)
     ks.data[key] = str(cur)
     return cur
 
 
-def _append(ks, key, value):
+def _append(ks: Keyspace, key: str, value: str) -> int:
     ks.data[key] = (ks._typed(key, str) or '') + value
     return len(ks.data[key])
 
 
-def _hset(ks, key, *pairs):
+def _hset(ks: Keyspace, key: str, *pairs: str) -> int:
     if not pairs or len(pairs) % 2:
         raise GearsError("ERR wrong number of arguments for 'hset' command")
     h = ks._typed(key, dict)
@@ -100,7 +110,7 @@ def _hset(ks, key, *pairs):
     return new
 
 
-def _sadd(ks, key, *members):
+def _sadd(ks: Keyspace, key: str, *members: str) -> int:
     s = ks._typed(key, set)
     if s is None:
         s = ks.data[key] = set()
@@ -109,8 +119,8 @@ def _sadd(ks, key, *members):
     return len(s) - before
 
 
-def _push(left):
-    def push(ks, key, *values):
+def _push(left: bool) -> Callable[..., int]:
+    def push(ks: Keyspace, key: str, *values: str) -> int:
         lst = ks._typed(key, list)
         if lst is None:
             lst = ks.data[key] = []
@@ -123,16 +133,16 @@ def _push(left):
     return push
 
 
-def _lrange(ks, key, start, stop):
+def _lrange(ks: Keyspace, key: str, start: str, stop: str) -> List[str]:
     lst = ks._typed(key, list) or []
-    start, stop = _int(start), _int(stop)
+    first, last = _int(start), _int(stop)
     n = len(lst)
-    start = max(start + n if start < 0 else start, 0)
-    stop = stop + n if stop < 0 else stop
-    return lst[start:stop + 1]
+    first = max(first + n if first < 0 else first, 0)
+    last = last + n if last < 0 else last
+    return lst[first:last + 1]
 
 
-_COMMANDS = {
+_COMMANDS: Dict[str, Callable[..., Any]] = {
     'ping': lambda ks, *a: a[0] if a else 'PONG',
     'get': lambda ks, k: ks._typed(k, str),
     'set': lambda ks, k, v, *opts: (ks.data.__setitem__(k, v), 'OK')[1],
@@ -168,51 +178,55 @@ _COMMANDS = {
 class Run(object):
     """One run() of a plan: what it read, what came out, the errors of the records."""
 
-    def __init__(self, reader, results, errors):
+    def __init__(self, reader: str, results: List[Any], errors: List[str]) -> None:
         self.reader = reader
         self.results = results
         self.errors = errors
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return '<run of %s: %d results, %d errors>' % (self.reader, len(self.results),
                                                        len(self.errors))
 
 
 class _Registration(object):
-    def __init__(self, rid, reader, reader_args, steps, options):
+    """One register() of a plan: its id, reader, reader_args, steps and options."""
+
+    def __init__(self, rid: str, reader: str, reader_args: Dict[str, Any],
+                 steps: List[_Step], options: Dict[str, Any]) -> None:
         self.id = rid
         self.reader = reader
         self.args = reader_args
         self.steps = steps
         self.options = options
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return '<registration %s of %s %r>' % (self.id, self.reader, self.args)
 
 
 keyspace = Keyspace()
-runs = []
-registrations = []
-logs = []
-config = {'executionthreads': '3', 'batchsize': '512'}
+runs: List[Run] = []
+registrations: List[_Registration] = []
+logs: List[Tuple[str, str]] = []  # (level, message)
+config: Dict[str, str] = {'executionthreads': '3', 'batchsize': '512'}
 _lock_depth = [0]
 
 
-def reset():
+def reset() -> None:
     """Forget the keyspace, runs, registrations and logs."""
     keyspace.data.clear()
     del runs[:], registrations[:], logs[:]
 
 
-def last_run():
+def last_run() -> Optional[Run]:
+    """The latest run(), None before any."""
     return runs[-1] if runs else None
 
 
-def _records(reader, args):
+def _records(reader: str, args: Dict[str, Any]) -> List[Any]:
     if reader == 'KeysReader':
         out = []
         for k in keyspace.keys(args.get('pattern', '*')):
-            r = {'key': k, 'event': None}
+            r: Dict[str, Any] = {'key': k, 'event': None}
             if args.get('readValue', True):
                 v = keyspace.data[k]
                 r['value'] = sorted(v) if isinstance(v, set) else copy.copy(v)
@@ -229,13 +243,14 @@ def _records(reader, args):
                      % reader)
 
 
-def _error(e):
+def _error(e: BaseException) -> str:
     return '%s: %s' % (type(e).__name__, e) if not isinstance(e, GearsError) else str(e)
 
 
-def _each(records, errors, f):
+def _each(records: Iterable[Any], errors: List[str],
+          f: Callable[[Any], Iterable[Any]]) -> List[Any]:
     """f(r) -> list of outputs per record; a record whose f raises is dropped."""
-    out = []
+    out: List[Any] = []
     for r in records:
         try:
             out.extend(f(r))
@@ -244,8 +259,9 @@ def _each(records, errors, f):
     return out
 
 
-def _grouped(records, errors, extract):
-    groups = {}
+def _grouped(records: Iterable[Any], errors: List[str],
+             extract: Callable[[Any], Any]) -> Dict[Any, List[Any]]:
+    groups: Dict[Any, List[Any]] = {}
     for r in records:
         try:
             groups.setdefault(extract(r), []).append(r)
@@ -254,7 +270,7 @@ def _grouped(records, errors, extract):
     return groups
 
 
-def _apply(op, args, records, errors):
+def _apply(op: str, args: Tuple[Any, ...], records: List[Any], errors: List[str]) -> List[Any]:
     if op == 'map':
         return _each(records, errors, lambda r: [args[0](r)])
     if op == 'flatmap':
@@ -327,7 +343,7 @@ def _apply(op, args, records, errors):
     raise GearsError('the local dry run has no step %r' % op)
 
 
-def _sort_key(v):
+def _sort_key(v: Any) -> Tuple[int, Any, str]:
     """Numbers before strings, then anything else by its repr (maps and lists too)."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return (0, v, '')
@@ -336,8 +352,8 @@ def _sort_key(v):
     return (2, 0, repr(v))
 
 
-def _run_steps(records, steps):
-    errors = []
+def _run_steps(records: List[Any], steps: Iterable[_Step]) -> Tuple[List[Any], List[str]]:
+    errors: List[str] = []
     for op, args in steps:
         records = _apply(op, args, records, errors)
     return records, errors
@@ -350,17 +366,19 @@ class _Native(object):
     ExecutionAborted = ExecutionAborted
 
     @staticmethod
-    def execute(cmd, *args):
+    def execute(cmd: str, *args: Any) -> Any:
         return keyspace.execute(cmd, *args)
 
     @staticmethod
-    def run(reader, reader_args, steps, options):
+    def run(reader: str, reader_args: Dict[str, Any], steps: List[_Step],
+            options: Dict[str, Any]) -> None:
         results, errors = _run_steps(_records(reader, reader_args), steps)
         runs.append(Run(reader, results, errors))
         return None
 
     @staticmethod
-    def register(reader, reader_args, steps, options):
+    def register(reader: str, reader_args: Dict[str, Any], steps: List[_Step],
+                 options: Dict[str, Any]) -> str:
         rid = '%s-%d' % ('0' * 40, len(registrations) + 1)
         registrations.append(_Registration(rid, reader, reader_args, steps, options))
         on_registered = options.get('onRegistered')
@@ -369,11 +387,11 @@ class _Native(object):
         return rid
 
     @staticmethod
-    def take_results(eid):
+    def take_results(eid: str) -> None:
         return None
 
     @staticmethod
-    def log(msg, level='notice'):
+    def log(msg: str, level: str = 'notice') -> None:
         if level not in ('debug', 'verbose', 'notice', 'warning'):
             raise GearsError('Log level should be one of the following : '
                              'debug,verbose,notice,warning')
@@ -381,50 +399,50 @@ class _Native(object):
         sys.stderr.write('GEARS %s: %s\n' % (level, msg))
 
     @staticmethod
-    def config_get(name):
+    def config_get(name: str) -> Optional[str]:
         return config.get(name.lower())
 
     @staticmethod
-    def hashtag():
+    def hashtag() -> str:
         return '{06S}'
 
     @staticmethod
-    def is_async_allowed():
+    def is_async_allowed() -> bool:
         return True
 
     @staticmethod
-    def on_main_thread():
+    def on_main_thread() -> bool:
         return False
 
     @staticmethod
-    def lock():
+    def lock() -> None:
         _lock_depth[0] += 1
 
     @staticmethod
-    def unlock():
+    def unlock() -> None:
         _lock_depth[0] -= 1
 
     @staticmethod
-    def in_atomic():
+    def in_atomic() -> bool:
         return _lock_depth[0] > 0
 
     @staticmethod
-    def release_lock_slice():
+    def release_lock_slice() -> None:
         pass
 
     @staticmethod
-    def call_next(*args):
+    def call_next(*args: Any) -> Any:
         return keyspace.execute(*args)
 
     @staticmethod
-    def override_reply(value):
+    def override_reply(value: Any) -> None:
         pass
 
 
 native = _Native()
 
 
-def fire(key, event='set'):
+def fire(key: str, event: str = 'set') -> List[Run]:
     """Runs every KeysReader registration whose prefix matches `key`, as the event on it
     would in Redis; returns their Runs."""
     out = []
@@ -443,7 +461,7 @@ def fire(key, event='set'):
     return out
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """python3 -m gears script.py [args...]: runs a recipe here; prints each run's
     results and errors and each registration."""
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -4,7 +4,15 @@
 under that name. Each name is 1.2's, bound to this runtime's function of the same meaning.
 """
 
-import _gears
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Optional, Type
+
+if TYPE_CHECKING:
+    from . import _gears  # the native module's types (gears/_gears.pyi)
+else:
+    import _gears
 
 from . import runtime as _rt
 from .builder import GearsBuilder as _GB, registerTE as _registerTE
@@ -34,23 +42,27 @@ class atomicCtx(object):
 
     __slots__ = ('_block',)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._block = _rt.atomic()
 
-    def __enter__(self):
+    def __enter__(self) -> atomicCtx:
+        """Takes the Redis lock (nested blocks count)."""
         self._block.__enter__()
         return self
 
-    def __exit__(self, exc_type=None, exc=None, tb=None):
+    def __exit__(self, exc_type: Optional[Type[BaseException]] = None,
+                 exc: Optional[BaseException] = None,
+                 tb: Optional[TracebackType] = None) -> bool:
+        """Gives the lock back; an exception of the block goes on."""
         return self._block.__exit__(exc_type, exc, tb)
 
 
-def isInAtomicBlock():
+def isInAtomicBlock() -> bool:
     """True inside an atomic block of this thread."""
     return bool(_gears.in_atomic())
 
 
-def registerGearsThread():
+def registerGearsThread() -> None:
     """1.2 asked threads a recipe starts to register before calling executeCommand; any
     thread may call it here, so this does nothing."""
 

@@ -8,9 +8,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref as _weakref
-from typing import TYPE_CHECKING, Any, Optional
+from types import TracebackType
+from typing import (TYPE_CHECKING, Any, Awaitable, Callable, Literal, NoReturn, Optional,
+                    Type)
 
-import _gears
+if TYPE_CHECKING:
+    from . import _gears  # the native module's types (gears/_gears.pyi)
+else:
+    import _gears
 
 __all__ = [
     'execute', 'atomic', 'log', 'configGet', 'gearsConfigGet', 'hashtag',
@@ -41,11 +46,11 @@ else:
 _tls = threading.local()
 
 
-def _current_run():
+def _current_run() -> Any:
     return getattr(_tls, 'run', None)
 
 
-def _forget_interrupted():
+def _forget_interrupted() -> None:
     """Called by the host on a thread whose outermost run was just stopped by an
     asynchronous ExecutionAborted: it can land in a ``finally`` before that block
     restored the thread's state, and a worker keeps its thread state from one run to
@@ -66,11 +71,14 @@ class atomic(object):
 
     __slots__ = ()
 
-    def __enter__(self):
+    def __enter__(self) -> atomic:
+        """Takes the Redis lock (nested blocks count)."""
         _gears.lock()
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> Literal[False]:
+        """Gives the lock back; an exception of the block goes on."""
         _gears.unlock()
         return False
 
@@ -112,7 +120,7 @@ class _FutureState(object):
 
     __slots__ = ('_event', '_lock', '_resolved', '_ok', '_value', '_parked', '_owner')
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._resolved = False
@@ -122,7 +130,7 @@ class _FutureState(object):
         run = _current_run()
         self._owner = None if run is None else _weakref.ref(run)
 
-    def _resolve(self, ok, value):
+    def _resolve(self, ok: bool, value: Any) -> None:
         with self._lock:
             if self._resolved:
                 raise _gears.GearsError('Future was already resolved')
@@ -148,23 +156,26 @@ class GearsFuture(object):
 
     __slots__ = ('_st',)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._st = _FutureState()
 
-    def _resolve(self, ok, value):
+    def _resolve(self, ok: bool, value: Any) -> None:
         st = self._st
         owner = st._owner and st._owner()
         if not st._parked and owner is not None and owner is _current_run():
             raise _gears.GearsError('Can not handle future untill it returned from the callback')
         st._resolve(ok, value)
 
-    def continueRun(self, record):
+    def continueRun(self, record: Any) -> None:
+        """The parked record continues with ``record`` as its step's result."""
         self._resolve(True, record)
 
-    def continueFailed(self, error):
+    def continueFailed(self, error: Any) -> None:
+        """The parked record is dropped; ``error`` (an exception or a text) becomes an
+        error entry."""
         self._resolve(False, error)
 
-    def __del__(self):
+    def __del__(self) -> None:
         st = self._st
         if not st._resolved:
             try:
@@ -172,7 +183,7 @@ class GearsFuture(object):
             except Exception:
                 pass
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         st = self._st
         state = 'pending'
         if st._resolved:
@@ -188,7 +199,7 @@ def gearsFuture() -> GearsFuture:
     return GearsFuture()
 
 
-def _install_sleep_release():
+def _install_sleep_release() -> None:
     """A step that sleeps gives the Redis lock back first.
 
     A worker keeps the Redis lock across a step's consecutive execute() calls for a short
@@ -200,19 +211,19 @@ def _install_sleep_release():
     if getattr(real_sleep, '_gears_releases_lock', False):
         return
 
-    def sleep(seconds):
+    def sleep(seconds: float) -> None:
         _gears.release_lock_slice()
         return real_sleep(seconds)
 
-    sleep._gears_releases_lock = True
+    sleep._gears_releases_lock = True  # type: ignore[attr-defined]
     sleep.__doc__ = real_sleep.__doc__
-    _time.sleep = sleep
+    _time.sleep = sleep  # type: ignore[assignment]
 
 
 _install_sleep_release()
 
 
-def _install_recursion_cap(cap):
+def _install_recursion_cap(cap: int) -> None:
     """Caps ``sys.setrecursionlimit`` inside recipes at ``cap`` (set by the host at load).
 
     CPython counts C-level recursion (repr of nested lists, ==, pickle, sorted(key=...)
@@ -225,7 +236,7 @@ def _install_recursion_cap(cap):
     import sys as _sys
     real = getattr(_sys.setrecursionlimit, '_gears_real', _sys.setrecursionlimit)
 
-    def setrecursionlimit(limit):
+    def setrecursionlimit(limit: int) -> None:
         if not isinstance(limit, int):
             raise TypeError("'%s' object cannot be interpreted as an integer"
                             % type(limit).__name__)
@@ -235,8 +246,8 @@ def _install_recursion_cap(cap):
             limit = cap
         real(limit)
 
-    setrecursionlimit._gears_real = real
-    setrecursionlimit._gears_cap = cap
+    setrecursionlimit._gears_real = real  # type: ignore[attr-defined]
+    setrecursionlimit._gears_cap = cap  # type: ignore[attr-defined]
     setrecursionlimit.__doc__ = real.__doc__
     _sys.setrecursionlimit = setrecursionlimit
     if _sys.getrecursionlimit() > cap:
@@ -250,7 +261,7 @@ def _install_recursion_cap(cap):
 # loop of the run that created it, and is resolved through that loop from any thread.
 
 
-def _running_loop(what):
+def _running_loop(what: str) -> asyncio.AbstractEventLoop:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -258,14 +269,14 @@ def _running_loop(what):
                                 % what) from None
 
 
-def createFuture():
+def createFuture() -> asyncio.Future[Any]:
     """A future for the calling ``async def`` step to await; any thread resolves it with
     setFutureResults / setFutureException (another execution's step, for instance)."""
     return _running_loop('createFuture()').create_future()
 
 
-def _resolve_soon(f, resolve):
-    def once():
+def _resolve_soon(f: asyncio.Future[Any], resolve: Callable[[], None]) -> None:
+    def once() -> None:
         if not f.done():
             resolve()
     try:
@@ -275,12 +286,12 @@ def _resolve_soon(f, resolve):
         pass
 
 
-def setFutureResults(f, res):
+def setFutureResults(f: asyncio.Future[Any], res: Any) -> None:
     """Resolves future ``f`` (from createFuture) with ``res``."""
     _resolve_soon(f, lambda: f.set_result(res))
 
 
-def setFutureException(f, exception):
+def setFutureException(f: asyncio.Future[Any], exception: Any) -> None:
     """Fails future ``f`` (from createFuture): its awaiter raises ``exception`` (an
     exception, or anything else, raised as ``Exception(str(exception))``)."""
     if not isinstance(exception, BaseException):
@@ -288,13 +299,14 @@ def setFutureException(f, exception):
     _resolve_soon(f, lambda: f.set_exception(exception))
 
 
-def runCoroutine(cr, f=None, delay=0, s=None):
+def runCoroutine(cr: Awaitable[Any], f: Optional[GearsFuture] = None, delay: float = 0,
+                 s: Any = None) -> None:
     """Runs coroutine ``cr`` in the background, after ``delay`` seconds; its result
     continues gearsFuture ``f`` (continueRun), an exception fails it (continueFailed).
     Called by an ``async def`` step, it runs on that step's loop (until the run ends);
     elsewhere, on a thread of its own. ``s`` (1.2's session object) is accepted and
     ignored: the code runs in the session that called runCoroutine."""
-    async def run_internal():
+    async def run_internal() -> None:
         try:
             if delay:
                 await asyncio.sleep(delay)
@@ -320,7 +332,7 @@ class GearsFlatError(Exception):
     as it is: no exception type, no traceback."""
 
 
-def flat_error(msg):
+def flat_error(msg: Any) -> NoReturn:
     """Raises an error reported exactly as ``msg`` (no type, no traceback), as RedisGears
     1.2's did::
 
