@@ -566,8 +566,14 @@ def test_dump_registrations_shape(r):
     assert len(entries) == 2
     by_id = {e[1]: e for e in entries}
     e = by_id[rid]
-    assert e[0::2] == ["id", "reader", "desc", "RegistrationData", "PD", "ExecutionThreadPool"]
+    assert e[0::2] == ["id", "reader", "desc", "RegistrationData", "PD", "ExecutionThreadPool",
+                       "owner", "ownerDescription", "user"]
     assert e[1] == rid and e[3] == "KeysReader" and e[5] == "my description"
+    # After 1.2's fields: the session that made it, its description, whom it acts for.
+    (session,) = [pairs(s) for s in r.execute_command("RG.PYDUMPSESSIONS")
+                  if rid in pairs(s)["registrations"]]
+    assert e[12:] == ["owner", f"session:{session['ID']}", "ownerDescription", None,
+                      "user", "default"]
     data = e[7]
     assert data[0::2] == STAT_NAMES
     d = pairs(data)

@@ -46,6 +46,20 @@ def test_upload_list_and_delete(r):
     assert r.exists("all_keys") == 0
 
 
+def test_a_guests_registrations_carry_its_name_and_description(r):
+    r.execute_command("ACL", "SETUSER", "deployer", "on", "nopass", "+@all", "~*", "&*")
+    deployer = redis.Redis(port=r.connection_pool.connection_kwargs["port"],
+                           username="deployer", password="x", decode_responses=True)
+    assert upload(deployer, "all_keys", None, "DESCRIPTION", "every key, in a set") == "OK"
+    (reg,) = dump_regs(r).values()
+    assert (reg["owner"], reg["ownerDescription"], reg["user"]) == (
+        "guest:all_keys", "every key, in a set", "deployer")
+    # Replaced without a description, the registrations say so.
+    assert upload(deployer, "all_keys", None, "REPLACE") == "OK"
+    (reg,) = dump_regs(r).values()
+    assert (reg["owner"], reg["ownerDescription"]) == ("guest:all_keys", None)
+
+
 def test_upload_twice_needs_replace(r):
     upload(r, "genres")
     with pytest.raises(redis.ResponseError, match="already exists"):

@@ -114,7 +114,7 @@ fn registrations(g: &Globals) -> Vec<(String, Field)> {
             each.push((
                 format!("registration_{}", reg.id),
                 Field::Dict(vec![
-                    ("owner", owner_of(reg)),
+                    ("owner", reg.owner_name()),
                     ("reader", reg.trigger.reader().to_string()),
                     ("mode", reg.plan.mode.as_str().to_string()),
                     ("triggered", st.triggered.to_string()),
@@ -140,15 +140,6 @@ fn registrations(g: &Globals) -> Vec<(String, Field)> {
     ];
     fields.extend(each);
     fields
-}
-
-/// Who made a registration: `guest:<name>` or `session:<id>` (what to delete or upgrade).
-fn owner_of(reg: &crate::engine::registration::Registration) -> String {
-    match (&reg.guest, &reg.session) {
-        (Some(g), _) => format!("guest:{g}"),
-        (None, Some(s)) => format!("session:{s}"),
-        (None, None) => "none".into(),
-    }
 }
 
 fn runtime(g: &Globals) -> Vec<(String, Field)> {

@@ -11,6 +11,7 @@ use crate::engine::registration::{Registration, Stats};
 use crate::engine::value::Value;
 use crate::globals::globals;
 use crate::redis::blocked::BlockedClient;
+use crate::wasm::guests;
 
 fn data(r: &Registration, st: Stats) -> Value {
     let s = |x: &str| Value::str(x);
@@ -179,7 +180,34 @@ fn entry(r: &Registration, stats: Stats) -> Value {
         Value::Str(r.plan.text()),
         Value::str("ExecutionThreadPool"),
         Value::str("DefaultPool"),
+        // After 1.2's fields: who made it (a guest or a session), its description (RG.WASMUPLOAD's
+        // or RG.PYEXECUTE's DESCRIPTION) and the user its runs act for.
+        Value::str("owner"),
+        Value::Str(r.owner_name()),
+        Value::str("ownerDescription"),
+        owner_description(r).map_or(Value::Nil, Value::Str),
+        Value::str("user"),
+        Value::str(&*r.run_as.user),
     ])
+}
+
+/// The description its guest or its Python session was given.
+fn owner_description(r: &Registration) -> Option<String> {
+    if let Some(guest) = &r.guest {
+        return guests::get(guest)?.desc.clone();
+    }
+    session_description(r.session.as_deref()?)
+}
+
+#[cfg(feature = "python")]
+fn session_description(sid: &str) -> Option<String> {
+    crate::python::session::source(sid)?.0
+}
+
+/// Without the Python host there are no sessions.
+#[cfg(not(feature = "python"))]
+fn session_description(_sid: &str) -> Option<String> {
+    None
 }
 
 /// One registration as RG.DUMPREGISTRATIONS shows it on this shard.

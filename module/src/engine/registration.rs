@@ -87,6 +87,15 @@ pub struct Registration {
 }
 
 impl Registration {
+    /// Who made it: `guest:<name>` or `session:<id>` (what to delete or upgrade).
+    pub fn owner_name(&self) -> String {
+        match (&self.guest, &self.session) {
+            (Some(g), _) => format!("guest:{g}"),
+            (None, Some(s)) => format!("session:{s}"),
+            (None, None) => "none".into(),
+        }
+    }
+
     /// A registration of `plan` on `trigger`, made by `owner`'s `index`th register() call
     /// (or described registration), acting as `run_as`.
     pub fn new(
