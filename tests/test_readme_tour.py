@@ -20,9 +20,7 @@ def tour_blocks(section=TOUR):
     blocks = re.findall(r"```([a-z]*)\n(.*?)```", text[start:end], re.S)
     shell = []
     for lang, body in blocks:
-        if lang:  # a recipe's source (```python), not commands
-            continue
-        if re.match(r"\s*\d+\)", body):  # a reply as redis-cli prints it
+        if lang != "sh":  # a recipe's source, a reply (```python, ```text): not commands
             continue
         if body.strip() == "make run":  # the server: this test starts its own
             continue
