@@ -26,6 +26,7 @@ import pytest
 import redis
 
 from conftest import (RedisServer, in_background, pairs, pyexecute, python_groupby_counts,
+                      register_id,
                       wait_until)
 
 ResponseError = redis.exceptions.ResponseError
@@ -204,6 +205,23 @@ def test_examples_json_avg(fresh_server):
     fixed = JSON_AVG.replace("r['key'], '$'", "r['key'], '.'")
     assert fixed != JSON_AVG
     assert run_ok(r, fixed) == ["30.0"]
+
+
+def test_key_types_module_matches_keys_of_a_modules_type(fresh_server):
+    """keyTypes=['module'] takes a key of any module's type (RedisJSON's here), as 1.2
+    filters by the module API's key type; their records show the type's own name."""
+    rejson = os.environ.get("REJSON_MODULE", "")
+    if not (rejson and os.path.isfile(rejson)):
+        pytest.fail("REJSON_MODULE is not set to RedisJSON's rejson.so (make test fetches it)")
+    r = fresh_server(extra_args=["--loadmodule", rejson]).client()
+    register_id(r, "GB().foreach(lambda x: execute('rpush', 'seen', x['key'] + ':' + x['type']))"
+                   ".register(prefix='doc*', keyTypes=['module'], mode='sync')")
+    register_id(r, "GB().foreach(lambda x: execute('rpush', 'strings', x['key']))"
+                   ".register(prefix='doc*', keyTypes=['string'], mode='sync')")
+    r.execute_command("JSON.SET", "doc1", "$", '{"age": 20}')
+    r.set("doc2", "plain")
+    assert r.lrange("seen", 0, -1) == ["doc1:ReJSON-RL"]
+    assert r.lrange("strings", 0, -1) == ["doc2"]
 
 
 STREAM_LOGGER = doc(r"""

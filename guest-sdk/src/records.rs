@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// `value` is a str for a string key, a map for a hash, an array for a list, nil
 /// otherwise; `kind` (`type` in the record) is `string`, `hash`, `list`, `set`, `zset`,
-/// `stream`, `module` or `empty`; `event` is the keyspace event (nil in a batch run).
+/// `stream`, a module type's own name (`ReJSON-RL`) or `empty`; `event` is the keyspace event (nil in a batch run).
 /// It serializes back to the same shape (without `value` and `type` when both are `None`).
 /// The key must be UTF-8 text; take a [`Value`] for binary key names.
 ///

@@ -84,7 +84,13 @@ pub fn trigger(
                 validate::number("batch", number_or(args, "batch", 1)?, 1, MAX_COUNT)?,
                 millis("duration", 0)?,
                 on_failed,
-                millis("onFailedRetryInterval", 1)?,
+                // Seconds (as in 1.2): the same longest wait as the millisecond arguments.
+                validate::number(
+                    "onFailedRetryInterval",
+                    number_or(args, "onFailedRetryInterval", 1)?,
+                    0,
+                    MAX_MILLIS / 1000,
+                )?,
                 flag_or(args, "trimStream", true)?,
             ))
         }

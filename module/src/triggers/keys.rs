@@ -97,10 +97,24 @@ impl Reader for EventReader {
 }
 
 /// The type of a key as TYPE names it ("none" when missing).
-fn key_type(key: &str) -> String {
+fn key_type(key: &str) -> TypeName {
     match crate::readers::redis_call(&[b"TYPE", key.as_bytes()]) {
-        Ok(Value::Str(t)) => t,
-        _ => "none".into(),
+        Ok(Value::Str(t)) => TypeName(t),
+        _ => TypeName("none".into()),
+    }
+}
+
+/// A TYPE reply: a core type's name or a module type's own name (`ReJSON-RL`).
+struct TypeName(String);
+
+impl TypeName {
+    /// What keyTypes names it by: a core type by its name, any module's type as `module`
+    /// (RedisGears 1.2 filters by the module API's key type, which has one for them all).
+    fn class(&self) -> &str {
+        match self.0.as_str() {
+            core @ ("string" | "list" | "set" | "zset" | "hash" | "stream" | "none") => core,
+            _ => "module",
+        }
     }
 }
 
@@ -113,7 +127,7 @@ pub fn dispatch(event: &str, key: &[u8], db: i32, nested: bool) {
     let _db = super::event_db(db);
     let registrations = globals().registrations.list();
     let key_text = String::from_utf8_lossy(key);
-    let mut type_of_key: Option<String> = None;
+    let mut type_of_key: Option<TypeName> = None;
     for reg in registrations {
         let own = super::event_chain::in_chain(&reg);
         if event == "xadd" && reg.trigger.reader() == "StreamReader" {
@@ -129,7 +143,7 @@ pub fn dispatch(event: &str, key: &[u8], db: i32, nested: bool) {
         }
         if let Some(types) = &trigger.key_types {
             let t = type_of_key.get_or_insert_with(|| key_type(&key_text));
-            if !types.iter().any(|k| k.eq_ignore_ascii_case(t)) {
+            if !types.iter().any(|k| k.eq_ignore_ascii_case(t.class())) {
                 continue;
             }
         }
