@@ -304,6 +304,9 @@ command!(rg_innerwasm, commands::wasm::inner_upload);
 command!(rg_wasmrun, commands::wasm::run);
 command!(rg_wasmlist, commands::wasm::list);
 command!(rg_wasmdelete, commands::wasm::delete);
+command!(rg_dumpcode, commands::code::dump);
+command!(rg_restorecode, commands::code::restore);
+command!(rg_flushcode, commands::code::flush);
 command!(rg_infocluster, commands::cluster::info_cluster);
 command!(rg_refreshcluster, commands::cluster::refresh_cluster);
 command!(rg_hello, commands::cluster::hello);
@@ -347,6 +350,9 @@ redis_module::redis_module! {
         ["rg.wasmrun", rg_wasmrun, "write deny-script", 0, 0, 0, ""],
         ["rg.wasmlist", rg_wasmlist, "readonly", 0, 0, 0, ""],
         ["rg.wasmdelete", rg_wasmdelete, "write deny-script", 0, 0, 0, ""],
+        ["rg.dumpcode", rg_dumpcode, "readonly admin", 0, 0, 0, ""],
+        ["rg.restorecode", rg_restorecode, "write deny-script admin", 0, 0, 0, ""],
+        ["rg.flushcode", rg_flushcode, "write deny-script admin", 0, 0, 0, ""],
         ["rg.infocluster", rg_infocluster, "readonly", 0, 0, 0, ""],
         ["rg.refreshcluster", rg_refreshcluster, "readonly deny-script", 0, 0, 0, ""],
         ["rg.hello", rg_hello, "readonly fast deny-script", 0, 0, 0, ""],

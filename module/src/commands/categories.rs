@@ -29,6 +29,11 @@ pub(super) const CATEGORIES: &[(&str, &str)] = &[
     ("rg.clearregistrationsstats", "admin dangerous slow"),
     ("rg.innerregister", "admin dangerous slow"),
     ("rg.innerwasm", "admin dangerous slow"),
+    // Code as data (FUNCTION DUMP / RESTORE / FLUSH): a dump holds every owner's code,
+    // a restore installs code that runs as its owners.
+    ("rg.dumpcode", "admin dangerous slow"),
+    ("rg.restorecode", "admin dangerous slow"),
+    ("rg.flushcode", "admin dangerous slow"),
     // Installs packages whose code sessions then import.
     ("rg.pyimportreq", "admin dangerous slow"),
     ("rg.pydumpreqs", "read slow"),

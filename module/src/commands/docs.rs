@@ -291,6 +291,31 @@ fn docs() -> Vec<Doc> {
             vec![text("name")],
         ),
         doc(
+            "rg.dumpcode",
+            "Every Python session and guest with its registrations' ids and owner, as one payload",
+            vec![],
+        ),
+        Doc {
+            complexity: "Re-runs every session's script and compiles every guest of the payload",
+            ..doc(
+                "rg.restorecode",
+                "Restores the sessions and guests of an RG.DUMPCODE payload, all or none",
+                vec![
+                    text("payload"),
+                    arg(
+                        "policy",
+                        Kind::OneOf(vec![flag("APPEND"), flag("REPLACE"), flag("FLUSH")]),
+                    )
+                    .opt(),
+                ],
+            )
+        },
+        doc(
+            "rg.flushcode",
+            "Removes every registration, Python session and guest",
+            vec![],
+        ),
+        doc(
             "rg.infocluster",
             "This shard and every master of the cluster",
             vec![],

@@ -3,6 +3,7 @@
 
 pub mod categories;
 pub mod cluster;
+pub mod code;
 pub mod config;
 pub mod docs;
 pub mod executions;

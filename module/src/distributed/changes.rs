@@ -7,11 +7,14 @@
 //! (running the script in re-creation mode, compiling the guest, checking ids) and leaves
 //! the server as it was; committing cannot fail: it swaps the staged registrations in and
 //! sends the change to this master's replicas and AOF, as the command RG.INNERREGISTER,
-//! RG.INNERWASM, RG.WASMDELETE, RG.UNREGISTER or RG.PAUSEREGISTRATIONS that replays it.
+//! RG.INNERWASM, RG.WASMDELETE, RG.UNREGISTER, RG.PAUSEREGISTRATIONS or RG.FLUSHCODE that
+//! replays it (a restore as those of its parts, [`super::restore`]).
 
 use anyhow::{anyhow, bail, Result};
 use redis_module::Context;
 
+use super::code::Code;
+use super::restore::{self, RestoreMode, StagedRestore};
 use crate::cluster::messages::{opt_text, text};
 use crate::engine::codec;
 use crate::engine::execution::{Abort, RunAs};
@@ -60,6 +63,13 @@ pub enum Change {
         paused: bool,
     },
     ClearStats,
+    /// RG.RESTORECODE: a dump's sessions and guests, made in `mode`.
+    Restore {
+        mode: RestoreMode,
+        code: Code,
+    },
+    /// RG.FLUSHCODE: every registration and guest removed.
+    Flush,
 }
 
 /// A change staged here, ready to commit. A guard: dropped uncommitted, nothing changed.
@@ -72,6 +82,7 @@ enum Staged {
     #[cfg(feature = "python")]
     Session(Box<StagedSession>),
     Guest(StagedGuest),
+    Restore(StagedRestore),
     /// Checked; nothing to build ahead.
     Checked,
 }
@@ -129,6 +140,8 @@ impl Ready {
             Staged::Guest(guest) => {
                 guest.install();
             }
+            // Its parts replicate themselves, in order.
+            Staged::Restore(restore) => restore.commit(ctx, version),
             Staged::Checked => apply_checked(&self.change),
         }
         replicate(ctx, &self.change);
@@ -214,6 +227,7 @@ pub fn stage(change: Change) -> Result<Ready, String> {
             lock::release_slice();
             Staged::Guest(staged?)
         }
+        Change::Restore { mode, code } => Staged::Restore(restore::stage(*mode, code.clone())?),
         other => {
             let _ctx = lock::context();
             let checked = check(other);
@@ -259,8 +273,10 @@ fn check(change: &Change) -> Result<(), String> {
             }
             Ok(())
         }
-        Change::ClearStats => Ok(()),
-        Change::Session { .. } | Change::Guest { .. } => Err("a change that needs staging".into()),
+        Change::ClearStats | Change::Flush => Ok(()),
+        Change::Session { .. } | Change::Guest { .. } | Change::Restore { .. } => {
+            Err("a change that needs staging".into())
+        }
     }
 }
 
@@ -289,7 +305,8 @@ fn apply_checked(change: &Change) {
                 *r.stats() = Stats::default();
             }
         }
-        Change::Session { .. } | Change::Guest { .. } => {}
+        Change::Flush => restore::flush_here(),
+        Change::Session { .. } | Change::Guest { .. } | Change::Restore { .. } => {}
     }
 }
 
@@ -388,8 +405,9 @@ fn replicate(ctx: &Context, change: &Change) {
             let args: Vec<&[u8]> = ids.iter().map(|id| id.as_bytes()).collect();
             ctx.replicate(command, args.as_slice());
         }
-        // Statistics are each node's own.
-        Change::ClearStats => {}
+        Change::Flush => ctx.replicate("RG.FLUSHCODE", &[] as &[&[u8]]),
+        // Statistics are each node's own; a restore's parts replicated themselves.
+        Change::ClearStats | Change::Restore { .. } => {}
     }
 }
 
@@ -450,6 +468,8 @@ impl Change {
                 Value::Bool(*paused),
             ],
             Change::ClearStats => vec![s("clear-stats")],
+            Change::Restore { mode, code } => vec![s("restore"), s(mode.as_str()), code.body()],
+            Change::Flush => vec![s("flush")],
         };
         codec::encode_one(&Value::List(fields))
     }
@@ -511,6 +531,11 @@ impl Change {
                 paused: matches!(next()?, Value::Bool(true)),
             },
             "clear-stats" => Change::ClearStats,
+            "restore" => Change::Restore {
+                mode: RestoreMode::parse(&text(next()?)?)?,
+                code: Code::from_body(next()?)?,
+            },
+            "flush" => Change::Flush,
             other => bail!("an unknown change '{other}'"),
         })
     }
@@ -561,7 +586,16 @@ mod tests {
                 paused: true,
             },
             Change::ClearStats,
+            Change::Flush,
         ];
+        let restore = Change::Restore {
+            mode: RestoreMode::Replace,
+            code: Code {
+                items: changes[1..2].to_vec(),
+                paused: vec!["a-2".into()],
+            },
+        };
+        let changes = changes.into_iter().chain([restore]);
         for change in changes {
             assert_eq!(Change::decode(&change.encode()).unwrap(), change);
         }

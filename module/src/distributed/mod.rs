@@ -21,6 +21,8 @@
 //! - `ask.rs`: questions to every master (the execution commands cluster-wide).
 //! - `changes.rs`: a registration command's change, staged, committed, replicated.
 //! - `everywhere.rs`: a change made on every master or on none (two phases).
+//! - `code.rs`, `restore.rs`: RG.DUMPCODE's payload; RG.RESTORECODE and RG.FLUSHCODE
+//!   as changes.
 //! - `sync.rs`: a master behind (joined later, old RDB) brought up to date.
 //! - `info.rs`: the INFO section `rg_cluster`.
 //! - `guests.rs`: guests received from another shard to run its plan.
@@ -30,12 +32,14 @@
 
 pub mod ask;
 pub mod changes;
+pub mod code;
 pub mod everywhere;
 mod guests;
 mod info;
 mod membership;
 mod peers;
 mod plans;
+pub mod restore;
 mod start;
 mod sync;
 

@@ -43,7 +43,7 @@ static ASKING: AtomicBool = AtomicBool::new(false);
 /// This master's registrations as changes that re-create them (sessions by id, guests
 /// by name). `light`: a guest's bytes are given as their content hash (what the digest
 /// needs, without copying or hashing the bytes every few seconds).
-fn items(light: bool) -> Vec<Change> {
+pub(super) fn items(light: bool) -> Vec<Change> {
     let mut out: Vec<Change> = persist::sessions_to_save()
         .into_iter()
         .map(|(sid, desc, code, ids, owner)| Change::Session {

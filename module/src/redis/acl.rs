@@ -83,11 +83,32 @@ struct User(*mut raw::RedisModuleUser);
 impl Drop for User {
     fn drop(&mut self) {
         // SAFETY: `self.0` is a non-null user GetModuleUserFromUserName returned (`check`
-        // wraps nothing else), freed once, here, on the thread that still holds the lock
-        // it was looked up under (User lives within `check`). Freeing the module user does
+        // and `user_exists` wrap nothing else), freed once, here, on the thread that still
+        // holds the lock it was looked up under (User lives within either). Freeing the module user does
         // not touch the ACL user it refers to.
         unsafe { raw::RedisModule_FreeModuleUser.unwrap()(self.0) };
     }
+}
+
+/// Whether an ACL user of this name exists (code restored from elsewhere keeps its owner,
+/// who must exist here). The Redis lock must be held.
+pub fn user_exists(user: &str) -> bool {
+    // SAFETY: the API table (redis/mod.rs): written once at load, only read afterwards;
+    // the look-up is optional (Redis 7.0+), hence matched. Without it no owner can be
+    // checked, nor any call of code (`check` refuses them all): say it exists.
+    let Some(lookup) = (unsafe { raw::RedisModule_GetModuleUserFromUserName }) else {
+        return true;
+    };
+    let name = OwnedString::new(user.as_bytes());
+    // SAFETY: the Redis lock is held (this function's contract), as the look-up walks the
+    // server's ACL users; `name` is a live string for the call. The user returned (or
+    // NULL) is ours to free: `User` frees it at once.
+    let found = unsafe { lookup(name.as_ptr()) };
+    if found.is_null() {
+        return false;
+    }
+    drop(User(found));
+    true
 }
 
 /// Whether `user` may run `args` (command name first). `Err` is the error reply: NOPERM
