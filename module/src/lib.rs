@@ -103,6 +103,7 @@ fn apply_load_args(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
     config::reset();
+    ctx.log_notice(&redis::capabilities::get().line());
     if let Err(e) = apply_load_args(ctx, args) {
         ctx.log_warning(&format!("gears: {e}"));
         return Status::Err;
@@ -181,7 +182,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         Err(e) => ctx.log_warning(&format!("gears: command docs not set: {e}")),
     }
     // On a cluster node the shard id is the node id; its topology is read on a timer.
-    let node_id = redis::cluster::my_id();
+    let node_id = redis::cluster::my_id(ctx);
     let shard_id = node_id.clone().unwrap_or_else(|| "0".repeat(40));
     globals::init(globals::Globals {
         registry: engine::registry::Registry::new(shard_id.clone()),

@@ -85,7 +85,9 @@ pub fn apply(ctx: &Context) -> Result<Applied, String> {
             raw::RedisModule_SetCommandACLCategories,
         )
     };
-    let (Some(get), Some(set)) = (get, set) else {
+    let caps = crate::redis::capabilities::get();
+    let add = add.filter(|_| caps.acl_category_add);
+    let (Some(get), Some(set), true) = (get, set, caps.acl_categories) else {
         return Ok(Applied {
             categories: false,
             gears_category: false,

@@ -42,7 +42,11 @@ pub fn register(ctx: &Context) -> Result<bool, String> {
             raw::RedisModule_LoadConfigs,
         )
     };
-    let (Some(register), Some(load)) = (register, load) else {
+    let (Some(register), Some(load), true) = (
+        register,
+        load,
+        crate::redis::capabilities::get().module_configs,
+    ) else {
         return Ok(false);
     };
     for (i, entry) in ENTRIES.iter().enumerate() {

@@ -9,10 +9,18 @@ use crate::engine::value::Value;
 /// The length of a node id (REDISMODULE_NODE_ID_LEN).
 const NODE_ID_LEN: usize = 40;
 
-/// This node's 40-hex cluster id, when Redis runs as a cluster node.
-pub fn my_id() -> Option<String> {
-    // SAFETY: the API table is filled before OnLoad (see redis/mod.rs); an older server
-    // lacks the entry and gets None.
+/// This node's 40-hex cluster id, when Redis runs as a cluster node (main thread).
+pub fn my_id(ctx: &Context) -> Option<String> {
+    if !super::capabilities::get().cluster_api {
+        // Asked as a client would: an error when cluster mode is off.
+        return match call(ctx, &[b"CLUSTER", b"MYID"]) {
+            Value::Str(id) if id.len() == NODE_ID_LEN => Some(id),
+            Value::Bytes(id) if id.len() == NODE_ID_LEN => String::from_utf8(id).ok(),
+            _ => None,
+        };
+    }
+    // SAFETY: the API table is filled before OnLoad (see redis/mod.rs); checked present
+    // by capabilities.
     let get = unsafe { raw::RedisModule_GetMyClusterID }?;
     // SAFETY: a plain getter; it returns NULL when cluster mode is off, else a pointer to
     // the node's id that Redis keeps for the life of the process.

@@ -24,6 +24,7 @@ pub mod acl;
 pub mod arity;
 pub mod blocked;
 pub mod call;
+pub mod capabilities;
 pub mod cluster;
 pub mod door;
 pub mod fast;
