@@ -124,18 +124,38 @@ $(FLOOR): bench/floor/floor.c
 	cc -O2 -Wall -Wextra -Werror -shared -fPIC -o $(FLOOR) bench/floor/floor.c -I"$$(cargo metadata --format-version 1 \
 		| $(PYTHON) -c 'import json, os, sys; print(next(os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"] == "redis-module"))')/src/include"
 
-# Then the operation and recipe suites once more with every plan another shard will
-# receive sent through its bytes first (GEARS_TEST_PLAN_TRAVEL, tests/test_plan_travel.py):
-# about 25 s.
+# The servers the black-box suite runs on (docs/servers.md), by name. The first runs every
+# file, then the operation and recipe suites once more with every plan another shard will
+# receive sent through its bytes first (GEARS_TEST_PLAN_TRAVEL, tests/test_plan_travel.py:
+# about 25 s). The others run every file except MATRIX_SKIP: files whose outcome does not
+# depend on the server (they build crates, install packages, check the docs' text or the
+# package, or start their servers by name: test_capabilities.py runs all three itself).
+# One server alone: make test-blackbox SERVERS=valkey-8.1 (about 9 minutes each).
+SERVERS ?= redis-7.0 redis-7.4 valkey-8.1
+SERVER_redis-7.0 := $(shell command -v redis-server || echo /usr/bin/redis-server)
+SERVER_redis-7.4 := $(CURDIR)/$(REDIS74)
+SERVER_valkey-8.1 := $(CURDIR)/$(VALKEY)
+MATRIX_SKIP = test_guest_template.py test_python_shim_pip.py test_bench_smoke.py \
+	test_docs_commands.py test_readme_tour.py test_compat_docs.py test_dist.py \
+	test_deploy_script.py test_capabilities.py test_roles.py test_safety_categories.py
 TRAVEL_TESTS = tests/test_operations.py tests/test_wasm_kitchen.py tests/test_readers.py \
 	tests/test_recipe_count_genres.py tests/test_wasm_recipes.py tests/test_python_runtime.py
+BLACKBOX_ENV = GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) \
+	REDIS74_SERVER=$(CURDIR)/$(REDIS74) REJSON_MODULE=$(CURDIR)/$(REJSON) GEARS_DIST=$(CURDIR)/$(DIST)
 
 test-blackbox: $(VALKEY) $(REJSON) $(REDIS74) $(FLOOR)
-	GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) REJSON_MODULE=$(CURDIR)/$(REJSON) \
-		GEARS_DIST=$(CURDIR)/$(DIST) \
-		$(PYTHON) -m pytest -q tests
-	GEARS_TEST_PLAN_TRAVEL=1 GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) \
-		$(PYTHON) -m pytest -q $(TRAVEL_TESTS)
+	@for s in $(SERVERS); do \
+		case $$s in redis-7.0) bin="$(SERVER_redis-7.0)";; redis-7.4) bin="$(SERVER_redis-7.4)";; \
+			valkey-8.1) bin="$(SERVER_valkey-8.1)";; *) echo "unknown server $$s (SERVERS)"; exit 2;; esac; \
+		if [ "$$s" = "$(firstword $(SERVERS))" ]; then skip=""; else \
+			skip="$(foreach f,$(MATRIX_SKIP),--ignore=tests/$(f))"; fi; \
+		echo "== the black-box suite on $$s ($$bin)"; \
+		REDIS_SERVER=$$bin $(BLACKBOX_ENV) $(PYTHON) -m pytest -q tests $$skip || exit 1; \
+		if [ "$$s" = "$(firstword $(SERVERS))" ]; then \
+			echo "== plans through their bytes on $$s"; \
+			REDIS_SERVER=$$bin GEARS_TEST_PLAN_TRAVEL=1 $(BLACKBOX_ENV) $(PYTHON) -m pytest -q $(TRAVEL_TESTS) || exit 1; \
+		fi; \
+	done
 
 # lint right after build. Its clippy pass checks the dependencies again (check metadata
 # is not build's rlibs; only build scripts and proc-macros are shared): on a fresh clone

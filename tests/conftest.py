@@ -33,6 +33,25 @@ REDIS_SERVER = os.environ.get("REDIS_SERVER", shutil.which("redis-server") or "/
 REDIS_CLI = os.environ.get("REDIS_CLI", shutil.which("redis-cli") or "/usr/bin/redis-cli")
 
 
+# The servers the module is tested on (docs/servers.md), by name: Debian's Redis 7.0, and
+# Redis 7.4.1 and Valkey 8.1 that `make test` fetches into target/servers.
+SERVERS = {
+    "redis-7.0": shutil.which("redis-server") or "/usr/bin/redis-server",
+    "redis-7.4": os.environ.get(
+        "REDIS74_SERVER", os.path.join(ROOT, "target", "servers", "redis-7.4", "redis-server")),
+    "valkey-8.1": os.environ.get(
+        "VALKEY_SERVER", os.path.join(ROOT, "target", "servers", "valkey-server")),
+}
+
+
+def server_binary(name):
+    """The binary of one of SERVERS; the test fails when it is missing."""
+    path = SERVERS[name]
+    if not (path and os.access(path, os.X_OK)):
+        pytest.fail(f"no {name} binary at {path!r} (make test fetches it)")
+    return path
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -218,9 +218,10 @@ def test_hooking_select_is_refused(r):
 # --- code runs with its owner's permissions: the ACL matrix ----------------------------
 
 USERS = {
-    # name: ACL rules
-    "ops": ["~*", "+@all", "-@dangerous"],
-    "app": ["~app:*", "+@all", "-@dangerous"],
+    # name: ACL rules. RG.PYEXECUTE is @dangerous where the server has module command
+    # categories (Redis 7.2+, Valkey), so the users that send Python are granted it by name.
+    "ops": ["~*", "+@all", "-@dangerous", "+rg.pyexecute"],
+    "app": ["~app:*", "+@all", "-@dangerous", "+rg.pyexecute"],
     "reader": ["~*", "+@read", "+rg.innerhook"],
     "deployer": ["~app:*", "+@read", "+@write", "-@dangerous", "+rg.wasmupload",
                  "+rg.wasmrun", "+rg.wasmlist", "+rg.wasmdelete", "+rg.innerhook"],
