@@ -132,7 +132,7 @@ TRAVEL_TESTS = tests/test_operations.py tests/test_wasm_kitchen.py tests/test_re
 
 test-blackbox: $(VALKEY) $(REJSON) $(REDIS74) $(FLOOR)
 	GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) REJSON_MODULE=$(CURDIR)/$(REJSON) \
-		GEARS_DIST=$(CURDIR)/$(DIST) \
+		GEARS_DIST=$(CURDIR)/$(DIST) REDIS74_SERVER=$(CURDIR)/$(REDIS74) \
 		$(PYTHON) -m pytest -q tests
 	GEARS_TEST_PLAN_TRAVEL=1 GEARS_MODULE=$(CURDIR)/$(MODULE) VALKEY_SERVER=$(CURDIR)/$(VALKEY) \
 		$(PYTHON) -m pytest -q $(TRAVEL_TESTS)
