@@ -120,6 +120,18 @@ fn mark(id: usize) -> Firing {
     Firing(FIRING.with(|f| f.replace(id)))
 }
 
+/// A chain of these registration ids (tests of other modules).
+#[cfg(test)]
+pub fn chain_for_tests(ids: &[usize]) -> Chain {
+    Chain(Some(ids.into()))
+}
+
+/// Marks the id as firing (tests of other modules).
+#[cfg(test)]
+pub fn firing_id_for_tests(id: usize) -> Firing {
+    mark(id)
+}
+
 impl Drop for Firing {
     fn drop(&mut self) {
         FIRING.with(|f| f.set(self.0));
@@ -160,6 +172,13 @@ mod tests {
         assert!(!has(7));
         reset();
         assert!(!has(3));
+    }
+
+    #[test]
+    fn only_a_chain_without_registrations_is_empty() {
+        assert!(Chain::EMPTY.is_empty());
+        assert!(Chain(Some(Vec::new().into())).is_empty());
+        assert!(!Chain::EMPTY.then(1).is_empty());
     }
 
     #[test]

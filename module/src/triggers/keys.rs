@@ -237,3 +237,31 @@ pub fn wanted(event: &str, key: &[u8]) -> bool {
             })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ready_record_is_read_once_and_an_error_stays_an_error() {
+        let record = Value::Map(vec![(Value::str("key"), Value::str("k"))]);
+        let mut ready = ReadyReader(Some(Ok(record.clone())));
+        let batch = ready.next_batch(10).unwrap().unwrap();
+        assert_eq!(format!("{batch:?}"), format!("{:?}", vec![record]));
+        assert!(ready.next_batch(10).unwrap().is_none());
+        let mut failed = ReadyReader(Some(Err("WRONGTYPE".into())));
+        let error = failed.next_batch(10).unwrap_err();
+        assert!(format!("{error:#}").contains("WRONGTYPE"));
+        assert!(failed.next_batch(10).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_record_without_its_value_reads_nothing() {
+        let record = EventReader::record("k", "set", false).unwrap();
+        let want = Value::Map(vec![
+            (Value::str("key"), Value::str("k")),
+            (Value::str("event"), Value::str("set")),
+        ]);
+        assert_eq!(format!("{record:?}"), format!("{want:?}"));
+    }
+}

@@ -163,3 +163,28 @@ extern "C" fn free_job(data: *mut c_void) {
         redis_module::logging::log_warning("gears: freeing a post-notification job panicked");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_runs_in_its_event_chain_and_gives_the_run_around_it_back() {
+        let around = event_chain::scope(Chain::EMPTY);
+        let _firing = event_chain::firing_id_for_tests(7);
+        let job = Job {
+            key: b"k".to_vec(),
+            db: 3,
+            chain: event_chain::chain_for_tests(&[5]),
+            movable: true,
+            work: Vec::new(),
+        };
+        job.run();
+        assert_eq!(
+            event_chain::of_event_now(),
+            event_chain::chain_for_tests(&[7])
+        );
+        drop(_firing);
+        drop(around);
+    }
+}
