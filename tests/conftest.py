@@ -31,6 +31,12 @@ GUESTS = os.environ.get(
 )
 REDIS_SERVER = os.environ.get("REDIS_SERVER", shutil.which("redis-server") or "/usr/bin/redis-server")
 REDIS_CLI = os.environ.get("REDIS_CLI", shutil.which("redis-cli") or "/usr/bin/redis-cli")
+# Environment of every server of a run, as `NAME=value` words: e.g.
+# GEARS_SERVER_ENV=GEARS_TEST_WITHOUT=post-notification-jobs runs a suite on a server's
+# fallbacks (the module reads GEARS_TEST_WITHOUT at load). A test's own env= adds to it.
+SERVER_ENV = dict(
+    word.split("=", 1) for word in os.environ.get("GEARS_SERVER_ENV", "").split() if "=" in word
+)
 
 
 # The servers the module is tested on (docs/servers.md), by name: Debian's Redis 7.0, and
@@ -86,6 +92,7 @@ class RedisServer:
                  port=None, dir=None):
         self.binary = binary or REDIS_SERVER
         # Extra environment of the server process (e.g. GEARS_TEST_PANIC for fault tests).
+        env = dict(SERVER_ENV, **(env or {}))
         self.env = dict(os.environ, **env) if env else None
         # A cluster node needs a port whose bus port (+10000) is free too: Cluster picks it.
         self.port = port or free_port()

@@ -18,6 +18,11 @@ pub struct Chain(Option<Rc<[usize]>>);
 impl Chain {
     pub const EMPTY: Chain = Chain(None);
 
+    /// No registration raised it (a client's command did).
+    pub fn is_empty(&self) -> bool {
+        self.0.as_deref().is_none_or(|c| c.is_empty())
+    }
+
     fn contains(&self, id: usize) -> bool {
         self.0.as_deref().is_some_and(|c| c.contains(&id))
     }
@@ -52,6 +57,38 @@ pub fn reset() {
     FIRING.with(|f| f.set(0));
 }
 
+/// The chain and the firing registration as they were; restored on drop.
+pub struct Saved {
+    chain: Chain,
+    firing: usize,
+}
+
+/// Keeps the current chain and firing registration, to be given back when the guard
+/// drops (a notification callback raised inside a post-notification job's run must leave
+/// that run's own chain as it found it).
+pub fn save() -> Saved {
+    Saved {
+        chain: CHAIN.with(|c| c.borrow().clone()),
+        firing: FIRING.with(Cell::get),
+    }
+}
+
+/// Dispatches the next events as raised in `chain`, nothing firing yet, until the guard
+/// drops (a post-notification job: `post_job.rs`).
+pub fn scope(chain: Chain) -> Saved {
+    let saved = save();
+    enter(chain);
+    FIRING.with(|f| f.set(0));
+    saved
+}
+
+impl Drop for Saved {
+    fn drop(&mut self) {
+        enter(std::mem::replace(&mut self.chain, Chain::EMPTY));
+        FIRING.with(|f| f.set(self.firing));
+    }
+}
+
 /// The chain of an event raised now: the current one, followed by the registration
 /// firing, if any.
 pub fn of_event_now() -> Chain {
@@ -81,6 +118,18 @@ pub fn firing(reg: &Arc<Registration>) -> Firing {
 
 fn mark(id: usize) -> Firing {
     Firing(FIRING.with(|f| f.replace(id)))
+}
+
+/// A chain of these registration ids (tests of other modules).
+#[cfg(test)]
+pub fn chain_for_tests(ids: &[usize]) -> Chain {
+    Chain(Some(ids.into()))
+}
+
+/// Marks the id as firing (tests of other modules).
+#[cfg(test)]
+pub fn firing_id_for_tests(id: usize) -> Firing {
+    mark(id)
 }
 
 impl Drop for Firing {
@@ -123,5 +172,33 @@ mod tests {
         assert!(!has(7));
         reset();
         assert!(!has(3));
+    }
+
+    #[test]
+    fn only_a_chain_without_registrations_is_empty() {
+        assert!(Chain::EMPTY.is_empty());
+        assert!(Chain(Some(Vec::new().into())).is_empty());
+        assert!(!Chain::EMPTY.then(1).is_empty());
+    }
+
+    #[test]
+    fn a_scope_gives_back_the_chain_and_the_firing_registration() {
+        enter(Chain::EMPTY.then(3));
+        let _outer = mark(7);
+        {
+            let _job = scope(Chain::EMPTY.then(5));
+            assert!(has(5) && !has(3) && !has(7));
+            assert_eq!(of_event_now(), Chain::EMPTY.then(5));
+            {
+                let _callback = save();
+                enter(Chain::EMPTY);
+                let _firing = mark(9);
+                assert!(!has(5));
+            }
+            assert!(has(5) && !has(9));
+        }
+        assert!(has(3) && has(7) && !has(5));
+        drop(_outer);
+        reset();
     }
 }

@@ -11,6 +11,8 @@ use crate::engine::value::Value;
 use crate::globals::globals;
 use crate::readers::keys::read_value;
 
+use super::post_job::{self, Action, Deferred};
+
 pub struct KeysTrigger {
     /// A prefix when it ends with '*', else the exact key name.
     pub prefix: String,
@@ -70,29 +72,51 @@ struct EventReader {
     read_value: bool,
 }
 
+impl EventReader {
+    /// The record, read now.
+    fn record(key: &str, event: &str, with_value: bool) -> anyhow::Result<Value> {
+        let key_value = (Value::str("key"), Value::str(key));
+        let event_name = (Value::str("event"), Value::str(event));
+        if !with_value {
+            return Ok(Value::Map(vec![key_value, event_name]));
+        }
+        // A missed key has no value; reading it would raise another keymiss.
+        let read = if event == "keymiss" {
+            None
+        } else {
+            read_value(key)?
+        };
+        let (type_name, value) = read.unwrap_or_else(|| ("empty".into(), Value::Nil));
+        Ok(Value::Map(vec![
+            key_value,
+            (Value::str("value"), value),
+            (Value::str("type"), Value::Str(type_name)),
+            event_name,
+        ]))
+    }
+}
+
 impl Reader for EventReader {
     fn next_batch(&mut self, _max: usize) -> anyhow::Result<Option<Vec<Value>>> {
         let Some(key) = self.key.take() else {
             return Ok(None);
         };
-        let key_value = (Value::str("key"), Value::str(key.as_str()));
-        let event = (Value::str("event"), Value::str(self.event.as_str()));
-        if !self.read_value {
-            return Ok(Some(vec![Value::Map(vec![key_value, event])]));
+        Self::record(&key, &self.event, self.read_value).map(|r| Some(vec![r]))
+    }
+}
+
+/// The record of an event read in the notification callback, for a run in a
+/// post-notification job (`post_job.rs`): the value its event wrote, not what the rest of
+/// the command or transaction made of it.
+struct ReadyReader(Option<Result<Value, String>>);
+
+impl Reader for ReadyReader {
+    fn next_batch(&mut self, _max: usize) -> anyhow::Result<Option<Vec<Value>>> {
+        match self.0.take() {
+            None => Ok(None),
+            Some(Ok(record)) => Ok(Some(vec![record])),
+            Some(Err(e)) => Err(anyhow::anyhow!(e)),
         }
-        // A missed key has no value; reading it would raise another keymiss.
-        let read = if self.event == "keymiss" {
-            None
-        } else {
-            read_value(&key)?
-        };
-        let (type_name, value) = read.unwrap_or_else(|| ("empty".into(), Value::Nil));
-        Ok(Some(vec![Value::Map(vec![
-            key_value,
-            (Value::str("value"), value),
-            (Value::str("type"), Value::Str(type_name)),
-            event,
-        ])]))
     }
 }
 
@@ -123,14 +147,24 @@ impl TypeName {
 /// event do not fire again; a stream registration among them only counts the message. A
 /// `nested` event (written by a run inside the callback) does not fire registrations with
 /// `commands=`: those are about what the client's command itself did.
-pub fn dispatch(event: &str, key: &[u8], db: i32, nested: bool) {
+///
+/// Where sync registrations run in post-notification jobs (`post_job.rs`), theirs are not
+/// started here but returned, their records read now, for the caller's job.
+pub fn dispatch(event: &str, key: &[u8], db: i32, nested: bool) -> Vec<Deferred> {
     let _db = super::event_db(db);
     let registrations = globals().registrations.list();
     let key_text = String::from_utf8_lossy(key);
     let mut type_of_key: Option<TypeName> = None;
+    let mut records: [Option<Result<Value, String>>; 2] = [None, None];
+    let mut deferred = Vec::new();
     for reg in registrations {
         let own = super::event_chain::in_chain(&reg);
         if event == "xadd" && reg.trigger.reader() == "StreamReader" {
+            if post_job::defers(&reg) {
+                let action = Action::Message { start: !own };
+                deferred.push(Deferred { reg, action });
+                continue;
+            }
             let _firing = super::event_chain::firing(&reg);
             super::stream::on_message(&reg, key, !own);
             continue;
@@ -155,6 +189,14 @@ pub fn dispatch(event: &str, key: &[u8], db: i32, nested: bool) {
             if !caused_by.is_some_and(|c| commands.iter().any(|k| k.eq_ignore_ascii_case(&c))) {
                 continue;
             }
+        } else if post_job::defers(&reg) {
+            let record = records[trigger.read_value as usize].get_or_insert_with(|| {
+                EventReader::record(&key_text, event, trigger.read_value)
+                    .map_err(|e| format!("{e:#}"))
+            });
+            let action = Action::Fire(Box::new(ReadyReader(Some(record.clone()))));
+            deferred.push(Deferred { reg, action });
+            continue;
         }
         let reader = EventReader {
             key: Some(key_text.to_string()),
@@ -170,6 +212,7 @@ pub fn dispatch(event: &str, key: &[u8], db: i32, nested: bool) {
             super::fire(&reg, Box::new(reader));
         }
     }
+    deferred
 }
 
 fn takes(reg: &Registration, trigger: &KeysTrigger, event: &str, key: &[u8]) -> bool {
@@ -193,4 +236,32 @@ pub fn wanted(event: &str, key: &[u8]) -> bool {
                     && !super::event_chain::in_chain(reg)
             })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ready_record_is_read_once_and_an_error_stays_an_error() {
+        let record = Value::Map(vec![(Value::str("key"), Value::str("k"))]);
+        let mut ready = ReadyReader(Some(Ok(record.clone())));
+        let batch = ready.next_batch(10).unwrap().unwrap();
+        assert_eq!(format!("{batch:?}"), format!("{:?}", vec![record]));
+        assert!(ready.next_batch(10).unwrap().is_none());
+        let mut failed = ReadyReader(Some(Err("WRONGTYPE".into())));
+        let error = failed.next_batch(10).unwrap_err();
+        assert!(format!("{error:#}").contains("WRONGTYPE"));
+        assert!(failed.next_batch(10).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_record_without_its_value_reads_nothing() {
+        let record = EventReader::record("k", "set", false).unwrap();
+        let want = Value::Map(vec![
+            (Value::str("key"), Value::str("k")),
+            (Value::str("event"), Value::str("set")),
+        ]);
+        assert_eq!(format!("{record:?}"), format!("{want:?}"));
+    }
 }

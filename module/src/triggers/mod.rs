@@ -7,6 +7,7 @@ pub mod event_chain;
 pub mod hooks;
 pub mod keys;
 pub mod nested;
+pub mod post_job;
 pub mod stream;
 pub mod timer;
 

@@ -23,6 +23,12 @@
 //! registrations whose runs raised it, and does not fire them again. A stream registration
 //! in the chain only counts the message: its timer starts the batch.
 //!
+//! Where the server has post-notification jobs (`post_job.rs`), the first callback runs no
+//! sync registration itself: it hands them to a job, and a job's writes reach the first
+//! subscriber directly (it is not active then), carrying the chain of the run that wrote
+//! them. The second subscriber is then needed only for what still runs inline inside the
+//! callback: `commands=` registrations, and async events past MaxPendingEvents.
+//!
 //! Nesting is synchronous, on the thread that runs the first callback: the state is that
 //! thread's.
 
@@ -36,6 +42,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use redis_module::{raw, Context, ContextFlags, NotifyEvent, RedisString};
 
 use super::event_chain::{self, Chain};
+use super::post_job;
 use crate::launch::Movable;
 use crate::redis::blocked::can_block;
 use crate::redis::lock;
@@ -143,16 +150,22 @@ pub fn before_inline_run() {
     }
 }
 
-/// The first callback is running while it lives; at the end nothing of it is left.
-struct Callback;
+/// The first callback is running while it lives; at the end nothing of it is left, and
+/// the chain is what it was before (a run in a post-notification job goes on after the
+/// callback its write raised: `post_job.rs`).
+struct Callback {
+    _chain: event_chain::Saved,
+}
 
 impl Callback {
-    fn enter(ctx: *mut raw::RedisModuleCtx) -> Callback {
+    /// Enters the callback of an event raised in `chain`.
+    fn enter(ctx: *mut raw::RedisModuleCtx, chain: Chain) -> Callback {
+        let saved = event_chain::scope(chain);
         STATE.with(|s| {
             s.dispatching.set(true);
             s.ctx.set(ctx);
         });
-        Callback
+        Callback { _chain: saved }
     }
 }
 
@@ -163,7 +176,6 @@ impl Drop for Callback {
             s.ctx.set(ptr::null_mut());
             s.queue.borrow_mut().clear();
         });
-        event_chain::reset();
     }
 }
 
@@ -193,14 +205,26 @@ extern "C" fn on_event(
             return;
         };
         let key = RedisString::string_as_slice(key);
-        let _callback = Callback::enter(ctx);
+        // Outside any run this is empty. Inside a post-notification job's run (the only
+        // way a run reaches this subscriber) it is that run's chain: the event is nested.
+        let chain = event_chain::of_event_now();
+        let nested = !chain.is_empty();
+        let _callback = Callback::enter(ctx, chain);
         // A sync run may finish on the pool when a step returns a future (as in 1.2),
         // except inside MULTI or a script, which must have it whole now.
-        let _movable = Movable::allow(can_block(&context));
-        super::keys::dispatch(event, key, lock::selected_db(&context), false);
+        let movable = can_block(&context);
+        let _movable = Movable::allow(movable);
+        handle(
+            ctx,
+            event,
+            key,
+            lock::selected_db(&context),
+            nested,
+            movable,
+        );
         while let Some(nested) = STATE.with(|s| s.queue.borrow_mut().pop_front()) {
             event_chain::enter(nested.chain);
-            super::keys::dispatch(&nested.event, &nested.key, nested.db, true);
+            handle(ctx, &nested.event, &nested.key, nested.db, true, movable);
         }
     });
     if caught.is_err() {
@@ -209,6 +233,28 @@ extern "C" fn on_event(
         );
     }
     raw::REDISMODULE_OK as c_int
+}
+
+/// Dispatches one event in the callback; what sync registrations do with it goes to a
+/// post-notification job where the server has them (`post_job.rs`).
+fn handle(
+    ctx: *mut raw::RedisModuleCtx,
+    event: &str,
+    key: &[u8],
+    db: i32,
+    nested: bool,
+    movable: bool,
+) {
+    let chain = event_chain::of_event_now();
+    let work = super::keys::dispatch(event, key, db, nested);
+    let job = post_job::Job {
+        key: key.to_vec(),
+        db,
+        chain,
+        movable,
+        work,
+    };
+    post_job::add(&Context::new(ctx), job);
 }
 
 /// The second subscriber: queues what nests inside the first callback.
@@ -253,7 +299,7 @@ mod tests {
     #[test]
     fn a_callback_leaves_nothing_behind() {
         {
-            let _cb = Callback::enter(ptr::null_mut());
+            let _cb = Callback::enter(ptr::null_mut(), Chain::EMPTY);
             STATE.with(|s| {
                 assert!(s.dispatching.get());
                 s.queue.borrow_mut().push_back(Nested {

@@ -379,6 +379,10 @@ fn maybe_process(reg: &Arc<Registration>, key: &str, force: bool) {
     let stream = key.to_string();
     // Counts only batches that run here: an async one's end comes on a worker.
     let _inline = InlineBatch::enter();
+    // What a batch writes is in its registration's chain, whoever started it (an event, or
+    // the sweep timer): its own messages only count. (Inside the callback a running batch
+    // is also `busy`; a post-notification job runs when the batch is over.)
+    let _firing = super::event_chain::firing(reg);
     super::fire_then(
         reg,
         Box::new(reader),
