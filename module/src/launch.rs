@@ -130,6 +130,11 @@ impl Drop for Movable {
     }
 }
 
+/// Whether an execution runs on this thread now (an event raised here is nested in it).
+pub fn in_execution() -> bool {
+    CURRENT.with(|c| !c.borrow().is_empty())
+}
+
 /// Whether the execution running on this thread may finish on the pool (`Movable`).
 pub fn may_move_here() -> bool {
     MOVABLE.with(|m| m.get()) && CURRENT.with(|c| c.borrow().len() == 1)

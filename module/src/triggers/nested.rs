@@ -251,7 +251,9 @@ fn handle(
         key: key.to_vec(),
         db,
         chain,
-        movable,
+        // An event raised inside another execution (a sync run's execute()) runs nested
+        // in it without jobs, and never moves then: the same in the job that runs later.
+        movable: movable && !crate::launch::in_execution(),
         work,
     };
     post_job::add(&Context::new(ctx), job);
