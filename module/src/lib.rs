@@ -50,6 +50,9 @@ pub mod persist;
 pub mod plans;
 #[cfg(feature = "python")]
 pub mod python;
+#[cfg(not(feature = "python"))]
+#[path = "python_off.rs"]
+pub mod python;
 pub mod readers;
 pub mod redis;
 pub mod triggers;

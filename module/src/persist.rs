@@ -12,7 +12,8 @@ use redis_module::raw;
 use crate::engine::execution::RunAs;
 use crate::globals::globals;
 #[cfg(feature = "python")]
-use crate::python::{script, session};
+use crate::python::script;
+use crate::python::session;
 use crate::wasm::guests;
 
 /// 1: Python sessions; 2: then Wasm guests (name, description, bytes, ids by index);
@@ -82,22 +83,11 @@ pub fn sessions_to_save() -> Vec<SavedSession> {
     by_session
         .into_iter()
         .filter_map(|(sid, mut ids)| {
-            let (desc, code, owner) = session_source(&sid)?;
+            let (desc, code, owner) = session::source(&sid)?;
             ids.sort();
             Some((sid, desc, code.to_string(), ids, owner))
         })
         .collect()
-}
-
-#[cfg(feature = "python")]
-fn session_source(sid: &str) -> Option<(Option<String>, std::sync::Arc<str>, RunAs)> {
-    session::source(sid)
-}
-
-/// Without the Python host no session is ever made.
-#[cfg(not(feature = "python"))]
-fn session_source(_sid: &str) -> Option<(Option<String>, std::sync::Arc<str>, RunAs)> {
-    None
 }
 
 #[cfg(feature = "python")]

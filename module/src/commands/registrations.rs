@@ -196,18 +196,7 @@ fn owner_description(r: &Registration) -> Option<String> {
     if let Some(guest) = &r.guest {
         return guests::get(guest)?.desc.clone();
     }
-    session_description(r.session.as_deref()?)
-}
-
-#[cfg(feature = "python")]
-fn session_description(sid: &str) -> Option<String> {
-    crate::python::session::source(sid)?.0
-}
-
-/// Without the Python host there are no sessions.
-#[cfg(not(feature = "python"))]
-fn session_description(_sid: &str) -> Option<String> {
-    None
+    crate::python::session::source(r.session.as_deref()?)?.0
 }
 
 /// One registration as RG.DUMPREGISTRATIONS shows it on this shard.

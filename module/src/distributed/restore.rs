@@ -95,23 +95,12 @@ fn owner(item: &Change) -> Option<&str> {
     }
 }
 
-#[cfg(feature = "python")]
-fn session_exists(sid: &str) -> bool {
-    crate::python::session::exists(sid)
-}
-
-/// Without the Python host there are no sessions.
-#[cfg(not(feature = "python"))]
-fn session_exists(_sid: &str) -> bool {
-    false
-}
-
 /// The sessions, guests and registrations of `code` that exist here.
 fn clashes(code: &Code) -> Vec<String> {
     let mut out = Vec::new();
     for item in &code.items {
         match item {
-            Change::Session { sid, .. } if session_exists(sid) => {
+            Change::Session { sid, .. } if crate::python::session::exists(sid) => {
                 out.push(format!("session '{sid}'"))
             }
             Change::Guest { name, .. } if guests::get(name).is_some() => {
